@@ -1,0 +1,841 @@
+/**
+ * The agent session lifecycle: one actor per dispatched bead, one pass from
+ * `preflight` to `remembering` per attempt, retried with exponential backoff
+ * while the policy allows.
+ *
+ * Pure: no I/O, no imports from `src/`, `effect` or `node:*`. Every side effect
+ * is an actor referenced by name and provided by `src/sessions/sessionActors.ts`;
+ * the placeholders below throw so an unprovided name fails loudly. Time enters
+ * only through events and actor outputs (each carries `at`, epoch ms), so the
+ * deadline and the backoff are absolute times in context and can be re-armed
+ * after a restore.
+ */
+import { assign, fromCallback, fromPromise, setup } from "xstate"
+
+/** Where a completion (or a non-completion decision) came from. */
+export type DecisionSource =
+  | "signal"
+  | "status-file"
+  | "marker"
+  | "idle-prompt"
+  | "exit"
+  | "deadline"
+  | "stall-timer"
+  | "dialog"
+  | "operator"
+  | "preflight"
+  | "launch"
+  | "verification"
+  | "session-lost"
+
+/** Completion sources a profile may enable. */
+export type CompletionSource = "signal" | "status-file" | "marker" | "idle-prompt" | "exit"
+
+/** How an attempt ended, in Warden's own words (the seed's `status` is derived from it). */
+export type Outcome = "done" | "failed" | "timeout" | "cancelled"
+
+/** Machine-readable failure reasons; the retry policy lists which ones it retries. */
+export type FailureReason =
+  | "preflight-failed"
+  | "launch-failed"
+  | "agent-failed"
+  | "agent-exited"
+  | "session-lost"
+  | "timeout"
+  | "verification-failed"
+  | "cancelled"
+
+/** One decision with what it saw: the evidence an operator reads in `warden show`. */
+export interface Decision {
+  readonly kind: "done" | "failed" | "timeout" | "cancelled" | "stalled" | "waiting-input" | "resumed"
+  readonly source: DecisionSource
+  readonly at: number
+  readonly detail: {
+    readonly summary?: string | null
+    readonly exitCode?: number | null
+    readonly screen?: ReadonlyArray<string>
+    readonly line?: string
+    readonly payload?: unknown
+    readonly reason?: string
+  }
+}
+
+/** A completion report from the agent itself: `warden signal`, the status file, a hook. */
+export interface AgentSignal {
+  readonly attemptId: string | null
+  readonly status: "done" | "failed" | "waiting"
+  readonly summary: string | null
+  readonly source: "signal" | "status-file"
+  readonly at: number
+  readonly payload?: unknown
+}
+
+export interface RetryPolicy {
+  /** The most attempts a bead gets (the seed's `max_retries`; 2 means one retry). */
+  readonly maxAttempts: number
+  readonly backoffInitialMs: number
+  readonly backoffFactor: number
+  readonly backoffMaxMs: number
+  readonly retryOn: ReadonlyArray<FailureReason>
+}
+
+export interface SessionPolicy {
+  readonly timeoutMs: number
+  readonly stallMs: number
+  readonly retry: RetryPolicy
+  readonly sources: ReadonlyArray<CompletionSource>
+}
+
+export interface PreflightCheck {
+  readonly name: string
+  readonly ok: boolean
+  readonly detail: string
+}
+
+export interface PreflightOutput {
+  readonly at: number
+  readonly attemptId: string
+  readonly ok: boolean
+  readonly checks: ReadonlyArray<PreflightCheck>
+}
+
+export interface LaunchOutput {
+  readonly at: number
+  readonly ok: boolean
+  readonly error: string | null
+  readonly sessionName: string
+  readonly transcriptPath: string | null
+  readonly baseCommit: string | null
+  readonly screen: ReadonlyArray<string>
+  /** Byte offset of the bead's signal log when the attempt launched: older lines are not this attempt's. */
+  readonly signalsOffset: number
+}
+
+export interface CaptureOutput {
+  readonly at: number
+  readonly outputSummary: string | null
+  readonly screen: ReadonlyArray<string>
+}
+
+export interface VerificationCheck {
+  readonly name: string
+  readonly status: "pass" | "fail" | "skipped"
+  readonly durationMs: number
+  readonly exitCode: number | null
+  readonly outputTail: string
+  readonly detail: string
+}
+
+export interface VerifyOutput {
+  readonly at: number
+  readonly overall: "pass" | "fail"
+  readonly checks: ReadonlyArray<VerificationCheck>
+  readonly diffStat: string
+  readonly newCommits: ReadonlyArray<string>
+}
+
+export interface StepOutput {
+  readonly at: number
+}
+
+/** What an earlier attempt showed, kept so a retry does not erase it. */
+export interface AttemptSummary {
+  readonly attempt: number
+  readonly attemptId: string | null
+  readonly outcome: Outcome
+  readonly failureReason: FailureReason | null
+  readonly startedAt: number | null
+  readonly finishedAt: number | null
+  readonly decision: Decision | null
+  readonly outputSummary: string | null
+  readonly exitCode: number | null
+}
+
+export interface IgnoredSignal {
+  readonly at: number
+  readonly reason: string
+  readonly signal: AgentSignal
+}
+
+export interface SessionInput {
+  readonly bead: string
+  readonly policy: SessionPolicy
+}
+
+export interface SessionContext {
+  readonly bead: string
+  readonly policy: SessionPolicy
+  /** Latest time the machine has seen (from the last event or actor output). */
+  readonly now: number
+  readonly attempt: number
+  readonly attemptId: string | null
+  readonly attemptStartedAt: number | null
+  readonly deadlineAt: number | null
+  readonly finishedAt: number | null
+  readonly lastOutputAt: number | null
+  readonly backoffUntil: number | null
+  readonly preflight: PreflightOutput | null
+  readonly launch: LaunchOutput | null
+  /** What completion detection decided for this attempt, before verification. */
+  readonly claim: Decision | null
+  readonly capture: CaptureOutput | null
+  readonly verification: VerifyOutput | null
+  readonly outcome: Outcome | null
+  readonly failureReason: FailureReason | null
+  readonly exitCode: number | null
+  readonly finalMessage: string | null
+  readonly waiting: Decision | null
+  readonly evidence: ReadonlyArray<Decision>
+  readonly ignored: ReadonlyArray<IgnoredSignal>
+  readonly attempts: ReadonlyArray<AttemptSummary>
+  readonly willRetry: boolean
+  readonly cancelRequested: boolean
+}
+
+export type SessionEvent =
+  | { readonly type: "ADMIT"; readonly at: number }
+  | { readonly type: "CANCEL"; readonly at: number; readonly reason?: string }
+  | { readonly type: "AGENT.SIGNAL"; readonly signal: AgentSignal }
+  | { readonly type: "AGENT.OUTPUT"; readonly at: number }
+  | { readonly type: "AGENT.MARKER"; readonly at: number; readonly line: string; readonly status: "done" | "failed" }
+  | { readonly type: "AGENT.IDLE"; readonly at: number; readonly screen: ReadonlyArray<string> }
+  | { readonly type: "AGENT.DIALOG"; readonly at: number; readonly text: string; readonly screen: ReadonlyArray<string> }
+  | { readonly type: "AGENT.DIALOG_CLEARED"; readonly at: number }
+  | { readonly type: "AGENT.EXITED"; readonly at: number; readonly exitCode: number | null; readonly lost: boolean }
+
+/** What the `watchAgent` actor is told: everything it needs to watch one attempt. */
+export interface WatchInput {
+  readonly bead: string
+  readonly attemptId: string
+  readonly attempt: number
+  readonly sessionName: string
+  readonly transcriptPath: string | null
+  readonly sources: ReadonlyArray<CompletionSource>
+  readonly since: number
+  readonly signalsOffset: number
+}
+
+export interface AttemptRef {
+  readonly bead: string
+  readonly attempt: number
+  readonly attemptId: string | null
+}
+
+const notProvided = (name: string) => () => {
+  throw new Error(`agentSession: actor "${name}" is not provided; use machine.provide()`)
+}
+
+type Done<T> = { readonly output: T }
+const out = <T>(event: unknown): T => (event as Done<T>).output
+
+const attemptFields = {
+  attemptId: null,
+  attemptStartedAt: null,
+  deadlineAt: null,
+  finishedAt: null,
+  lastOutputAt: null,
+  preflight: null,
+  launch: null,
+  claim: null,
+  capture: null,
+  verification: null,
+  outcome: null,
+  failureReason: null,
+  exitCode: null,
+  finalMessage: null,
+  waiting: null,
+  evidence: [],
+  ignored: [],
+  willRetry: false
+} as const
+
+const failureFor = (decision: Decision): FailureReason => {
+  switch (decision.source) {
+    case "exit":
+      return "agent-exited"
+    case "session-lost":
+      return "session-lost"
+    case "deadline":
+      return "timeout"
+    case "operator":
+      return "cancelled"
+    default:
+      return "agent-failed"
+  }
+}
+
+export const agentSessionMachine = setup({
+  types: {
+    context: {} as SessionContext,
+    events: {} as SessionEvent,
+    input: {} as SessionInput,
+    output: {} as { outcome: Outcome | null }
+  },
+  actors: {
+    preflight: fromPromise<PreflightOutput, AttemptRef>(notProvided("preflight")),
+    launch: fromPromise<LaunchOutput, AttemptRef>(notProvided("launch")),
+    watchAgent: fromCallback<SessionEvent, WatchInput>(notProvided("watchAgent")),
+    capture: fromPromise<CaptureOutput, AttemptRef & { sessionName: string | null }>(notProvided("capture")),
+    verify: fromPromise<VerifyOutput, AttemptRef & { baseCommit: string | null }>(notProvided("verify")),
+    clean: fromPromise<StepOutput, AttemptRef & { sessionName: string | null }>(notProvided("clean")),
+    notify: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(notProvided("notify")),
+    remember: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(notProvided("remember"))
+  },
+  delays: {
+    /** Time left before the attempt's absolute deadline. */
+    attemptDeadline: ({ context }) => Math.max(0, (context.deadlineAt ?? context.now) - context.now),
+    /** No output for this long is a stall. */
+    stallTime: ({ context }) => context.policy.stallMs,
+    /** Time left before the absolute end of the retry backoff. */
+    retryBackoff: ({ context }) => Math.max(0, (context.backoffUntil ?? context.now) - context.now)
+  },
+  guards: {
+    preflightPassed: ({ event }) => out<PreflightOutput>(event).ok,
+    launched: ({ event }) => out<LaunchOutput>(event).ok,
+    verificationPassed: ({ event }) => out<VerifyOutput>(event).overall === "pass",
+    claimsDone: ({ context }) => context.claim?.kind === "done" && context.outcome === null,
+    signalIsStale: ({ context, event }) =>
+      event.type === "AGENT.SIGNAL" &&
+      event.signal.attemptId !== null &&
+      event.signal.attemptId !== context.attemptId,
+    signalUnattributedBeforeLaunch: ({ context, event }) =>
+      event.type === "AGENT.SIGNAL" &&
+      event.signal.attemptId === null &&
+      event.signal.at < (context.attemptStartedAt ?? Number.POSITIVE_INFINITY),
+    signalDone: ({ event }) => event.type === "AGENT.SIGNAL" && event.signal.status === "done",
+    signalFailed: ({ event }) => event.type === "AGENT.SIGNAL" && event.signal.status === "failed",
+    exitedCleanly: ({ context, event }) =>
+      event.type === "AGENT.EXITED" && !event.lost && event.exitCode === 0 && context.policy.sources.includes("exit"),
+    waitingFromSignal: ({ context }) => context.waiting?.source === "signal" || context.waiting?.source === "status-file",
+    outcomeDone: ({ context }) => context.outcome === "done",
+    willRetry: ({ context }) => context.willRetry,
+    outcomeTimeout: ({ context }) => context.outcome === "timeout",
+    outcomeCancelled: ({ context }) => context.outcome === "cancelled" || context.cancelRequested
+  },
+  actions: {
+    startAttempt: assign(({ context, event }) => ({
+      ...attemptFields,
+      attempt: context.attempt + 1,
+      backoffUntil: null,
+      now: "at" in event && typeof event.at === "number" ? event.at : context.now
+    })),
+    recordPreflight: assign(({ context, event }) => {
+      const output = out<PreflightOutput>(event)
+      return {
+        now: output.at,
+        preflight: output,
+        attemptId: output.attemptId,
+        attemptStartedAt: output.at,
+        deadlineAt: output.at + context.policy.timeoutMs
+      }
+    }),
+    failPreflight: assign(({ event }) => {
+      const output = out<PreflightOutput>(event)
+      const failed = output.checks.filter((check) => !check.ok)
+      const decision: Decision = {
+        kind: "failed",
+        source: "preflight",
+        at: output.at,
+        detail: { reason: failed.map((check) => `${check.name}: ${check.detail}`).join("; ") }
+      }
+      return { outcome: "failed" as const, failureReason: "preflight-failed" as const, claim: decision, finishedAt: output.at }
+    }),
+    recordLaunch: assign(({ event }) => {
+      const output = out<LaunchOutput>(event)
+      return { now: output.at, launch: output, lastOutputAt: output.at }
+    }),
+    failLaunch: assign(({ context, event }) => {
+      const output = out<LaunchOutput>(event)
+      const decision: Decision = {
+        kind: "failed",
+        source: "launch",
+        at: output.at,
+        detail: { reason: output.error ?? "launch failed", screen: output.screen }
+      }
+      return {
+        now: output.at,
+        launch: output,
+        outcome: "failed" as const,
+        failureReason: "launch-failed" as const,
+        claim: decision,
+        finishedAt: output.at,
+        evidence: [...context.evidence, decision]
+      }
+    }),
+    failActorError: assign(({ context, event }) => {
+      const error = (event as { error?: unknown }).error
+      const decision: Decision = {
+        kind: "failed",
+        source: context.launch === null ? "launch" : "preflight",
+        at: context.now,
+        detail: { reason: error instanceof Error ? error.message : String(error) }
+      }
+      return {
+        outcome: "failed" as const,
+        failureReason: context.launch === null ? ("launch-failed" as const) : ("preflight-failed" as const),
+        claim: decision,
+        finishedAt: context.now,
+        evidence: [...context.evidence, decision]
+      }
+    }),
+    failVerificationError: assign(({ context, event }) => {
+      const error = (event as { error?: unknown }).error
+      const decision: Decision = {
+        kind: "failed",
+        source: "verification",
+        at: context.now,
+        detail: { reason: error instanceof Error ? error.message : String(error) }
+      }
+      return {
+        outcome: "failed" as const,
+        failureReason: "verification-failed" as const,
+        evidence: [...context.evidence, decision]
+      }
+    }),
+    noteOutput: assign(({ context, event }) => {
+      const at = "at" in event && typeof event.at === "number" ? event.at : context.now
+      return { now: at, lastOutputAt: at }
+    }),
+    noteStall: assign(({ context }) => {
+      const at = (context.lastOutputAt ?? context.now) + context.policy.stallMs
+      const decision: Decision = {
+        kind: "stalled",
+        source: "stall-timer",
+        at,
+        detail: { reason: `no output for ${context.policy.stallMs} ms` }
+      }
+      return { now: Math.max(context.now, at), evidence: [...context.evidence, decision] }
+    }),
+    noteResumed: assign(({ context, event }) => {
+      const at = "at" in event && typeof event.at === "number" ? event.at : context.now
+      const decision: Decision = { kind: "resumed", source: context.waiting?.source ?? "stall-timer", at, detail: {} }
+      return { now: at, waiting: null, evidence: [...context.evidence, decision] }
+    }),
+    noteDialog: assign(({ context, event }) => {
+      if (event.type !== "AGENT.DIALOG") return {}
+      const decision: Decision = {
+        kind: "waiting-input",
+        source: "dialog",
+        at: event.at,
+        detail: { line: event.text, screen: event.screen }
+      }
+      return { now: event.at, waiting: decision, evidence: [...context.evidence, decision] }
+    }),
+    noteWaitingSignal: assign(({ context, event }) => {
+      if (event.type !== "AGENT.SIGNAL") return {}
+      const decision: Decision = {
+        kind: "waiting-input",
+        source: event.signal.source,
+        at: event.signal.at,
+        detail: { summary: event.signal.summary, payload: event.signal.payload }
+      }
+      return { now: event.signal.at, waiting: decision, evidence: [...context.evidence, decision] }
+    }),
+    ignoreSignal: assign(({ context, event }) => {
+      if (event.type !== "AGENT.SIGNAL") return {}
+      const reason =
+        context.attemptId === null || context.outcome !== null
+          ? "no attempt is running"
+          : event.signal.attemptId === null
+            ? "no attempt id, and written before this attempt started"
+            : `for attempt ${event.signal.attemptId}, not the current ${context.attemptId}`
+      return { ignored: [...context.ignored, { at: event.signal.at, reason, signal: event.signal }] }
+    }),
+    claimFromSignal: assign(({ context, event }) => {
+      if (event.type !== "AGENT.SIGNAL") return {}
+      const kind = event.signal.status === "done" ? ("done" as const) : ("failed" as const)
+      const decision: Decision = {
+        kind,
+        source: event.signal.source,
+        at: event.signal.at,
+        detail: { summary: event.signal.summary, payload: event.signal.payload }
+      }
+      return {
+        now: event.signal.at,
+        claim: decision,
+        finishedAt: event.signal.at,
+        finalMessage: event.signal.summary,
+        evidence: [...context.evidence, decision],
+        ...(kind === "failed" ? { outcome: "failed" as const, failureReason: "agent-failed" as const } : {})
+      }
+    }),
+    claimFromMarker: assign(({ context, event }) => {
+      if (event.type !== "AGENT.MARKER") return {}
+      const decision: Decision = { kind: event.status, source: "marker", at: event.at, detail: { line: event.line } }
+      return {
+        now: event.at,
+        claim: decision,
+        finishedAt: event.at,
+        evidence: [...context.evidence, decision],
+        ...(event.status === "failed" ? { outcome: "failed" as const, failureReason: "agent-failed" as const } : {})
+      }
+    }),
+    claimFromIdle: assign(({ context, event }) => {
+      if (event.type !== "AGENT.IDLE") return {}
+      const decision: Decision = { kind: "done", source: "idle-prompt", at: event.at, detail: { screen: event.screen } }
+      return { now: event.at, claim: decision, finishedAt: event.at, evidence: [...context.evidence, decision] }
+    }),
+    claimFromExit: assign(({ context, event }) => {
+      if (event.type !== "AGENT.EXITED") return {}
+      const done = !event.lost && event.exitCode === 0 && context.policy.sources.includes("exit")
+      const decision: Decision = {
+        kind: done ? "done" : "failed",
+        source: event.lost ? "session-lost" : "exit",
+        at: event.at,
+        detail: {
+          exitCode: event.exitCode,
+          reason: event.lost
+            ? "the terminal session disappeared"
+            : event.exitCode === 0
+              ? "exited 0"
+              : `exited ${event.exitCode}`
+        }
+      }
+      return {
+        now: event.at,
+        claim: decision,
+        exitCode: event.exitCode,
+        finishedAt: event.at,
+        evidence: [...context.evidence, decision],
+        ...(done ? {} : { outcome: "failed" as const, failureReason: failureFor(decision) })
+      }
+    }),
+    markTimeout: assign(({ context }) => {
+      const at = context.deadlineAt ?? context.now
+      const decision: Decision = {
+        kind: "timeout",
+        source: "deadline",
+        at,
+        detail: { reason: `deadline of ${context.policy.timeoutMs} ms passed` }
+      }
+      return {
+        now: Math.max(at, context.now),
+        claim: decision,
+        outcome: "timeout" as const,
+        failureReason: "timeout" as const,
+        finishedAt: at,
+        evidence: [...context.evidence, decision]
+      }
+    }),
+    markCancelled: assign(({ context, event }) => {
+      const at = event.type === "CANCEL" ? event.at : context.now
+      const decision: Decision = {
+        kind: "cancelled",
+        source: "operator",
+        at,
+        detail: { reason: event.type === "CANCEL" ? (event.reason ?? "cancelled") : "cancelled" }
+      }
+      return {
+        now: at,
+        claim: decision,
+        outcome: "cancelled" as const,
+        failureReason: "cancelled" as const,
+        cancelRequested: true,
+        finishedAt: context.finishedAt ?? at,
+        evidence: [...context.evidence, decision]
+      }
+    }),
+    requestCancel: assign({ cancelRequested: true }),
+    recordCapture: assign(({ event }) => {
+      const output = out<CaptureOutput>(event)
+      return { now: output.at, capture: output }
+    }),
+    recordVerification: assign(({ context, event }) => {
+      const output = out<VerifyOutput>(event)
+      const passed = output.overall === "pass"
+      const decision: Decision = {
+        kind: passed ? "done" : "failed",
+        source: "verification",
+        at: output.at,
+        detail: {
+          reason: output.checks.map((check) => `${check.name}=${check.status}`).join(", ")
+        }
+      }
+      return {
+        now: output.at,
+        verification: output,
+        outcome: passed ? ("done" as const) : ("failed" as const),
+        failureReason: passed ? null : ("verification-failed" as const),
+        evidence: [...context.evidence, decision]
+      }
+    }),
+    stamp: assign(({ context, event }) => {
+      const at = (event as { output?: { at?: unknown } }).output?.at
+      return { now: typeof at === "number" ? at : context.now }
+    }),
+    decideRetry: assign(({ context }) => {
+      const policy = context.policy.retry
+      const retryable = context.failureReason !== null && policy.retryOn.includes(context.failureReason)
+      return {
+        willRetry:
+          context.outcome !== "done" &&
+          context.outcome !== "cancelled" &&
+          !context.cancelRequested &&
+          retryable &&
+          context.attempt < policy.maxAttempts
+      }
+    }),
+    scheduleRetry: assign(({ context }) => {
+      const policy = context.policy.retry
+      const delay = Math.min(
+        policy.backoffMaxMs,
+        policy.backoffInitialMs * Math.pow(policy.backoffFactor, Math.max(0, context.attempt - 1))
+      )
+      return { backoffUntil: context.now + delay }
+    }),
+    archiveAttempt: assign(({ context }) => ({
+      attempts: [
+        ...context.attempts,
+        {
+          attempt: context.attempt,
+          attemptId: context.attemptId,
+          outcome: context.outcome ?? "failed",
+          failureReason: context.failureReason,
+          startedAt: context.attemptStartedAt,
+          finishedAt: context.finishedAt,
+          decision: context.claim,
+          outputSummary: context.capture?.outputSummary ?? null,
+          exitCode: context.exitCode
+        }
+      ]
+    })),
+    finishCancelled: assign(({ context, event }) => ({
+      now: event.type === "CANCEL" ? event.at : context.now,
+      outcome: "cancelled" as const,
+      failureReason: "cancelled" as const,
+      cancelRequested: true,
+      finishedAt: event.type === "CANCEL" ? event.at : context.now
+    }))
+  }
+}).createMachine({
+  id: "agentSession",
+  context: ({ input }) => ({
+    bead: input.bead,
+    policy: input.policy,
+    now: 0,
+    attempt: 0,
+    backoffUntil: null,
+    attempts: [],
+    cancelRequested: false,
+    ...attemptFields
+  }),
+  output: ({ context }) => ({ outcome: context.outcome }),
+  initial: "queued",
+  on: {
+    "AGENT.SIGNAL": { actions: "ignoreSignal" }
+  },
+  states: {
+    /** Waiting to be admitted: by the supervisor when a slot is free, at once in the foreground CLI. */
+    queued: {
+      on: {
+        ADMIT: { target: "preflight" },
+        CANCEL: { target: "cancelled", actions: "finishCancelled" }
+      }
+    },
+    /** Checks that the attempt can run (bead id, repo, command, user, headroom, no live session, template). */
+    preflight: {
+      entry: "startAttempt",
+      invoke: {
+        src: "preflight",
+        input: ({ context }) => ({ bead: context.bead, attempt: context.attempt, attemptId: null }),
+        onDone: [
+          { guard: "preflightPassed", target: "launching", actions: "recordPreflight" },
+          { target: "recording", actions: ["recordPreflight", "failPreflight"] }
+        ],
+        onError: { target: "recording", actions: "failActorError" }
+      },
+      on: { CANCEL: { target: "recording", actions: "markCancelled" } }
+    },
+    /** Creates the tmux session, starts the transcript and delivers the prompt once the agent can read it. */
+    launching: {
+      invoke: {
+        src: "launch",
+        input: ({ context }) => ({ bead: context.bead, attempt: context.attempt, attemptId: context.attemptId }),
+        onDone: [
+          { guard: "launched", target: "running", actions: "recordLaunch" },
+          { target: "recording", actions: "failLaunch" }
+        ],
+        onError: { target: "recording", actions: "failActorError" }
+      },
+      after: { attemptDeadline: { target: "recording", actions: "markTimeout" } },
+      on: { CANCEL: { target: "recording", actions: "markCancelled" } }
+    },
+    /** The agent works; completion is whichever enabled source fires first, or the deadline. */
+    running: {
+      invoke: {
+        src: "watchAgent",
+        input: ({ context }) => ({
+          bead: context.bead,
+          attemptId: context.attemptId ?? "",
+          attempt: context.attempt,
+          sessionName: context.launch?.sessionName ?? "",
+          transcriptPath: context.launch?.transcriptPath ?? null,
+          sources: context.policy.sources,
+          since: context.launch?.at ?? context.now,
+          signalsOffset: context.launch?.signalsOffset ?? 0
+        })
+      },
+      after: { attemptDeadline: { target: "recording", actions: "markTimeout" } },
+      on: {
+        CANCEL: { target: "recording", actions: "markCancelled" },
+        "AGENT.SIGNAL": [
+          { guard: "signalIsStale", actions: "ignoreSignal" },
+          { guard: "signalUnattributedBeforeLaunch", actions: "ignoreSignal" },
+          { guard: "signalDone", target: "recording", actions: "claimFromSignal" },
+          { guard: "signalFailed", target: "recording", actions: "claimFromSignal" },
+          { target: ".waitingInput", actions: "noteWaitingSignal" }
+        ],
+        "AGENT.MARKER": { target: "recording", actions: "claimFromMarker" },
+        "AGENT.IDLE": { target: "recording", actions: "claimFromIdle" },
+        "AGENT.EXITED": { target: "recording", actions: "claimFromExit" }
+      },
+      initial: "working",
+      states: {
+        /** Output is flowing; no output for the profile's stall time is a stall. */
+        working: {
+          after: { stallTime: { target: "stalled", actions: "noteStall" } },
+          on: {
+            "AGENT.OUTPUT": { target: "working", reenter: true, actions: "noteOutput" },
+            "AGENT.DIALOG": { target: "waitingInput", actions: "noteDialog" }
+          }
+        },
+        /** No output for the stall time; the deadline still runs, and output brings it back. */
+        stalled: {
+          on: {
+            "AGENT.OUTPUT": { target: "working", actions: ["noteOutput", "noteResumed"] },
+            "AGENT.DIALOG": { target: "waitingInput", actions: "noteDialog" }
+          }
+        },
+        /** A dialog or question waits for an answer (`warden send`); not done, not a stall; the deadline runs. */
+        waitingInput: {
+          on: {
+            "AGENT.DIALOG_CLEARED": { target: "working", actions: ["noteOutput", "noteResumed"] },
+            "AGENT.OUTPUT": { guard: "waitingFromSignal", target: "working", actions: ["noteOutput", "noteResumed"] }
+          }
+        }
+      }
+    },
+    /** Captures the screen (before anything is killed) as the output summary; records are written. */
+    recording: {
+      invoke: {
+        src: "capture",
+        input: ({ context }) => ({
+          bead: context.bead,
+          attempt: context.attempt,
+          attemptId: context.attemptId,
+          sessionName: context.launch?.ok ? context.launch.sessionName : null
+        }),
+        onDone: [
+          { guard: "claimsDone", target: "verifying", actions: "recordCapture" },
+          { target: "cleaning", actions: "recordCapture" }
+        ],
+        onError: [{ guard: "claimsDone", target: "verifying" }, { target: "cleaning" }]
+      },
+      on: { CANCEL: { actions: "requestCancel" } }
+    },
+    /** Runs the configured checks; the attempt is `done` only when they pass. */
+    verifying: {
+      invoke: {
+        src: "verify",
+        input: ({ context }) => ({
+          bead: context.bead,
+          attempt: context.attempt,
+          attemptId: context.attemptId,
+          baseCommit: context.launch?.baseCommit ?? null
+        }),
+        onDone: { target: "cleaning", actions: "recordVerification" },
+        onError: { target: "cleaning", actions: "failVerificationError" }
+      },
+      on: { CANCEL: { target: "cleaning", actions: "markCancelled" } }
+    },
+    /** Ends the terminal session (its whole process tree) and releases the slot. */
+    cleaning: {
+      invoke: {
+        src: "clean",
+        input: ({ context }) => ({
+          bead: context.bead,
+          attempt: context.attempt,
+          attemptId: context.attemptId,
+          sessionName: context.launch?.sessionName ?? null
+        }),
+        onDone: { target: "notifying", actions: ["stamp", "decideRetry"] },
+        onError: { target: "notifying", actions: "decideRetry" }
+      },
+      on: { CANCEL: { actions: "requestCancel" } }
+    },
+    /** Tells the coordinator how the attempt ended. */
+    notifying: {
+      invoke: {
+        src: "notify",
+        input: ({ context }) => ({
+          bead: context.bead,
+          attempt: context.attempt,
+          attemptId: context.attemptId,
+          context
+        }),
+        onDone: { target: "remembering", actions: "stamp" },
+        onError: { target: "remembering" }
+      },
+      on: { CANCEL: { actions: ["requestCancel", "decideRetry"] } }
+    },
+    /** Appends the attempt's line to `memory/YYYY-MM-DD.md`, then ends the bead or schedules the retry. */
+    remembering: {
+      invoke: {
+        src: "remember",
+        input: ({ context }) => ({
+          bead: context.bead,
+          attempt: context.attempt,
+          attemptId: context.attemptId,
+          context
+        }),
+        onDone: { target: "settling", actions: "stamp" },
+        onError: { target: "settling" }
+      },
+      on: { CANCEL: { actions: ["requestCancel", "decideRetry"] } }
+    },
+    /** Routes the finished attempt to its final state or to the backoff (transient, no time spent). */
+    settling: {
+      always: [
+        { guard: "outcomeDone", target: "done" },
+        { guard: "willRetry", target: "backoff", actions: ["archiveAttempt", "scheduleRetry"] },
+        { guard: "outcomeCancelled", target: "cancelled", actions: "finishCancelled" },
+        { guard: "outcomeTimeout", target: "timeout" },
+        { target: "failed" }
+      ]
+    },
+    /** Waits out the exponential backoff, then queues the next attempt. */
+    backoff: {
+      after: { retryBackoff: { target: "queued" } },
+      on: { CANCEL: { target: "cancelled", actions: "finishCancelled" } }
+    },
+    /** The work was done and verified. */
+    done: { type: "final" },
+    /** The last attempt failed (agent, launch, preflight or verification) and no retry is left. */
+    failed: { type: "final" },
+    /** The last attempt ran past its deadline and no retry is left. */
+    timeout: { type: "final" },
+    /** An operator cancelled the bead. */
+    cancelled: { type: "final" }
+  }
+})
+
+export type AgentSessionMachine = typeof agentSessionMachine
+
+/** The lifecycle's top-level state names, in order, for renderers and records. */
+export const lifecycleStates = [
+  "queued",
+  "preflight",
+  "launching",
+  "running",
+  "recording",
+  "verifying",
+  "cleaning",
+  "notifying",
+  "remembering",
+  "settling",
+  "backoff",
+  "done",
+  "failed",
+  "timeout",
+  "cancelled"
+] as const

@@ -1,0 +1,106 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Data, Effect, Either, ParseResult, Schema } from "effect"
+import { ConfigSchema, type WardenConfig } from "./schema.js"
+import { defaultWorkspace, expandHome, wardenHome } from "../workspace/paths.js"
+
+/** The config file is missing, unreadable or invalid; `issues` name each path and field. */
+export class ConfigError extends Data.TaggedError("ConfigError")<{
+  readonly file: string
+  readonly issues: ReadonlyArray<{ readonly path: string; readonly message: string }>
+}> {
+  override get message(): string {
+    return `invalid config ${this.file}:\n${this.issues.map((i) => `  at ${i.path || "(root)"}: ${i.message}`).join("\n")}`
+  }
+}
+
+/** The config after decoding, with what the environment and the command line add. */
+export interface ResolvedConfig extends WardenConfig {
+  readonly file: string | null
+  readonly workspaceDir: string
+  readonly allowRootResolved: boolean
+  readonly wardenHome: string
+}
+
+export interface ConfigLocation {
+  readonly workspace?: string | undefined
+  readonly config?: string | undefined
+  readonly env?: NodeJS.ProcessEnv
+}
+
+const decode = Schema.decodeUnknownEither(ConfigSchema, { errors: "all", onExcessProperty: "error" })
+
+const readJson = (file: string): Either.Either<unknown, ConfigError> => {
+  let text: string
+  try {
+    text = fs.readFileSync(file, "utf8")
+  } catch (error) {
+    return Either.left(new ConfigError({ file, issues: [{ path: "", message: (error as Error).message }] }))
+  }
+  try {
+    return Either.right(JSON.parse(text))
+  } catch (error) {
+    return Either.left(new ConfigError({ file, issues: [{ path: "", message: `not JSON: ${(error as Error).message}` }] }))
+  }
+}
+
+const validate = (file: string, raw: unknown): Either.Either<WardenConfig, ConfigError> =>
+  Either.mapLeft(decode(raw), (error) =>
+    new ConfigError({
+      file,
+      issues: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
+        path: issue.path.map(String).join("."),
+        message: issue.message
+      }))
+    })
+  )
+
+export const builtinConfigFile = (): string => path.join(wardenHome(), "config", "warden.json")
+
+/**
+ * Loads the built-in defaults, then the operator's file over them (profiles
+ * merge by name). The file is `--config`, else `WARDEN_CONFIG`, else
+ * `<workspace>/warden.json` when it exists.
+ */
+export const loadConfigSync = (where: ConfigLocation = {}): Either.Either<ResolvedConfig, ConfigError> => {
+  const env = where.env ?? process.env
+  const builtinFile = builtinConfigFile()
+  const builtin = readJson(builtinFile)
+  if (Either.isLeft(builtin)) return Either.left(builtin.left)
+  const builtinRaw = builtin.right as Record<string, unknown>
+
+  const workspaceGuess = where.workspace ?? env.WARDEN_WORKSPACE
+  let file: string | null = where.config ?? env.WARDEN_CONFIG ?? null
+  if (file === null) {
+    const candidate = path.join(expandHome(workspaceGuess ?? defaultWorkspace()), "warden.json")
+    if (fs.existsSync(candidate)) file = candidate
+  }
+  let merged: Record<string, unknown> = builtinRaw
+  if (file !== null) {
+    file = path.resolve(expandHome(file))
+    const user = readJson(file)
+    if (Either.isLeft(user)) return Either.left(user.left)
+    const userChecked = validate(file, user.right)
+    if (Either.isLeft(userChecked)) return Either.left(userChecked.left)
+    const userRaw = user.right as Record<string, unknown>
+    merged = {
+      ...builtinRaw,
+      ...userRaw,
+      profiles: { ...(builtinRaw.profiles as object), ...((userRaw.profiles as object | undefined) ?? {}) }
+    }
+  }
+  const decoded = validate(file ?? builtinFile, merged)
+  if (Either.isLeft(decoded)) return Either.left(decoded.left)
+  const config = decoded.right
+  const workspaceDir = path.resolve(expandHome(where.workspace ?? env.WARDEN_WORKSPACE ?? config.workspace ?? defaultWorkspace()))
+  return Either.right({
+    ...config,
+    file,
+    workspaceDir,
+    allowRootResolved: config.allowRoot || env.WARDEN_ALLOW_ROOT === "1",
+    wardenHome: wardenHome()
+  })
+}
+
+export const loadConfig = (where: ConfigLocation = {}): Effect.Effect<ResolvedConfig, ConfigError> =>
+  Effect.suspend(() => loadConfigSync(where))

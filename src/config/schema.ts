@@ -1,0 +1,128 @@
+import { Schema } from "effect"
+
+/**
+ * The configuration file's schema. Decoding with it yields a fully defaulted
+ * object; `config/warden.schema.json` is generated from it (`npm run schemas`)
+ * and a test keeps the two in step.
+ */
+
+const Millis = Schema.Int.pipe(Schema.greaterThanOrEqualTo(0))
+const RegexText = Schema.String.pipe(
+  Schema.filter((text) => {
+    try {
+      new RegExp(text)
+      return true
+    } catch (error) {
+      return `not a valid regular expression: ${(error as Error).message}`
+    }
+  })
+)
+
+export const FailureReasonSchema = Schema.Literal(
+  "preflight-failed",
+  "launch-failed",
+  "agent-failed",
+  "agent-exited",
+  "session-lost",
+  "timeout",
+  "verification-failed",
+  "cancelled"
+)
+
+export const CompletionSourceSchema = Schema.Literal("signal", "status-file", "marker", "idle-prompt", "exit")
+
+export const RetryPolicySchema = Schema.Struct({
+  maxAttempts: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 2 }),
+  backoffInitialMs: Schema.optionalWith(Millis, { default: () => 5_000 }),
+  backoffFactor: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 2 }),
+  backoffMaxMs: Schema.optionalWith(Millis, { default: () => 300_000 }),
+  retryOn: Schema.optionalWith(Schema.Array(FailureReasonSchema), {
+    default: () => ["launch-failed", "agent-failed", "agent-exited", "session-lost", "timeout"] as const
+  })
+})
+export type RetryPolicyConfig = typeof RetryPolicySchema.Type
+
+export const PromptDeliverySchema = Schema.Struct({
+  /** argument: as an argument (`{prompt}` in args, else appended); stdin: piped in; file: `{promptFile}` in args; keys: typed once `readyPattern` shows. */
+  mode: Schema.Literal("argument", "stdin", "file", "keys"),
+  /** For `keys`: a pattern on the screen that says the program is ready to read (required for keys). */
+  readyPattern: Schema.optional(RegexText),
+  readyTimeoutMs: Schema.optionalWith(Millis, { default: () => 60_000 }),
+  /** For `keys`: a pattern that confirms the prompt was taken (defaults to the screen changing after Enter). */
+  acceptedPattern: Schema.optional(RegexText)
+})
+
+export const CompletionSchema = Schema.Struct({
+  sources: Schema.Array(CompletionSourceSchema),
+  /** A whole output line that means done (tested per line, after the prompt was delivered). */
+  doneMarker: Schema.optional(RegexText),
+  failedMarker: Schema.optional(RegexText),
+  /** The agent's own idle prompt, matched against the last non-empty screen line. Never a generic shell prompt. */
+  idlePrompt: Schema.optional(RegexText),
+  /** How long the idle prompt must stay on a quiet screen before it counts. */
+  idleSettleMs: Schema.optionalWith(Millis, { default: () => 750 }),
+  /** Patterns on the screen's last lines that mean a dialog or question waits for an answer. */
+  waitingPatterns: Schema.optionalWith(Schema.Array(RegexText), { default: () => [] })
+})
+
+export const ProfileSchema = Schema.Struct({
+  /** The agent CLI family written to records' `agent` (`claude`, `codex`); the profile's name when absent. */
+  agent: Schema.optional(Schema.NonEmptyString),
+  description: Schema.optional(Schema.String),
+  command: Schema.NonEmptyString,
+  args: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  prompt: PromptDeliverySchema,
+  completion: CompletionSchema,
+  env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { default: () => ({}) }),
+  model: Schema.optional(Schema.NonEmptyString),
+  timeoutMs: Schema.optional(Millis),
+  stallMs: Schema.optional(Millis),
+  retry: Schema.optional(RetryPolicySchema)
+})
+export type ProfileConfig = typeof ProfileSchema.Type
+
+export const VerificationCheckSchema = Schema.Struct({
+  name: Schema.NonEmptyString,
+  /** Run through `sh -c` in the repo. */
+  command: Schema.NonEmptyString,
+  /** Run only when this file exists in the repo (e.g. `package.json`). */
+  when: Schema.optional(Schema.String),
+  timeoutMs: Schema.optionalWith(Millis, { default: () => 600_000 }),
+  /** Which seed verification key this check fills (`tests`, `lint`, `ubs`). */
+  seedKey: Schema.optional(Schema.Literal("tests", "lint", "ubs"))
+})
+
+export const VerificationSchema = Schema.Struct({
+  /** Run the repo's `npm test` when its package.json has a test script. */
+  repoTests: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  repoTestsTimeoutMs: Schema.optionalWith(Millis, { default: () => 600_000 }),
+  /** Require that the work changed something: new commits, or staged, unstaged or untracked changes. */
+  requireChanges: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  checks: Schema.optionalWith(Schema.Array(VerificationCheckSchema), { default: () => [] }),
+  outputTailChars: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 2_000 })
+})
+
+export const DefaultsSchema = Schema.Struct({
+  timeoutMs: Schema.optionalWith(Millis, { default: () => 1_800_000 }),
+  stallMs: Schema.optionalWith(Millis, { default: () => 300_000 }),
+  retry: Schema.optionalWith(RetryPolicySchema, { default: () => Schema.decodeSync(RetryPolicySchema)({}) })
+})
+
+export const ConfigSchema = Schema.Struct({
+  $schema: Schema.optional(Schema.String),
+  /** Workspace directory; `--workspace` and `WARDEN_WORKSPACE` win over it. */
+  workspace: Schema.optional(Schema.String),
+  tmuxSocket: Schema.optionalWith(Schema.String, { default: () => "/tmp/openclaw-coding-agents.sock" }),
+  /** Repos must lie under one of these (after resolving symlinks); `~` is the home directory. */
+  allowedRoots: Schema.optionalWith(Schema.Array(Schema.String), { default: () => ["~"] }),
+  /** Run agents as root (also `WARDEN_ALLOW_ROOT=1`). */
+  allowRoot: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  minFreeDiskMb: Schema.optionalWith(Schema.Int, { default: () => 1_024 }),
+  minFreeMemoryMb: Schema.optionalWith(Schema.Int, { default: () => 512 }),
+  defaults: Schema.optionalWith(DefaultsSchema, { default: () => Schema.decodeSync(DefaultsSchema)({}) }),
+  verification: Schema.optionalWith(VerificationSchema, { default: () => Schema.decodeSync(VerificationSchema)({}) }),
+  profiles: Schema.optionalWith(Schema.Record({ key: Schema.String, value: ProfileSchema }), { default: () => ({}) })
+})
+
+export type WardenConfig = typeof ConfigSchema.Type
+export type WardenConfigInput = typeof ConfigSchema.Encoded

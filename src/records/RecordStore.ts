@@ -1,0 +1,117 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Context, Data, Effect, Layer } from "effect"
+import type { ResultRecord, RunRecord } from "./recordSchema.js"
+import type { WorkspacePaths } from "../workspace/paths.js"
+
+export class RecordError extends Data.TaggedError("RecordError")<{
+  readonly file: string
+  readonly reason: string
+}> {}
+
+/** The records of the workspace: run and result files (atomic), and the daily memory file. */
+export class RecordStore extends Context.Tag("warden/RecordStore")<
+  RecordStore,
+  {
+    /** Writes both records of a bead, each atomically (temp file, fsync, rename), run first. */
+    readonly write: (run: RunRecord, result: ResultRecord) => Effect.Effect<void, RecordError>
+    readonly readRun: (bead: string) => Effect.Effect<RunRecord | null, RecordError>
+    readonly readResult: (bead: string) => Effect.Effect<ResultRecord | null, RecordError>
+    /** Every run record in the workspace (unreadable files are skipped and reported). */
+    readonly listRuns: Effect.Effect<{ readonly runs: ReadonlyArray<RunRecord>; readonly unreadable: ReadonlyArray<string> }>
+    /** Appends a line to `memory/<date>.md` (the server's local date). */
+    readonly appendMemory: (date: string, line: string) => Effect.Effect<void, RecordError>
+  }
+>() {}
+
+/** Write `data` to `file` so that a reader sees the old or the new whole file, never a part, and a crash keeps one of them. */
+export const writeFileAtomic = (file: string, data: string): void => {
+  const dir = path.dirname(file)
+  fs.mkdirSync(dir, { recursive: true })
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`)
+  const fd = fs.openSync(temp, "w", 0o644)
+  try {
+    fs.writeSync(fd, data)
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  fs.renameSync(temp, file)
+  const dirFd = fs.openSync(dir, "r")
+  try {
+    fs.fsyncSync(dirFd)
+  } finally {
+    fs.closeSync(dirFd)
+  }
+}
+
+const readJsonFile = <T>(file: string): Effect.Effect<T | null, RecordError> =>
+  Effect.try({
+    try: () => {
+      if (!fs.existsSync(file)) return null
+      return JSON.parse(fs.readFileSync(file, "utf8")) as T
+    },
+    catch: (error) => new RecordError({ file, reason: (error as Error).message })
+  })
+
+export const makeFileRecordStore = (paths: WorkspacePaths) =>
+  RecordStore.of({
+    write: (run, result) =>
+      Effect.try({
+        try: () => {
+          writeFileAtomic(paths.runFile(run.bead), `${JSON.stringify(run, null, 2)}\n`)
+          writeFileAtomic(paths.resultFile(result.bead), `${JSON.stringify(result, null, 2)}\n`)
+        },
+        catch: (error) => new RecordError({ file: paths.runFile(run.bead), reason: (error as Error).message })
+      }),
+    readRun: (bead) => readJsonFile<RunRecord>(paths.runFile(bead)),
+    readResult: (bead) => readJsonFile<ResultRecord>(paths.resultFile(bead)),
+    listRuns: Effect.sync(() => {
+      const runs: RunRecord[] = []
+      const unreadable: string[] = []
+      const names = fs.existsSync(paths.runs) ? fs.readdirSync(paths.runs) : []
+      for (const name of names.filter((n) => n.endsWith(".json") && !n.startsWith(".")).sort()) {
+        const file = path.join(paths.runs, name)
+        try {
+          runs.push(JSON.parse(fs.readFileSync(file, "utf8")) as RunRecord)
+        } catch {
+          unreadable.push(file)
+        }
+      }
+      return { runs, unreadable }
+    }),
+    appendMemory: (date, line) =>
+      Effect.try({
+        try: () => {
+          fs.mkdirSync(paths.memory, { recursive: true })
+          fs.appendFileSync(path.join(paths.memory, `${date}.md`), `${line}\n`)
+        },
+        catch: (error) => new RecordError({ file: path.join(paths.memory, `${date}.md`), reason: (error as Error).message })
+      })
+  })
+
+export const fileRecordStoreLayer = (paths: WorkspacePaths) => Layer.succeed(RecordStore, makeFileRecordStore(paths))
+
+/** The test layer: records kept in maps, inspectable by the test. */
+export const makeMemoryRecordStore = () => {
+  const runs = new Map<string, RunRecord>()
+  const results = new Map<string, ResultRecord>()
+  const memory = new Map<string, string[]>()
+  const writes: Array<{ run: RunRecord; result: ResultRecord }> = []
+  const service = RecordStore.of({
+    write: (run, result) =>
+      Effect.sync(() => {
+        runs.set(run.bead, run)
+        results.set(result.bead, result)
+        writes.push({ run, result })
+      }),
+    readRun: (bead) => Effect.sync(() => runs.get(bead) ?? null),
+    readResult: (bead) => Effect.sync(() => results.get(bead) ?? null),
+    listRuns: Effect.sync(() => ({ runs: [...runs.values()], unreadable: [] })),
+    appendMemory: (date, line) =>
+      Effect.sync(() => {
+        memory.set(date, [...(memory.get(date) ?? []), line])
+      })
+  })
+  return { service, runs, results, memory, writes, layer: Layer.succeed(RecordStore, service) }
+}

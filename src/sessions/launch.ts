@@ -1,0 +1,175 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Clock, Effect } from "effect"
+import type { LaunchOutput } from "../../machines/agentSession.machine.js"
+import { Git } from "../git/Git.js"
+import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
+import { expandHome, wardenCliEntry } from "../workspace/paths.js"
+import type { DispatchSpec } from "./dispatchSpec.js"
+import { waitForScreen } from "./screenWait.js"
+
+/** Quotes a word for POSIX sh. */
+export const shQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`
+
+const fill = (arg: string, values: Record<string, string>): string =>
+  arg.replace(/\{(prompt|promptFile|bead|attemptId|repo|model|command|wardenHome)\}/g, (_, key: string) => values[key] ?? "")
+
+/** The program and arguments of the profile for this attempt (before the launcher wraps them). */
+export const agentArgv = (spec: DispatchSpec, values: Record<string, string>): string[] => {
+  const profile = spec.profile.config
+  const args = profile.args.map((arg) => fill(arg, values))
+  if (profile.prompt.mode === "argument" && !profile.args.some((arg) => arg.includes("{prompt}"))) args.push(values.prompt ?? "")
+  return [profile.command, ...args]
+}
+
+/**
+ * The launcher the tmux pane runs: it starts the agent in the repo and, when
+ * the agent ends (or the pane is killed), writes the exit file that completion
+ * detection watches. Everything is quoted; nothing secret is written into it.
+ */
+export const launcherScript = (input: {
+  readonly repo: string
+  readonly argv: ReadonlyArray<string>
+  readonly stdinFile: string | null
+  readonly exitFile: string
+  readonly attemptId: string
+}): string => {
+  const exitTemp = `${input.exitFile}.tmp`
+  return [
+    "#!/bin/sh",
+    "# Written by warden for one attempt; the pane runs it.",
+    `cd ${shQuote(input.repo)} || exit 97`,
+    "warden_exit() {",
+    `  printf '{"attempt_id":"%s","exit_code":%s,"at":"%s"}\\n' ${shQuote(input.attemptId)} "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${shQuote(exitTemp)} && mv ${shQuote(exitTemp)} ${shQuote(input.exitFile)}`,
+    "}",
+    "trap 'warden_exit 129; exit 129' HUP",
+    "trap 'warden_exit 143; exit 143' TERM",
+    `${input.argv.map(shQuote).join(" ")}${input.stdinFile === null ? "" : ` < ${shQuote(input.stdinFile)}`}`,
+    "code=$?",
+    'warden_exit "$code"',
+    'exit "$code"',
+    ""
+  ].join("\n")
+}
+
+/** The shim that puts `warden` on the agent's PATH, pointing at this installation. */
+export const ensureWardenShim = (binDir: string): void => {
+  const shim = path.join(binDir, "warden")
+  const text = `#!/bin/sh\nexec ${shQuote(process.execPath)} ${shQuote(wardenCliEntry())} "$@"\n`
+  if (fs.existsSync(shim) && fs.readFileSync(shim, "utf8") === text) return
+  fs.mkdirSync(binDir, { recursive: true })
+  fs.writeFileSync(`${shim}.tmp`, text, { mode: 0o755 })
+  fs.renameSync(`${shim}.tmp`, shim)
+}
+
+/** The agent's environment: the dispatcher's, then the profile's, then Warden's own variables. */
+export const agentEnv = (spec: DispatchSpec, attemptId: string, attempt: number, promptFile: string): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [key, value] of Object.entries(spec.env)) if (!key.startsWith("TMUX")) env[key] = value
+  Object.assign(env, spec.profile.config.env)
+  if (spec.profile.config.model !== undefined) env.WARDEN_MODEL = spec.profile.config.model
+  env.WARDEN_BEAD = spec.bead
+  env.WARDEN_ATTEMPT = attemptId
+  env.WARDEN_ATTEMPT_NUMBER = String(attempt)
+  env.WARDEN_WORKSPACE = spec.paths.root
+  env.WARDEN_STATUS_FILE = spec.paths.statusFile(spec.bead)
+  env.WARDEN_PROMPT_FILE = promptFile
+  env.WARDEN_TMUX_SOCKET = spec.config.tmuxSocket
+  if (spec.config.file !== null) env.WARDEN_CONFIG = spec.config.file
+  env.PATH = `${spec.paths.bin}:${env.PATH ?? "/usr/local/bin:/usr/bin:/bin"}`
+  return env
+}
+
+const lastLine = (screen: ReadonlyArray<string>): string => {
+  for (let i = screen.length - 1; i >= 0; i--) if (screen[i]!.trim() !== "") return screen[i]!
+  return ""
+}
+
+/**
+ * Creates the attempt's tmux session and delivers the prompt. For keystroke
+ * delivery the prompt is typed only after the profile's ready pattern shows,
+ * and the delivery is confirmed by the screen changing (or the accepted pattern).
+ */
+export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: number) =>
+  Effect.gen(function* () {
+    const terminals = yield* Terminals
+    const git = yield* Git
+    const paths = spec.paths
+    const profile = spec.profile.config
+    const repo = fs.realpathSync(path.resolve(expandHome(spec.repo)))
+    const name = sessionNameFor(spec.bead)
+    const transcriptPath = paths.transcriptFile(spec.bead, attemptId)
+    const promptFile = paths.promptFile(spec.bead, attemptId)
+    const exitFile = paths.exitFile(spec.bead, attemptId)
+    const launcher = paths.launcherFile(spec.bead, attemptId)
+    const prompt = spec.prompt.ok ? spec.prompt.text : ""
+    const failure = (error: string, screen: ReadonlyArray<string> = []) =>
+      Effect.map(Clock.currentTimeMillis, (at): LaunchOutput => ({
+        at,
+        ok: false,
+        error,
+        sessionName: name,
+        transcriptPath,
+        baseCommit: null,
+        screen,
+        signalsOffset: 0
+      }))
+
+    for (const dir of [paths.watch, paths.transcripts]) fs.mkdirSync(dir, { recursive: true })
+    ensureWardenShim(paths.bin)
+    // A retry must never read the previous attempt's status file.
+    fs.rmSync(paths.statusFile(spec.bead), { force: true })
+    const signalsFile = paths.signalsFile(spec.bead)
+    const signalsOffset = fs.existsSync(signalsFile) ? fs.statSync(signalsFile).size : 0
+    fs.writeFileSync(promptFile, prompt, { mode: 0o600 })
+    fs.writeFileSync(transcriptPath, "", { flag: "a" })
+    const argv = agentArgv(spec, {
+      prompt,
+      promptFile,
+      bead: spec.bead,
+      attemptId,
+      repo,
+      model: spec.profile.model,
+      command: spec.command ?? "",
+      wardenHome: spec.config.wardenHome
+    })
+    fs.writeFileSync(
+      launcher,
+      launcherScript({ repo, argv, stdinFile: profile.prompt.mode === "stdin" ? promptFile : null, exitFile, attemptId }),
+      { mode: 0o700 }
+    )
+    const baseCommit = yield* git.head(repo)
+
+    const created = yield* terminals
+      .create({
+        name,
+        cwd: repo,
+        command: ["/bin/sh", launcher],
+        env: agentEnv(spec, attemptId, attempt, promptFile),
+        transcriptPath
+      })
+      .pipe(Effect.either)
+    if (created._tag === "Left") return yield* failure(`could not create the tmux session: ${created.left.reason}`)
+
+    if (profile.prompt.mode === "keys") {
+      const ready = new RegExp(profile.prompt.readyPattern ?? "[\\s\\S]", "m")
+      const readiness = yield* waitForScreen(name, transcriptPath, (screen) => ready.test(lastLine(screen)), profile.prompt.readyTimeoutMs)
+      if (readiness._tag === "Exited") return yield* failure(`the agent exited (status ${readiness.status}) before it was ready for the prompt`, readiness.screen)
+      if (readiness._tag === "TimedOut")
+        return yield* failure(`the agent did not show its ready prompt /${ready.source}/ within ${profile.prompt.readyTimeoutMs} ms`, readiness.screen)
+      const before = readiness.screen.join("\n")
+      const sent = yield* terminals.sendText(name, prompt, true).pipe(Effect.either)
+      if (sent._tag === "Left") return yield* failure(`could not type the prompt: ${sent.left.reason}`, readiness.screen)
+      const accepted = profile.prompt.acceptedPattern === undefined ? null : new RegExp(profile.prompt.acceptedPattern, "m")
+      const confirmation = yield* waitForScreen(
+        name,
+        transcriptPath,
+        (screen) => (accepted === null ? screen.join("\n") !== before : accepted.test(screen.join("\n"))),
+        10_000
+      )
+      if (confirmation._tag === "TimedOut") return yield* failure("the prompt was typed but the agent did not take it", confirmation.screen)
+    }
+    const screen = yield* terminals.capture(name).pipe(Effect.catchAll(() => Effect.succeed([] as ReadonlyArray<string>)))
+    const at = yield* Clock.currentTimeMillis
+    return { at, ok: true, error: null, sessionName: name, transcriptPath, baseCommit, screen, signalsOffset } satisfies LaunchOutput
+  })

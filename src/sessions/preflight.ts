@@ -1,0 +1,137 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Effect } from "effect"
+import type { PreflightCheck } from "../../machines/agentSession.machine.js"
+import { Git } from "../git/Git.js"
+import { Processes } from "../processes/Processes.js"
+import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
+import { expandHome } from "../workspace/paths.js"
+import { BEAD_ID, type DispatchSpec } from "./dispatchSpec.js"
+import { RecordStore } from "../records/RecordStore.js"
+import { supervisorAlive } from "./supervisorLiveness.js"
+
+const check = (name: string, ok: boolean, detail: string): PreflightCheck => ({ name, ok, detail })
+
+const realpathOrNull = (p: string): string | null => {
+  try {
+    return fs.realpathSync(p)
+  } catch {
+    return null
+  }
+}
+
+const availableMemoryMb = (): number => {
+  try {
+    const match = /^MemAvailable:\s+(\d+) kB$/m.exec(fs.readFileSync("/proc/meminfo", "utf8"))
+    if (match) return Math.floor(Number(match[1]) / 1024)
+  } catch {
+    // not Linux: fall back to free memory
+  }
+  return Math.floor(os.freemem() / 1024 / 1024)
+}
+
+/** The executable the profile runs (the custom profile runs `sh`). */
+export const agentCommand = (spec: DispatchSpec): string => spec.profile.config.command
+
+/**
+ * Every check that must pass before an attempt may start. All of them run,
+ * so the result names every failed check at once.
+ */
+export const runPreflight = (spec: DispatchSpec) =>
+  Effect.gen(function* () {
+    const terminals = yield* Terminals
+    const processes = yield* Processes
+    const git = yield* Git
+    const records = yield* RecordStore
+    const checks: PreflightCheck[] = []
+
+    const beadOk = BEAD_ID.test(spec.bead)
+    checks.push(check("bead-id", beadOk, beadOk ? spec.bead : `"${spec.bead}" does not match ${BEAD_ID.source}`))
+
+    const repo = path.resolve(expandHome(spec.repo))
+    const real = realpathOrNull(repo)
+    const isDir = real !== null && fs.statSync(real).isDirectory()
+    checks.push(check("repo-exists", isDir, isDir ? real : `${repo} is not a directory`))
+    if (isDir) {
+      const isRepo = yield* git.isRepo(real)
+      checks.push(check("repo-is-git", isRepo, isRepo ? "git work tree" : `${real} is not a git work tree`))
+      let writable = true
+      try {
+        fs.accessSync(real, fs.constants.W_OK)
+      } catch {
+        writable = false
+      }
+      checks.push(check("repo-writable", writable, writable ? "writable" : `${real} is not writable by uid ${process.getuid?.()}`))
+      const roots = spec.config.allowedRoots.map((root) => realpathOrNull(expandHome(root))).filter((r): r is string => r !== null)
+      const under = roots.find((root) => real === root || real.startsWith(root.endsWith("/") ? root : `${root}/`))
+      checks.push(
+        check(
+          "repo-allowed-root",
+          under !== undefined,
+          under !== undefined ? `under ${under}` : `${real} is not under an allowed root (${spec.config.allowedRoots.join(", ")})`
+        )
+      )
+    }
+
+    const command = agentCommand(spec)
+    const found = yield* processes.which(command, spec.env.PATH)
+    checks.push(check("agent-command", found !== null, found ?? `"${command}" is not on PATH`))
+    if (spec.profile.name === "custom" || spec.profile.config.args.some((a) => a.includes("{command}"))) {
+      const ok = spec.command !== null && spec.command.trim() !== ""
+      checks.push(check("custom-command", ok, ok ? spec.command! : "the custom profile needs --command CMD"))
+    }
+
+    const isRoot = process.getuid?.() === 0
+    checks.push(
+      check(
+        "not-root",
+        !isRoot || spec.config.allowRootResolved,
+        !isRoot ? `uid ${process.getuid?.()}` : spec.config.allowRootResolved ? "root, allowed by config" : "running as root; set allowRoot or WARDEN_ALLOW_ROOT=1 to allow it"
+      )
+    )
+
+    const diskDir = isDir ? real : spec.paths.root
+    let freeDiskMb = Number.NaN
+    try {
+      const stat = fs.statfsSync(fs.existsSync(diskDir) ? diskDir : "/")
+      freeDiskMb = Math.floor((stat.bavail * stat.bsize) / 1024 / 1024)
+    } catch {
+      // reported below
+    }
+    checks.push(
+      check(
+        "disk-free",
+        freeDiskMb >= spec.config.minFreeDiskMb,
+        `${freeDiskMb} MB free, need ${spec.config.minFreeDiskMb} MB`
+      )
+    )
+    const memMb = availableMemoryMb()
+    checks.push(check("memory-free", memMb >= spec.config.minFreeMemoryMb, `${memMb} MB available, need ${spec.config.minFreeMemoryMb} MB`))
+
+    const sessionName = sessionNameFor(spec.bead)
+    const live = beadOk ? yield* terminals.exists(sessionName).pipe(Effect.catchAll(() => Effect.succeed(false))) : false
+    const record = beadOk ? yield* records.readRun(spec.bead).pipe(Effect.catchAll(() => Effect.succeed(null))) : null
+    const otherSupervisor =
+      record !== null && record.status === "running" && record.supervisor.pid !== spec.supervisor.pid && supervisorAlive(record.supervisor)
+    checks.push(
+      check(
+        "no-live-session",
+        !live && !otherSupervisor,
+        live
+          ? `tmux session ${sessionName} already exists on ${terminals.socket}`
+          : otherSupervisor
+            ? `bead is being supervised by pid ${record!.supervisor.pid}`
+            : `${sessionName} is free`
+      )
+    )
+
+    checks.push(
+      check(
+        "template-renders",
+        spec.prompt.ok && spec.prompt.text.trim() !== "",
+        spec.prompt.ok ? (spec.prompt.text.trim() === "" ? "the prompt is empty" : `${spec.templateName ?? "prompt"} rendered`) : spec.prompt.error
+      )
+    )
+    return checks
+  })

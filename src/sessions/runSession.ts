@@ -1,0 +1,113 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Effect, type ManagedRuntime } from "effect"
+import { createActor, type Actor } from "xstate"
+import type { Outcome } from "../../machines/agentSession.machine.js"
+import { buildRecords, flattenState, type HistoryEntry, type SessionView } from "../records/buildRecords.js"
+import { RecordStore } from "../records/RecordStore.js"
+import { expandHome } from "../workspace/paths.js"
+import type { DispatchSpec } from "./dispatchSpec.js"
+import { provideSession, type SessionServices } from "./sessionActors.js"
+
+export interface SessionObserver {
+  /** A new state was entered. */
+  readonly onState?: (view: SessionView, entry: HistoryEntry) => void
+  /** A signal was ignored (stale attempt, over session), with why. */
+  readonly onIgnored?: (reason: string, signal: unknown) => void
+  readonly log?: (message: string, detail?: Record<string, unknown>) => void
+}
+
+/**
+ * Runs one bead's session actor and observes it: the state history, and the
+ * records rewritten (atomically, coalesced, in order) at every transition.
+ * This observer is the only writer of the bead's records while it runs.
+ */
+export class SessionRunner {
+  readonly history: HistoryEntry[] = []
+  readonly actor: Actor<ReturnType<typeof provideSession>>
+  readonly finished: Promise<Outcome>
+  private lastState = ""
+  private ignoredSeen = 0
+  private writing: Promise<void> = Promise.resolve()
+  private writePending = false
+  private readonly repoPath: string
+
+  constructor(
+    readonly spec: DispatchSpec,
+    private readonly runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>,
+    private readonly observer: SessionObserver = {}
+  ) {
+    const resolved = path.resolve(expandHome(spec.repo))
+    this.repoPath = fs.existsSync(resolved) ? fs.realpathSync(resolved) : resolved
+    const log = observer.log ?? (() => undefined)
+    const logic = provideSession(spec, runtime, { records: () => this.records(), log })
+    this.actor = createActor(logic, { input: { bead: spec.bead, policy: spec.profile.policy } })
+    this.finished = new Promise((resolve, reject) => {
+      this.actor.subscribe({
+        next: (snapshot) => {
+          this.observe()
+          if (snapshot.status === "done") this.flush().then(() => resolve(snapshot.output?.outcome ?? "failed"), reject)
+        },
+        error: (error) => this.flush().then(() => reject(error), reject)
+      })
+    })
+  }
+
+  /** The session as the records see it now. */
+  view(): SessionView {
+    const snapshot = this.actor.getSnapshot()
+    return { state: flattenState(snapshot.value), context: snapshot.context }
+  }
+
+  records() {
+    return buildRecords(this.spec, this.view(), this.history, Date.now(), this.repoPath)
+  }
+
+  start(): this {
+    this.actor.start()
+    this.observe()
+    return this
+  }
+
+  cancel(reason = "cancelled by the operator"): void {
+    this.actor.send({ type: "CANCEL", at: Date.now(), reason })
+  }
+
+  /** Resolves once every record write requested so far is on disk. */
+  flush(): Promise<void> {
+    return this.writing
+  }
+
+  private observe(): void {
+    const view = this.view()
+    if (view.state !== this.lastState) {
+      this.lastState = view.state
+      const entry = { state: view.state, at: Date.now(), attempt: Math.max(1, view.context.attempt) }
+      this.history.push(entry)
+      this.observer.onState?.(view, entry)
+      // In the foreground nothing else admits work: a queued session starts at once.
+      if (view.state === "queued") this.actor.send({ type: "ADMIT", at: Date.now() })
+    }
+    const ignored = view.context.ignored
+    for (; this.ignoredSeen < ignored.length; this.ignoredSeen++) {
+      const item = ignored[this.ignoredSeen]!
+      this.observer.log?.("signal ignored", { reason: item.reason, signal: item.signal })
+      this.observer.onIgnored?.(item.reason, item.signal)
+    }
+    this.scheduleWrite()
+  }
+
+  private scheduleWrite(): void {
+    if (this.writePending) return
+    this.writePending = true
+    this.writing = this.writing.then(() => {
+      this.writePending = false
+      const { run, result } = this.records()
+      return this.runtime.runPromise(
+        Effect.flatMap(RecordStore, (store) => store.write(run, result)).pipe(
+          Effect.catchAll((error) => Effect.sync(() => this.observer.log?.("record write failed", { file: error.file, reason: error.reason })))
+        )
+      )
+    })
+  }
+}

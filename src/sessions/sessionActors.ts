@@ -1,0 +1,200 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { randomUUID } from "node:crypto"
+import { Clock, Effect, type ManagedRuntime } from "effect"
+import { fromCallback, fromPromise } from "xstate"
+import {
+  agentSessionMachine,
+  type AttemptRef,
+  type CaptureOutput,
+  type LaunchOutput,
+  type PreflightOutput,
+  type SessionContext,
+  type SessionEvent,
+  type StepOutput,
+  type VerifyOutput,
+  type WatchInput
+} from "../../machines/agentSession.machine.js"
+import { Git } from "../git/Git.js"
+import { Processes } from "../processes/Processes.js"
+import { RecordStore } from "../records/RecordStore.js"
+import { localDate, memoryLine, type SessionView } from "../records/buildRecords.js"
+import { Terminals } from "../terminals/Terminals.js"
+import { expandHome } from "../workspace/paths.js"
+import type { DispatchSpec } from "./dispatchSpec.js"
+import { launchAttempt } from "./launch.js"
+import { runPreflight } from "./preflight.js"
+import { runVerification } from "./verify.js"
+import { startWatch, stripAnsi } from "./watchAgent.js"
+
+/** What the session's effects need from the world. */
+export type SessionServices = Terminals | Processes | Git | RecordStore
+
+export interface SessionHooks {
+  /** The records as they stand now (the observer owns the state history). */
+  readonly records: () => ReturnType<typeof import("../records/buildRecords.js").buildRecords>
+  readonly log: (message: string, detail?: Record<string, unknown>) => void
+}
+
+/** A new attempt id: unique across retries and restarts, short enough to read. */
+export const newAttemptId = (): string => `att-${randomUUID().replace(/-/g, "").slice(0, 16)}`
+
+const repoPath = (spec: DispatchSpec): string => {
+  const resolved = path.resolve(expandHome(spec.repo))
+  try {
+    return fs.realpathSync(resolved)
+  } catch {
+    return resolved
+  }
+}
+
+/** The output summary: the last 500 characters of the screen (the transcript's tail when the screen is gone). */
+export const outputSummaryOf = (screen: ReadonlyArray<string>): string | null => {
+  const text = screen.join("\n").trimEnd()
+  return text === "" ? null : text.slice(-500)
+}
+
+const transcriptTail = (file: string | null): ReadonlyArray<string> => {
+  if (file === null) return []
+  try {
+    const size = fs.statSync(file).size
+    const fd = fs.openSync(file, "r")
+    const buffer = Buffer.alloc(Math.min(size, 8_192))
+    try {
+      fs.readSync(fd, buffer, 0, buffer.length, size - buffer.length)
+    } finally {
+      fs.closeSync(fd)
+    }
+    return stripAnsi(buffer.toString("utf8")).split(/\r?\n/)
+  } catch {
+    return []
+  }
+}
+
+/**
+ * The one seam between the lifecycle machine and Effect: each named actor of
+ * the machine runs an Effect on the session's runtime. Leaving a state stops
+ * its actor, which aborts the signal, which interrupts the effect. Actors
+ * return data, never reject, so guards branch on plain fields.
+ */
+export const sessionImplementations = (
+  spec: DispatchSpec,
+  runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>,
+  hooks: SessionHooks
+) => {
+  const run = <A>(effect: Effect.Effect<A, never, SessionServices>, signal: AbortSignal) => runtime.runPromise(effect, { signal })
+
+  return {
+    actors: {
+      preflight: fromPromise<PreflightOutput, AttemptRef>(({ signal }) =>
+        run(
+          Effect.gen(function* () {
+            const checks = yield* runPreflight(spec).pipe(Effect.catchAll((e) => Effect.die(e)))
+            const at = yield* Clock.currentTimeMillis
+            return { at, attemptId: newAttemptId(), ok: checks.every((c) => c.ok), checks }
+          }),
+          signal
+        )
+      ),
+      launch: fromPromise<LaunchOutput, AttemptRef>(({ input, signal }) => {
+        const failed = (reason: string) =>
+          Effect.map(Clock.currentTimeMillis, (at): LaunchOutput => ({
+            at,
+            ok: false,
+            error: reason,
+            sessionName: "",
+            transcriptPath: null,
+            baseCommit: null,
+            screen: [],
+            signalsOffset: 0
+          }))
+        return run(
+          launchAttempt(spec, input.attemptId ?? newAttemptId(), input.attempt).pipe(
+            Effect.catchAll((error) => failed(`${error.operation} ${error.session}: ${error.reason}`)),
+            Effect.catchAllDefect((defect) => failed(`launch failed: ${defect instanceof Error ? defect.message : String(defect)}`))
+          ),
+          signal
+        )
+      }),
+      watchAgent: fromCallback<SessionEvent, WatchInput>(({ input, sendBack }) =>
+        runtime.runSync(
+          Effect.map(Terminals, (terminals) =>
+            startWatch({ spec, terminals, now: () => Date.now(), log: hooks.log }, input, sendBack)
+          )
+        )
+      ),
+      capture: fromPromise<CaptureOutput, AttemptRef & { sessionName: string | null }>(({ input, signal }) =>
+        run(
+          Effect.gen(function* () {
+            const terminals = yield* Terminals
+            const fromScreen =
+              input.sessionName === null
+                ? []
+                : yield* terminals.capture(input.sessionName, 200).pipe(Effect.catchAll(() => Effect.succeed([] as ReadonlyArray<string>)))
+            const screen =
+              fromScreen.length > 0
+                ? fromScreen
+                : input.attemptId === null
+                  ? []
+                  : transcriptTail(spec.paths.transcriptFile(spec.bead, input.attemptId))
+            const at = yield* Clock.currentTimeMillis
+            return { at, outputSummary: outputSummaryOf(screen), screen: screen.slice(-40) }
+          }),
+          signal
+        )
+      ),
+      verify: fromPromise<VerifyOutput, AttemptRef & { baseCommit: string | null }>(({ input, signal }) =>
+        run(runVerification(spec.config, repoPath(spec), input.baseCommit, { ...spec.env }), signal)
+      ),
+      clean: fromPromise<StepOutput, AttemptRef & { sessionName: string | null }>(({ input, signal }) =>
+        run(
+          Effect.gen(function* () {
+            const terminals = yield* Terminals
+            if (input.sessionName !== null && input.sessionName !== "") {
+              yield* terminals.kill(input.sessionName).pipe(
+                Effect.catchAll((error) => Effect.sync(() => hooks.log("could not kill the session", { reason: error.reason })))
+              )
+            }
+            if (input.attemptId !== null) {
+              for (const file of [
+                spec.paths.promptFile(spec.bead, input.attemptId),
+                spec.paths.launcherFile(spec.bead, input.attemptId),
+                spec.paths.exitFile(spec.bead, input.attemptId)
+              ]) {
+                fs.rmSync(file, { force: true })
+              }
+            }
+            return { at: yield* Clock.currentTimeMillis }
+          }),
+          signal
+        )
+      ),
+      notify: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(({ signal }) =>
+        // The coordinator hears of it through the observer's feed for now; webhooks and agent mail come with the coordinator integration.
+        run(Effect.map(Clock.currentTimeMillis, (at) => ({ at })), signal)
+      ),
+      remember: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(({ signal }) =>
+        run(
+          Effect.gen(function* () {
+            const records = yield* RecordStore
+            const at = yield* Clock.currentTimeMillis
+            const { run: runRecord, result } = hooks.records()
+            yield* records
+              .appendMemory(localDate(at), memoryLine(runRecord, result))
+              .pipe(Effect.catchAll((error) => Effect.sync(() => hooks.log("memory line not written", { reason: error.reason }))))
+            return { at }
+          }),
+          signal
+        )
+      )
+    }
+  } satisfies { actors: Record<keyof typeof agentSessionMachine.implementations.actors, unknown> }
+}
+
+export const provideSession = (
+  spec: DispatchSpec,
+  runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>,
+  hooks: SessionHooks
+) => agentSessionMachine.provide(sessionImplementations(spec, runtime, hooks))
+
+export type { SessionView }

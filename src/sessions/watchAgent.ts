@@ -1,0 +1,295 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Effect } from "effect"
+import type { AgentSignal, SessionEvent, WatchInput } from "../../machines/agentSession.machine.js"
+import type { Terminals } from "../terminals/Terminals.js"
+import type { DispatchSpec } from "./dispatchSpec.js"
+
+/** Strips terminal escape sequences so output lines can be matched as text. */
+export const stripAnsi = (text: string): string =>
+  // CSI, OSC (ended by BEL or ST), and single-character escapes.
+  text.replace(/\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-Z\\-_]/g, "")
+
+const lastNonEmpty = (screen: ReadonlyArray<string>, count: number): string[] =>
+  screen.filter((line) => line.trim() !== "").slice(-count)
+
+/** Reads a status file's or signal's status word in the seed's vocabulary and Warden's. */
+export const statusWord = (value: unknown): AgentSignal["status"] | null => {
+  if (typeof value !== "string") return null
+  const word = value.toLowerCase()
+  if (["done", "completed", "complete", "success", "succeeded"].includes(word)) return "done"
+  if (["failed", "failure", "error"].includes(word)) return "failed"
+  if (["waiting", "waiting-input", "needs-input", "question"].includes(word)) return "waiting"
+  return null
+}
+
+export interface WatchDeps {
+  readonly spec: DispatchSpec
+  readonly terminals: Terminals["Type"]
+  readonly now: () => number
+  readonly log: (message: string, detail?: Record<string, unknown>) => void
+}
+
+/**
+ * Watches one attempt and reports what it sees as machine events. Everything
+ * is driven by file-system events: the transcript growing (pipe-pane), the
+ * signal log, the status file and the exit file the launcher writes. Screen
+ * checks (dialogs, idle prompt) run once the output has settled. The machine,
+ * not this watcher, decides whether a signal belongs to the attempt.
+ */
+export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event: SessionEvent) => void): (() => void) => {
+  const { spec, terminals } = deps
+  const paths = spec.paths
+  const completion = spec.profile.config.completion
+  const doneMarker = completion.doneMarker === undefined ? null : new RegExp(completion.doneMarker)
+  const failedMarker = completion.failedMarker === undefined ? null : new RegExp(completion.failedMarker)
+  const idlePrompt = completion.idlePrompt === undefined || !input.sources.includes("idle-prompt") ? null : new RegExp(completion.idlePrompt)
+  const waiting = completion.waitingPatterns.map((p) => new RegExp(p, "m"))
+  const statusName = path.basename(paths.statusFile(input.bead))
+  const signalsName = path.basename(paths.signalsFile(input.bead))
+  const exitName = path.basename(paths.exitFile(input.bead, input.attemptId))
+
+  let stopped = false
+  let transcriptOffset = input.transcriptPath !== null && fs.existsSync(input.transcriptPath) ? fs.statSync(input.transcriptPath).size : 0
+  let partialLine = ""
+  let signalsOffset = input.signalsOffset
+  let lastStatusMtime = 0
+  let lastOutputSent = 0
+  let outputSinceLaunch = false
+  let inDialog = false
+  let exited = false
+  let screenTimer: NodeJS.Timeout | null = null
+  let outputTimer: NodeJS.Timeout | null = null
+  const send = (event: SessionEvent) => {
+    if (!stopped) sendBack(event)
+  }
+
+  const readJson = (file: string): unknown => {
+    try {
+      return JSON.parse(fs.readFileSync(file, "utf8"))
+    } catch {
+      return null
+    }
+  }
+
+  const readStatusFile = () => {
+    const file = paths.statusFile(input.bead)
+    let stat: fs.Stats
+    try {
+      stat = fs.statSync(file)
+    } catch {
+      return
+    }
+    if (stat.mtimeMs === lastStatusMtime) return
+    const doc = readJson(file) as Record<string, unknown> | null
+    if (doc === null) return // partly written: the rename or next write brings another event
+    lastStatusMtime = stat.mtimeMs
+    const status = statusWord(doc.status)
+    if (status === null) {
+      deps.log("status file has no status this version understands; ignored", { file, status: doc.status })
+      return
+    }
+    const attemptId = typeof doc.attempt_id === "string" ? doc.attempt_id : typeof doc.attempt === "string" ? doc.attempt : null
+    send({
+      type: "AGENT.SIGNAL",
+      signal: {
+        attemptId,
+        status,
+        summary: typeof doc.summary === "string" ? doc.summary : typeof doc.reason === "string" ? doc.reason : null,
+        source: "status-file",
+        at: Math.floor(stat.mtimeMs),
+        payload: doc
+      }
+    })
+  }
+
+  const readSignals = () => {
+    const file = paths.signalsFile(input.bead)
+    let size: number
+    try {
+      size = fs.statSync(file).size
+    } catch {
+      return
+    }
+    if (size <= signalsOffset) return
+    const fd = fs.openSync(file, "r")
+    const buffer = Buffer.alloc(size - signalsOffset)
+    try {
+      fs.readSync(fd, buffer, 0, buffer.length, signalsOffset)
+    } finally {
+      fs.closeSync(fd)
+    }
+    const text = buffer.toString("utf8")
+    const end = text.lastIndexOf("\n")
+    if (end < 0) return
+    signalsOffset += Buffer.byteLength(text.slice(0, end + 1))
+    for (const line of text.slice(0, end).split("\n")) {
+      if (line.trim() === "") continue
+      let doc: Record<string, unknown>
+      try {
+        doc = JSON.parse(line) as Record<string, unknown>
+      } catch {
+        deps.log("unreadable signal line ignored", { line })
+        continue
+      }
+      const status = statusWord(doc.status)
+      if (status === null) continue
+      send({
+        type: "AGENT.SIGNAL",
+        signal: {
+          attemptId: typeof doc.attempt_id === "string" ? doc.attempt_id : null,
+          status,
+          summary: typeof doc.summary === "string" ? doc.summary : null,
+          source: "signal",
+          at: typeof doc.at === "number" ? doc.at : deps.now(),
+          payload: doc.payload ?? null
+        }
+      })
+    }
+  }
+
+  const readExit = () => {
+    if (exited) return
+    const doc = readJson(paths.exitFile(input.bead, input.attemptId)) as Record<string, unknown> | null
+    if (doc === null || doc.attempt_id !== input.attemptId) return
+    exited = true
+    const code = typeof doc.exit_code === "number" ? doc.exit_code : null
+    send({ type: "AGENT.EXITED", at: deps.now(), exitCode: code, lost: false })
+  }
+
+  const checkScreen = () => {
+    screenTimer = null
+    if (stopped || exited) return
+    Effect.runPromise(terminals.capture(input.sessionName).pipe(Effect.either)).then((captured) => {
+      if (stopped || exited) return
+      if (captured._tag === "Left") return
+      const screen = captured.right
+      const tail = lastNonEmpty(screen, 5)
+      const dialog = waiting.find((pattern) => tail.some((line) => pattern.test(line)))
+      if (dialog !== undefined) {
+        if (!inDialog) {
+          inDialog = true
+          const text = tail.find((line) => dialog.test(line)) ?? ""
+          send({ type: "AGENT.DIALOG", at: deps.now(), text: text.trim(), screen: tail })
+        }
+        return
+      }
+      if (inDialog) {
+        inDialog = false
+        send({ type: "AGENT.DIALOG_CLEARED", at: deps.now() })
+      }
+      const last = tail[tail.length - 1] ?? ""
+      if (idlePrompt !== null && outputSinceLaunch && idlePrompt.test(last)) {
+        send({ type: "AGENT.IDLE", at: deps.now(), screen: tail })
+      }
+    })
+  }
+
+  const scheduleScreenCheck = () => {
+    if (waiting.length === 0 && idlePrompt === null) return
+    if (screenTimer !== null) clearTimeout(screenTimer)
+    // The idle prompt counts only on a screen that stayed quiet for the settle time.
+    screenTimer = setTimeout(checkScreen, idlePrompt !== null ? completion.idleSettleMs : 150)
+  }
+
+  const onOutput = () => {
+    const now = deps.now()
+    // At most one OUTPUT event per 500 ms: enough to reset the stall timer, cheap for chatty agents.
+    if (now - lastOutputSent >= 500) {
+      lastOutputSent = now
+      send({ type: "AGENT.OUTPUT", at: now })
+    } else if (outputTimer === null) {
+      outputTimer = setTimeout(() => {
+        outputTimer = null
+        lastOutputSent = deps.now()
+        send({ type: "AGENT.OUTPUT", at: lastOutputSent })
+      }, 500 - (now - lastOutputSent))
+    }
+  }
+
+  const readTranscript = () => {
+    if (input.transcriptPath === null) return
+    let size: number
+    try {
+      size = fs.statSync(input.transcriptPath).size
+    } catch {
+      return
+    }
+    if (size <= transcriptOffset) return
+    const fd = fs.openSync(input.transcriptPath, "r")
+    const buffer = Buffer.alloc(Math.min(size - transcriptOffset, 1_000_000))
+    try {
+      fs.readSync(fd, buffer, 0, buffer.length, transcriptOffset)
+    } finally {
+      fs.closeSync(fd)
+    }
+    transcriptOffset += buffer.length
+    outputSinceLaunch = true
+    onOutput()
+    if (doneMarker !== null || failedMarker !== null) {
+      const text = partialLine + stripAnsi(buffer.toString("utf8"))
+      const lines = text.split(/\r?\n|\r/)
+      partialLine = lines.pop() ?? ""
+      for (const raw of lines) {
+        const line = raw.trim()
+        if (input.sources.includes("marker") && doneMarker?.test(line)) {
+          send({ type: "AGENT.MARKER", at: deps.now(), line, status: "done" })
+        } else if (input.sources.includes("marker") && failedMarker?.test(line)) {
+          send({ type: "AGENT.MARKER", at: deps.now(), line, status: "failed" })
+        }
+      }
+    }
+    scheduleScreenCheck()
+  }
+
+  const watchers: fs.FSWatcher[] = []
+  fs.mkdirSync(paths.watch, { recursive: true })
+  watchers.push(
+    fs.watch(paths.watch, (_event, filename) => {
+      const name = filename?.toString()
+      if (name === statusName) readStatusFile()
+      else if (name === signalsName) readSignals()
+      else if (name === exitName) readExit()
+      else if (name === undefined || name === null) {
+        readStatusFile()
+        readSignals()
+        readExit()
+      }
+    })
+  )
+  if (input.transcriptPath !== null) {
+    try {
+      watchers.push(fs.watch(input.transcriptPath, () => readTranscript()))
+    } catch (error) {
+      deps.log("transcript cannot be watched; output-based detection is off", { error: String(error) })
+    }
+  }
+  // A session killed from outside without its launcher running its trap leaves no exit file:
+  // this slow check is the safety net for that, not a completion poll.
+  const liveness = setInterval(() => {
+    Effect.runPromise(terminals.exists(input.sessionName).pipe(Effect.either)).then((result) => {
+      if (result._tag === "Right" && !result.right && !exited) {
+        readExit()
+        if (!exited) {
+          exited = true
+          send({ type: "AGENT.EXITED", at: deps.now(), exitCode: null, lost: true })
+        }
+      }
+    })
+  }, 5_000)
+
+  // Whatever arrived between launch and this watch starting.
+  readStatusFile()
+  readSignals()
+  readExit()
+  readTranscript()
+  scheduleScreenCheck()
+
+  return () => {
+    stopped = true
+    for (const watcher of watchers) watcher.close()
+    clearInterval(liveness)
+    if (screenTimer !== null) clearTimeout(screenTimer)
+    if (outputTimer !== null) clearTimeout(outputTimer)
+  }
+}

@@ -1,0 +1,60 @@
+import { Context, Data, type Effect } from "effect"
+
+/** A terminal operation failed; `reason` says what the operator can act on. */
+export class TerminalError extends Data.TaggedError("TerminalError")<{
+  readonly operation: string
+  readonly session: string
+  readonly reason: string
+}> {}
+
+export interface CreateTerminal {
+  /** The tmux session name (already mapped from the bead: no `.` or `:`). */
+  readonly name: string
+  /** Working directory of the program. */
+  readonly cwd: string
+  /** The program and its arguments, run directly (no shell unless the program is one). */
+  readonly command: ReadonlyArray<string>
+  /** The whole environment of the program: tmux would otherwise give it the server's. */
+  readonly env: Readonly<Record<string, string>>
+  /** Where `pipe-pane` appends everything the program prints. */
+  readonly transcriptPath: string
+  readonly width?: number
+  readonly height?: number
+}
+
+export interface TerminalInfo {
+  readonly name: string
+  /** Pid of the program in the pane (the launcher), or null when the pane has died. */
+  readonly panePid: number | null
+  readonly dead: boolean
+  readonly deadStatus: number | null
+}
+
+/**
+ * Durable terminals for agents: tmux sessions on the agents' own socket, so
+ * agents outlive the supervisor and `tmux attach` works over SSH. Every target
+ * is exact (`=name`), never a prefix match.
+ */
+export class Terminals extends Context.Tag("warden/Terminals")<
+  Terminals,
+  {
+    /** The tmux socket the sessions live on (shown to operators for `tmux -S ... attach`). */
+    readonly socket: string
+    /** Creates the session running `command`; the pane stays after the program exits so it can be captured. */
+    readonly create: (spec: CreateTerminal) => Effect.Effect<TerminalInfo, TerminalError>
+    /** Whether a session of exactly this name exists (alive or with a dead pane). */
+    readonly exists: (name: string) => Effect.Effect<boolean, TerminalError>
+    readonly info: (name: string) => Effect.Effect<TerminalInfo | null, TerminalError>
+    /** The visible screen plus up to `history` lines of scrollback, as plain text lines. */
+    readonly capture: (name: string, history?: number) => Effect.Effect<ReadonlyArray<string>, TerminalError>
+    /** Types `text` literally (no key-name interpretation), then Enter when `enter` is true. */
+    readonly sendText: (name: string, text: string, enter: boolean) => Effect.Effect<void, TerminalError>
+    /** Kills the session and its program's whole process tree; a missing session is not an error. */
+    readonly kill: (name: string) => Effect.Effect<void, TerminalError>
+    /** Names of all sessions on the socket. */
+    readonly list: Effect.Effect<ReadonlyArray<string>, TerminalError>
+  }
+>() {}
+
+/** Maps a bead id to its tmux session name: tmux rewrites `.` and `:`, so Warden does it first, deliberately. */
+export const sessionNameFor = (bead: string): string => `agent-${bead.replace(/[.:]/g, "_")}`

@@ -1,0 +1,66 @@
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+/** Where everything of one workspace lives (the seed's layout, plus transcripts and the agents' `warden` shim). */
+export interface WorkspacePaths {
+  readonly root: string
+  readonly runs: string
+  readonly results: string
+  readonly watch: string
+  readonly transcripts: string
+  readonly memory: string
+  readonly templates: string
+  readonly bin: string
+  readonly runFile: (bead: string) => string
+  readonly resultFile: (bead: string) => string
+  /** The seed's status file, written by the agent: `state/watch/<bead>.status.json`. */
+  readonly statusFile: (bead: string) => string
+  /** `warden signal` appends here, one JSON line per signal, so no signal overwrites another. */
+  readonly signalsFile: (bead: string) => string
+  readonly exitFile: (bead: string, attemptId: string) => string
+  readonly promptFile: (bead: string, attemptId: string) => string
+  readonly launcherFile: (bead: string, attemptId: string) => string
+  readonly transcriptFile: (bead: string, attemptId: string) => string
+}
+
+export const expandHome = (p: string): string =>
+  p === "~" ? os.homedir() : p.startsWith("~/") ? path.join(os.homedir(), p.slice(2)) : p
+
+export const defaultWorkspace = (): string => path.join(os.homedir(), ".openclaw", "workspace")
+
+export const workspacePaths = (rootDir: string): WorkspacePaths => {
+  const root = path.resolve(expandHome(rootDir))
+  const state = path.join(root, "state")
+  const watch = path.join(state, "watch")
+  const transcripts = path.join(state, "transcripts")
+  return {
+    root,
+    runs: path.join(state, "runs"),
+    results: path.join(state, "results"),
+    watch,
+    transcripts,
+    memory: path.join(root, "memory"),
+    templates: path.join(root, "templates"),
+    bin: path.join(root, "bin"),
+    runFile: (bead) => path.join(state, "runs", `${bead}.json`),
+    resultFile: (bead) => path.join(state, "results", `${bead}.json`),
+    statusFile: (bead) => path.join(watch, `${bead}.status.json`),
+    signalsFile: (bead) => path.join(watch, `${bead}.signals.jsonl`),
+    exitFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.exit.json`),
+    promptFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.prompt.md`),
+    launcherFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.launch.sh`),
+    transcriptFile: (bead, attemptId) => path.join(transcripts, `${bead}.${attemptId}.log`)
+  }
+}
+
+/** The installed Warden package's root (holds `config/`, `templates/`, `dist/`). */
+export const wardenHome = (): string => {
+  // This file is dist/src/workspace/paths.js when built, src/workspace/paths.ts under vitest.
+  const here = path.dirname(fileURLToPath(import.meta.url))
+  const up = here.includes(`${path.sep}dist${path.sep}`) ? "../../.." : "../.."
+  return path.resolve(here, up)
+}
+
+/** The CLI entry point agents call as `warden` (through the shim in the workspace's `bin/`). */
+export const wardenCliEntry = (): string => path.join(wardenHome(), "dist", "src", "cli", "main.js")
