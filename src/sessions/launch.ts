@@ -33,12 +33,15 @@ export const launcherScript = (input: {
   readonly stdinFile: string | null
   readonly exitFile: string
   readonly attemptId: string
+  readonly path: string
 }): string => {
   const exitTemp = `${input.exitFile}.tmp`
   return [
     "#!/bin/sh",
     "# Written by warden for one attempt; the pane runs it.",
     `cd ${shQuote(input.repo)} || exit 97`,
+    // tmux gives a new session the PATH of the client that created it, whatever `-e PATH=` says.
+    `PATH=${shQuote(input.path)}; export PATH`,
     "warden_exit() {",
     `  printf '{"attempt_id":"%s","exit_code":%s,"at":"%s"}\\n' ${shQuote(input.attemptId)} "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${shQuote(exitTemp)} && mv ${shQuote(exitTemp)} ${shQuote(input.exitFile)}`,
     "}",
@@ -133,9 +136,10 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
       command: spec.command ?? "",
       wardenHome: spec.config.wardenHome
     })
+    const env = agentEnv(spec, attemptId, attempt, promptFile)
     fs.writeFileSync(
       launcher,
-      launcherScript({ repo, argv, stdinFile: profile.prompt.mode === "stdin" ? promptFile : null, exitFile, attemptId }),
+      launcherScript({ repo, argv, stdinFile: profile.prompt.mode === "stdin" ? promptFile : null, exitFile, attemptId, path: env.PATH! }),
       { mode: 0o700 }
     )
     const baseCommit = yield* git.head(repo)
@@ -145,7 +149,7 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
         name,
         cwd: repo,
         command: ["/bin/sh", launcher],
-        env: agentEnv(spec, attemptId, attempt, promptFile),
+        env,
         transcriptPath
       })
       .pipe(Effect.either)

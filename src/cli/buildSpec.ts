@@ -1,0 +1,77 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Effect, Either } from "effect"
+import { resolveProfile, type ProfileOverrides } from "../config/profiles.js"
+import type { DispatchSpec } from "../sessions/dispatchSpec.js"
+import { renderTemplate } from "../templates/render.js"
+import { CliError, dispatcherEnv, foregroundSupervisor, type CliEnvironment } from "./environment.js"
+
+export interface DispatchRequest {
+  readonly bead: string
+  readonly repo: string
+  readonly agent: string
+  readonly template: string | undefined
+  readonly prompt: string | undefined
+  readonly promptFile: string | undefined
+  readonly title: string | undefined
+  readonly acceptance: string | undefined
+  readonly command: string | undefined
+  readonly overrides: ProfileOverrides
+}
+
+/**
+ * Compiles a dispatch request into the spec every attempt reads. A template
+ * that does not render is not an error here: preflight names it as a failed
+ * check, with everything else it found.
+ */
+export const buildSpec = (env: CliEnvironment, request: DispatchRequest) =>
+  Effect.gen(function* () {
+    const profile = resolveProfile(env.config, request.agent, request.overrides)
+    if ("error" in profile) return yield* new CliError({ message: profile.error })
+    if (request.prompt !== undefined && request.promptFile !== undefined) {
+      return yield* new CliError({ message: "give --prompt or --prompt-file, not both" })
+    }
+    let description = request.prompt ?? ""
+    if (request.promptFile !== undefined) {
+      try {
+        description = fs.readFileSync(request.promptFile, "utf8")
+      } catch (error) {
+        return yield* new CliError({ message: `cannot read --prompt-file ${request.promptFile}: ${(error as Error).message}` })
+      }
+    }
+    if (request.template === undefined && description.trim() === "") {
+      return yield* new CliError({ message: "nothing to do: give --prompt TEXT, --prompt-file FILE or --template NAME" })
+    }
+    let prompt: DispatchSpec["prompt"] = { ok: true, text: description }
+    if (request.template !== undefined) {
+      const rendered = renderTemplate(
+        request.template,
+        {
+          bead: request.bead,
+          title: request.title ?? request.bead,
+          description,
+          repo: path.resolve(request.repo),
+          acceptance: request.acceptance ?? "The change is committed and the repo's tests pass.",
+          // The id differs per attempt; the agent reads it from its environment.
+          attempt_id: "$WARDEN_ATTEMPT",
+          status_file: env.paths.statusFile(request.bead)
+        },
+        { workspace: env.paths.templates, builtin: path.join(env.config.wardenHome, "templates") }
+      )
+      prompt = Either.isRight(rendered)
+        ? { ok: true, text: rendered.right.text }
+        : { ok: false, error: `template ${rendered.left.template}: ${rendered.left.reason}` }
+    }
+    return {
+      bead: request.bead,
+      repo: request.repo,
+      profile,
+      prompt,
+      templateName: request.template ?? null,
+      command: request.command ?? null,
+      env: dispatcherEnv(),
+      config: env.config,
+      paths: env.paths,
+      supervisor: foregroundSupervisor()
+    } satisfies DispatchSpec
+  })

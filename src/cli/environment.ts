@@ -1,0 +1,70 @@
+import * as os from "node:os"
+import * as path from "node:path"
+import * as fs from "node:fs"
+import { Data, Effect, Either, Layer, ManagedRuntime } from "effect"
+import { loadConfigSync, type ResolvedConfig } from "../config/loadConfig.js"
+import { GitLive } from "../git/Git.js"
+import { ProcessesLive } from "../processes/Processes.js"
+import { fileRecordStoreLayer } from "../records/RecordStore.js"
+import type { SessionServices } from "../sessions/sessionActors.js"
+import { tmuxTerminalsLayer } from "../terminals/tmuxTerminals.js"
+import { workspacePaths, type WorkspacePaths } from "../workspace/paths.js"
+import { processStartTicks } from "../sessions/supervisorLiveness.js"
+
+/** A command-line error: printed as `warden: <message>` with a non-zero exit. */
+export class CliError extends Data.TaggedError("CliError")<{ readonly message: string; readonly exitCode?: number }> {}
+
+export interface CliEnvironment {
+  readonly config: ResolvedConfig
+  readonly paths: WorkspacePaths
+  readonly runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>
+}
+
+export interface GlobalOptions {
+  readonly workspace: string | undefined
+  readonly config: string | undefined
+}
+
+/** The live layers every command runs on: tmux on the agents' socket, real processes, git, the workspace's records. */
+export const liveLayer = (config: ResolvedConfig, paths: WorkspacePaths) =>
+  Layer.mergeAll(
+    tmuxTerminalsLayer(config.tmuxSocket),
+    ProcessesLive,
+    GitLive.pipe(Layer.provide(ProcessesLive)),
+    fileRecordStoreLayer(paths)
+  )
+
+/** Loads the config (refusing an invalid one with its path and field) and opens the workspace. */
+export const openEnvironment = (global: GlobalOptions) =>
+  Effect.gen(function* () {
+    const loaded = loadConfigSync({ workspace: global.workspace, config: global.config })
+    if (Either.isLeft(loaded)) return yield* new CliError({ message: loaded.left.message, exitCode: 2 })
+    const config = loaded.right
+    const paths = workspacePaths(config.workspaceDir)
+    for (const dir of [paths.runs, paths.results, paths.watch, paths.transcripts, paths.memory]) fs.mkdirSync(dir, { recursive: true })
+    const runtime = ManagedRuntime.make(liveLayer(config, paths))
+    yield* Effect.addFinalizer(() => runtime.disposeEffect)
+    return { config, paths, runtime } satisfies CliEnvironment
+  })
+
+/** This process as a foreground supervisor. */
+export const foregroundSupervisor = () => ({
+  pid: process.pid,
+  procStart: processStartTicks(process.pid),
+  host: os.hostname(),
+  kind: "foreground" as const,
+  startedAt: Date.now()
+})
+
+/** The dispatcher's environment as plain strings (the agent inherits it). */
+export const dispatcherEnv = (): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value
+  return env
+}
+
+export const resolveRepo = (repo: string): string => path.resolve(repo)
+
+/** Runs an effect that needs the live services on the environment's runtime. */
+export const onRuntime = <A, E>(env: CliEnvironment, effect: Effect.Effect<A, E, SessionServices>) =>
+  Effect.promise(() => env.runtime.runPromiseExit(effect)).pipe(Effect.flatMap((exit) => exit))

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+import { Args, Command, Options } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Config, Effect, Option } from "effect"
+import { CliError, openEnvironment, type GlobalOptions } from "./environment.js"
+import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionCommands.js"
+import { cancelCommand, psCommand, sendCommand, showCommand, signalCommand } from "./controlCommands.js"
+import type { DispatchRequest } from "./buildSpec.js"
+
+const workspace = Options.text("workspace").pipe(
+  Options.withDescription("the workspace directory (default ~/.openclaw/workspace)"),
+  Options.withFallbackConfig(Config.string("WARDEN_WORKSPACE")),
+  Options.optional
+)
+const configFile = Options.text("config").pipe(
+  Options.withDescription("the config file (default <workspace>/warden.json, else the built-in one)"),
+  Options.withFallbackConfig(Config.string("WARDEN_CONFIG")),
+  Options.optional
+)
+const json = Options.boolean("json").pipe(Options.withDescription("print JSON for scripts"))
+const bead = Args.text({ name: "bead" })
+const optionalText = (name: string, description: string) => Options.text(name).pipe(Options.withDescription(description), Options.optional)
+
+const warden = Command.make("warden", { workspace, config: configFile })
+
+/** Runs a command body in the workspace the global options name. */
+const withEnvironment = <A>(body: (env: Effect.Effect.Success<ReturnType<typeof openEnvironment>>) => Effect.Effect<A, CliError>) =>
+  Effect.gen(function* () {
+    const global = yield* warden
+    const options: GlobalOptions = { workspace: Option.getOrUndefined(global.workspace), config: Option.getOrUndefined(global.config) }
+    const env = yield* openEnvironment(options)
+    return yield* body(env)
+  }).pipe(Effect.scoped)
+
+const dispatchOptions = {
+  bead,
+  repo: Options.text("repo").pipe(Options.withDescription("the git repository the agent works in")),
+  agent: Options.text("agent").pipe(Options.withDescription("the agent profile (demo, demo-tui, custom, ...)")),
+  template: optionalText("template", "prompt template: feature, bug-fix, refactor, code-review, docs, script, custom"),
+  prompt: optionalText("prompt", "the task (the template's description when --template is given)"),
+  promptFile: optionalText("prompt-file", "read the task from this file"),
+  title: optionalText("title", "the bead's title, for templates"),
+  acceptance: optionalText("acceptance", "acceptance criteria, for templates"),
+  command: optionalText("command", "for the custom profile: the command line to run (sh -c)"),
+  timeout: Options.integer("timeout").pipe(Options.withDescription("deadline per attempt, seconds"), Options.optional),
+  stall: Options.integer("stall").pipe(Options.withDescription("no output for this many seconds is a stall"), Options.optional),
+  maxRetries: Options.integer("max-retries").pipe(Options.withDescription("most attempts (the seed's max_retries)"), Options.optional)
+}
+
+type DispatchArgs = {
+  readonly [K in keyof typeof dispatchOptions]: (typeof dispatchOptions)[K] extends Options.Options<infer A> | Args.Args<infer A> ? A : never
+}
+
+const toRequest = (a: DispatchArgs): DispatchRequest => ({
+  bead: a.bead,
+  repo: a.repo,
+  agent: a.agent,
+  template: Option.getOrUndefined(a.template),
+  prompt: Option.getOrUndefined(a.prompt),
+  promptFile: Option.getOrUndefined(a.promptFile),
+  title: Option.getOrUndefined(a.title),
+  acceptance: Option.getOrUndefined(a.acceptance),
+  command: Option.getOrUndefined(a.command),
+  overrides: {
+    timeoutMs: Option.getOrUndefined(Option.map(a.timeout, (s) => s * 1000)),
+    stallMs: Option.getOrUndefined(Option.map(a.stall, (s) => s * 1000)),
+    maxAttempts: Option.getOrUndefined(a.maxRetries)
+  }
+})
+
+const dispatch = Command.make(
+  "dispatch",
+  { ...dispatchOptions, wait: Options.boolean("wait").pipe(Options.withDescription("run the session in the foreground until it ends")), json },
+  (a) => withEnvironment((env) => dispatchCommand(env, toRequest(a), { wait: a.wait, json: a.json }))
+).pipe(Command.withDescription("dispatch a bead to an agent"))
+
+const preflight = Command.make(
+  "preflight",
+  {
+    ...dispatchOptions,
+    bead: Options.text("bead").pipe(Options.withDescription("the bead id to check")),
+    json
+  },
+  (a) => withEnvironment((env) => preflightCommand(env, toRequest(a as unknown as DispatchArgs), a.json))
+).pipe(Command.withDescription("run the checks that precede every attempt, and name each one that fails"))
+
+const verify = Command.make("verify", { bead, json }, (a) => withEnvironment((env) => verifyCommand(env, a.bead, a.json))).pipe(
+  Command.withDescription("verify a bead's work (tests, changes) and keep the result in its records")
+)
+
+const signal = Command.make(
+  "signal",
+  {
+    bead: Args.text({ name: "bead" }).pipe(Args.optional),
+    status: Options.choice("status", ["done", "failed", "waiting"]).pipe(Options.withDescription("what the agent reports")),
+    summary: optionalText("summary", "one line about the result"),
+    attempt: optionalText("attempt", "the attempt id (default: $WARDEN_ATTEMPT)")
+  },
+  (a) =>
+    withEnvironment((env) =>
+      signalCommand(env, {
+        bead: Option.getOrUndefined(a.bead),
+        status: a.status,
+        summary: Option.getOrUndefined(a.summary),
+        attempt: Option.getOrUndefined(a.attempt)
+      })
+    )
+).pipe(Command.withDescription("report completion from inside an agent's session"))
+
+const ps = Command.make("ps", { json }, (a) => withEnvironment((env) => psCommand(env, a.json))).pipe(
+  Command.withDescription("list sessions, reconciled against their supervisor and tmux")
+)
+
+const show = Command.make("show", { bead, json }, (a) => withEnvironment((env) => showCommand(env, a.bead, a.json))).pipe(
+  Command.withDescription("a session's states with timestamps, and why it ended as it did")
+)
+
+const cancel = Command.make("cancel", { bead }, (a) => withEnvironment((env) => cancelCommand(env, a.bead))).pipe(
+  Command.withDescription("cancel a bead's session")
+)
+
+const send = Command.make(
+  "send",
+  {
+    noEnter: Options.boolean("no-enter").pipe(Options.withDescription("type the text without pressing Enter")),
+    bead,
+    text: Args.text({ name: "text" })
+  },
+  (a) => withEnvironment((env) => sendCommand(env, a.bead, a.text, !a.noEnter))
+).pipe(Command.withDescription("type text into the agent's terminal, to answer what it asks"))
+
+const cli = warden.pipe(
+  Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
+  Command.withSubcommands([dispatch, preflight, verify, signal, ps, show, cancel, send])
+)
+
+const run = Command.run(cli, { name: "warden", version: "0.1.0" })
+
+/** Global options may be written anywhere; @effect/cli wants them before the subcommand. */
+export const hoistGlobalOptions = (argv: ReadonlyArray<string>): string[] => {
+  const globals: string[] = []
+  const rest: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === "--workspace" || arg === "--config") {
+      globals.push(arg, argv[i + 1] ?? "")
+      i++
+    } else if (arg.startsWith("--workspace=") || arg.startsWith("--config=")) {
+      const [name, ...value] = arg.split("=")
+      globals.push(name!, value.join("="))
+    } else rest.push(arg)
+  }
+  return [...globals, ...rest]
+}
+
+const argv = [...process.argv.slice(0, 2), ...hoistGlobalOptions(process.argv.slice(2))]
+
+run(argv).pipe(
+  Effect.catchTag("CliError", (error) =>
+    Effect.sync(() => {
+      process.stderr.write(`warden: ${error.message}\n`)
+      process.exitCode = error.exitCode ?? 1
+    })
+  ),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain({ disableErrorReporting: false })
+)

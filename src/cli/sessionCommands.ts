@@ -1,0 +1,122 @@
+import * as fs from "node:fs"
+import { Effect } from "effect"
+import { SessionRunner } from "../sessions/runSession.js"
+import { runPreflight } from "../sessions/preflight.js"
+import { runVerification } from "../sessions/verify.js"
+import { RecordStore } from "../records/RecordStore.js"
+import { verificationRecord } from "../records/buildRecords.js"
+import { BEAD_ID } from "../sessions/dispatchSpec.js"
+import { buildSpec, type DispatchRequest } from "./buildSpec.js"
+import { CliError, dispatcherEnv, onRuntime, type CliEnvironment } from "./environment.js"
+import { openLogger } from "./logger.js"
+import { Progress } from "./progress.js"
+import { table } from "./format.js"
+
+const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
+
+/**
+ * `warden dispatch --wait`: runs the session in this process, state by state,
+ * until it ends. Interrupting it (Ctrl-C, SIGTERM) cancels the session
+ * cleanly: the agent is stopped and the records say `cancelled`.
+ */
+export const dispatchCommand = (env: CliEnvironment, request: DispatchRequest, options: { wait: boolean; json: boolean }) =>
+  Effect.gen(function* () {
+    if (!BEAD_ID.test(request.bead)) {
+      return yield* new CliError({ message: `invalid bead id "${request.bead}": it must match ${BEAD_ID.source}` })
+    }
+    if (!options.wait) {
+      return yield* new CliError({
+        message:
+          "no warden daemon runs for this workspace, so dispatch cannot queue the bead and return; " +
+          "run it in the foreground with --wait"
+      })
+    }
+    const spec = yield* buildSpec(env, request)
+    const logger = openLogger(env.paths, { bead: spec.bead })
+    const progress = new Progress(spec.bead, options.json ? process.stderr : process.stdout)
+    const runner = new SessionRunner(spec, env.runtime, {
+      onState: (view, entry) => {
+        progress.state(view, entry)
+        logger.info({ state: view.state, attempt: entry.attempt, attemptId: view.context.attemptId }, "state")
+      },
+      onIgnored: (reason) => progress.line(`  ignored a signal: ${reason}`),
+      log: (message, detail) => logger.info(detail ?? {}, message)
+    })
+    progress.start()
+    runner.start()
+    const outcome = yield* Effect.promise(() => runner.finished).pipe(
+      Effect.onInterrupt(() =>
+        Effect.promise(async () => {
+          progress.line(`${spec.bead}: interrupted; cancelling the session`)
+          runner.cancel("the foreground dispatch was interrupted")
+          await runner.finished.catch(() => undefined)
+          progress.stop()
+        })
+      ),
+      Effect.ensuring(Effect.sync(() => progress.stop()))
+    )
+    const { run, result } = runner.records()
+    if (options.json) yield* print(JSON.stringify(result, null, 2))
+    else {
+      yield* print(`${spec.bead}: ${outcome} - ${result.reason}`)
+      yield* print(`records: ${env.paths.runFile(spec.bead)} ${env.paths.resultFile(spec.bead)}`)
+    }
+    if (run.status !== "done") return yield* new CliError({ message: `${spec.bead} ended ${outcome}`, exitCode: 1 })
+  })
+
+/** `warden preflight`: every check, each named, exit 1 when one fails. */
+export const preflightCommand = (env: CliEnvironment, request: DispatchRequest, json: boolean) =>
+  Effect.gen(function* () {
+    const spec = yield* buildSpec(env, {
+      ...request,
+      prompt: request.prompt ?? (request.template === undefined && request.promptFile === undefined ? "(preflight)" : request.prompt)
+    })
+    const checks = yield* onRuntime(env, runPreflight(spec))
+    const ok = checks.every((check) => check.ok)
+    if (json) yield* print(JSON.stringify({ ok, checks }, null, 2))
+    else yield* print(table([["CHECK", "RESULT", "DETAIL"], ...checks.map((c) => [c.name, c.ok ? "ok" : "FAILED", c.detail])]))
+    if (!ok) {
+      return yield* new CliError({
+        message: `preflight failed: ${checks.filter((c) => !c.ok).map((c) => c.name).join(", ")}`,
+        exitCode: 1
+      })
+    }
+  })
+
+/**
+ * `warden verify <bead>`: runs the verification on the bead's repo against the
+ * commit recorded at dispatch, prints it, and keeps it in the records. A run
+ * that ended `unverified` (its supervisor died) becomes `done` when it passes.
+ */
+export const verifyCommand = (env: CliEnvironment, bead: string, json: boolean) =>
+  Effect.gen(function* () {
+    const store = yield* onRuntime(env, RecordStore)
+    const run = yield* onRuntime(env, store.readRun(bead).pipe(Effect.orElseSucceed(() => null)))
+    if (run === null) return yield* new CliError({ message: `no run record for bead "${bead}" in ${env.paths.runs}` })
+    if (!fs.existsSync(run.repo)) return yield* new CliError({ message: `the bead's repo ${run.repo} does not exist` })
+    const output = yield* onRuntime(env, runVerification(env.config, run.repo, run.base_commit, dispatcherEnv()))
+    const verification = verificationRecord(output)
+    const result = yield* onRuntime(env, store.readResult(bead).pipe(Effect.orElseSucceed(() => null)))
+    const promote = run.status !== "running" && run.failure_reason === "unverified" && output.overall === "pass"
+    const updates = {
+      verification,
+      updated_at: new Date().toISOString(),
+      ...(promote ? { status: "done" as const, outcome: "done" as const, failure_reason: null } : {})
+    }
+    if (run.status !== "running" && result !== null) {
+      yield* onRuntime(
+        env,
+        store.write(
+          { ...run, ...updates },
+          { ...result, ...updates, ...(promote ? { reason: "done: verified by `warden verify` after the supervisor was lost" } : {}) }
+        )
+      ).pipe(Effect.mapError((error) => new CliError({ message: `could not write the records: ${error.reason}` })))
+    }
+    if (json) yield* print(JSON.stringify(verification, null, 2))
+    else {
+      yield* print(table([["CHECK", "STATUS", "DETAIL"], ...verification.checks.map((c) => [c.name, c.status, c.detail])]))
+      yield* print(`overall: ${verification.overall}`)
+      if (verification.diff_stat !== "") yield* print(verification.diff_stat)
+    }
+    if (output.overall !== "pass") return yield* new CliError({ message: `verification of ${bead} failed`, exitCode: 1 })
+  })

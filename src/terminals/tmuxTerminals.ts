@@ -1,0 +1,405 @@
+import { execFile } from "node:child_process"
+import { mkdirSync, statSync } from "node:fs"
+import { dirname, resolve } from "node:path"
+import { Context, Effect, Layer } from "effect"
+import { type CreateTerminal, type TerminalInfo, TerminalError, Terminals } from "./Terminals.js"
+
+type TerminalsService = Context.Tag.Service<Terminals>
+
+/** What one tmux (or ps) invocation produced; a non-zero exit is data, not a failure. */
+interface RunResult {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+const TMUX = "tmux"
+const RUN_TIMEOUT_MS = 15_000
+const DEFAULT_WIDTH = 200
+const DEFAULT_HEIGHT = 50
+const KILL_GRACE_MS = 1_000
+const KILL_POLL_MS = 50
+
+/** POSIX shell single-quoting. */
+const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
+
+/** tmux expands formats (`#{...}`, `#S`, ...) in `-s`, `-c` and pipe-pane's command: `##` is a literal `#`. */
+const escapeFormat = (s: string): string => s.replace(/#/g, "##")
+
+/**
+ * tmux splits its argv into commands at any argument *ending* in `;` (dropping
+ * the `;`), and turns a trailing `\;` into `;`. Escaping a trailing `;` as `\;`
+ * passes every argument through unchanged (including ones ending in `\;`).
+ */
+const escapeArg = (s: string): string => (s.endsWith(";") ? `${s.slice(0, -1)}\\;` : s)
+
+/** Joins tmux commands into one invocation, separated by `;` arguments. */
+const chain = (...commands: ReadonlyArray<ReadonlyArray<string>>): Array<string> =>
+  commands.flatMap((command, i) => [...(i === 0 ? [] : [";"]), ...command.map(escapeArg)])
+
+const VALID_ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** The tmux client's own environment: ours, without the variables that tie it to an enclosing tmux. */
+const clientEnv = (): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  for (const key of Object.keys(env)) if (key.startsWith("TMUX")) delete env[key]
+  return env
+}
+
+const exec = (
+  file: string,
+  args: ReadonlyArray<string>,
+  input: string | undefined,
+  onSpawnError: (reason: string) => TerminalError
+): Effect.Effect<RunResult, TerminalError> =>
+  Effect.async<RunResult, TerminalError>((resume) => {
+    const child = execFile(
+      file,
+      args as Array<string>,
+      { env: clientEnv(), timeout: RUN_TIMEOUT_MS, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024, encoding: "utf8" },
+      (error, stdout, stderr) => {
+        if (error === null) {
+          resume(Effect.succeed({ code: 0, stdout, stderr }))
+          return
+        }
+        const code = (error as NodeJS.ErrnoException & { code?: unknown }).code
+        if (typeof code === "number") {
+          resume(Effect.succeed({ code, stdout, stderr }))
+        } else if ((error as { killed?: boolean }).killed) {
+          resume(Effect.fail(onSpawnError(`${file} ${args.join(" ")} timed out after ${RUN_TIMEOUT_MS}ms: ${stderr.trim()}`)))
+        } else {
+          resume(Effect.fail(onSpawnError(`could not run ${file}: ${error.message}${stderr.trim() ? `: ${stderr.trim()}` : ""}`)))
+        }
+      }
+    )
+    child.stdin?.on("error", () => undefined)
+    child.stdin?.end(input ?? "")
+    return Effect.sync(() => {
+      child.kill("SIGKILL")
+    })
+  })
+
+/** tmux's ways of saying there is no server on the socket, or no such session/window/pane. */
+const isNotFound = (stderr: string): boolean =>
+  /no server running on|error connecting to .*\((No such file or directory|Connection refused)\)|can't find (session|window|pane)|no such (session|window|pane)|session not found/i.test(
+    stderr
+  )
+
+const nonEmptyLines = (s: string): Array<string> => s.split("\n").filter((line) => line.length > 0)
+
+const dropTrailingEmpty = (lines: Array<string>): Array<string> => {
+  let end = lines.length
+  while (end > 0 && lines[end - 1]!.trim() === "") end--
+  return lines.slice(0, end)
+}
+
+interface PsEntry {
+  readonly pid: number
+  readonly ppid: number
+  readonly zombie: boolean
+  /** Start time as ps prints it: with the pid, it identifies the process (pids are reused). */
+  readonly started: string
+}
+
+const parsePs = (stdout: string): Array<PsEntry> =>
+  nonEmptyLines(stdout).flatMap((line) => {
+    const [pid, ppid, stat, ...started] = line.trim().split(/\s+/)
+    const p = Number(pid)
+    const pp = Number(ppid)
+    if (!Number.isInteger(p) || !Number.isInteger(pp) || stat === undefined) return []
+    return [{ pid: p, ppid: pp, zombie: stat.startsWith("Z"), started: started.join(" ") }]
+  })
+
+/** Every process descending from `roots` (roots included), from one `ps` snapshot. */
+const descendants = (entries: ReadonlyArray<PsEntry>, roots: ReadonlyArray<number>): Array<PsEntry> => {
+  const byPid = new Map(entries.map((e) => [e.pid, e]))
+  const children = new Map<number, Array<PsEntry>>()
+  for (const e of entries) {
+    const list = children.get(e.ppid)
+    if (list) list.push(e)
+    else children.set(e.ppid, [e])
+  }
+  const seen = new Set<number>()
+  const out: Array<PsEntry> = []
+  const queue = roots.flatMap((pid) => {
+    const e = byPid.get(pid)
+    return e ? [e] : []
+  })
+  while (queue.length > 0) {
+    const e = queue.shift()!
+    if (seen.has(e.pid)) continue
+    seen.add(e.pid)
+    out.push(e)
+    for (const child of children.get(e.pid) ?? []) queue.push(child)
+  }
+  return out
+}
+
+const signal = (pid: number, sig: NodeJS.Signals): void => {
+  try {
+    process.kill(pid, sig)
+  } catch {
+    // Already gone (ESRCH) or not ours to signal (EPERM): nothing more to do.
+  }
+}
+
+/** The live `Terminals`: tmux sessions on `socket`, every target exact (`=name`). */
+export const makeTmuxTerminals = (socket: string): TerminalsService => {
+  /** For session-scoped commands (has-session, kill-session). */
+  const sessionTarget = (name: string): string => `=${name}`
+  /**
+   * For window- and pane-scoped commands (list-panes, capture-pane, send-keys, ...).
+   * These must get `=name:`: given a bare `=name` that matches no session, tmux 3.3a
+   * goes on to resolve it some other way and can land on `name10` (list-panes even
+   * with -s), or says "can't find pane". With the colon it fails cleanly.
+   */
+  const paneTarget = (name: string): string => `=${name}:`
+
+  const tmux = (
+    operation: string,
+    session: string,
+    args: ReadonlyArray<string>,
+    input?: string
+  ): Effect.Effect<RunResult, TerminalError> =>
+    exec(TMUX, ["-S", socket, ...args], input, (reason) => new TerminalError({ operation, session, reason }))
+
+  const failed = (operation: string, session: string, what: string, result: RunResult): TerminalError =>
+    new TerminalError({
+      operation,
+      session,
+      reason: `tmux ${what} failed (exit ${result.code}) on socket ${socket}: ${result.stderr.trim() || "(no message)"}`
+    })
+
+  /** Runs a tmux command that must succeed. */
+  const tmuxOk = (operation: string, session: string, args: ReadonlyArray<string>, input?: string) =>
+    Effect.flatMap(tmux(operation, session, args, input), (result) =>
+      result.code === 0 ? Effect.succeed(result) : Effect.fail(failed(operation, session, args[0] ?? "", result))
+    )
+
+  const info = (name: string): Effect.Effect<TerminalInfo | null, TerminalError> =>
+    Effect.flatMap(
+      tmux("info", name, [
+        "list-panes",
+        "-t",
+        paneTarget(name),
+        "-F",
+        "#{pane_active} #{pane_pid} #{pane_dead} #{pane_dead_status} #{session_name}"
+      ]),
+      (result) => {
+        if (result.code !== 0) {
+          return isNotFound(result.stderr) ? Effect.succeed(null) : Effect.fail(failed("info", name, "list-panes", result))
+        }
+        // The active pane of the session's current window (the program's, unless someone split it).
+        const panes = nonEmptyLines(result.stdout)
+          .map((line) => line.split(" "))
+          .filter((fields) => fields.slice(4).join(" ") === name)
+        const pane = panes.find((fields) => fields[0] === "1") ?? panes[0]
+        if (pane === undefined) return Effect.succeed(null)
+        const [, pid, dead, status] = pane
+        const isDead = dead === "1"
+        const pidNumber = Number(pid)
+        const statusNumber = status === undefined || status === "" ? null : Number(status)
+        return Effect.succeed<TerminalInfo>({
+          name,
+          panePid: isDead || !Number.isInteger(pidNumber) || pidNumber <= 0 ? null : pidNumber,
+          dead: isDead,
+          deadStatus: isDead && statusNumber !== null && Number.isFinite(statusNumber) ? statusNumber : null
+        })
+      }
+    )
+
+  const exists = (name: string): Effect.Effect<boolean, TerminalError> =>
+    Effect.flatMap(tmux("exists", name, ["has-session", "-t", sessionTarget(name)]), (result) =>
+      result.code === 0
+        ? Effect.succeed(true)
+        : isNotFound(result.stderr)
+          ? Effect.succeed(false)
+          : Effect.fail(failed("exists", name, "has-session", result))
+    )
+
+  const create = (spec: CreateTerminal): Effect.Effect<TerminalInfo, TerminalError> => {
+    const name = spec.name
+    const fail = (reason: string) => Effect.fail(new TerminalError({ operation: "create", session: name, reason }))
+    if (name === "" || /[.:]/.test(name)) {
+      return fail(`create: invalid session name ${JSON.stringify(name)} (must be non-empty, without "." or ":")`)
+    }
+    if (spec.command.length === 0) return fail("create: the command is empty")
+    const width = spec.width ?? DEFAULT_WIDTH
+    const height = spec.height ?? DEFAULT_HEIGHT
+    if (!Number.isInteger(width) || width < 1 || !Number.isInteger(height) || height < 1) {
+      return fail(`create: invalid size ${width}x${height}`)
+    }
+    const cwd = resolve(spec.cwd)
+    const transcript = resolve(spec.transcriptPath)
+
+    const prepare = Effect.try({
+      try: () => {
+        if (!statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) {
+          throw new Error(`working directory ${cwd} does not exist or is not a directory`)
+        }
+        mkdirSync(dirname(transcript), { recursive: true })
+        mkdirSync(dirname(resolve(socket)), { recursive: true })
+      },
+      catch: (e) =>
+        new TerminalError({ operation: "create", session: name, reason: `create: ${e instanceof Error ? e.message : String(e)}` })
+    })
+
+    const envArgs = Object.entries(spec.env).flatMap(([key, value]) =>
+      key.startsWith("TMUX") || !VALID_ENV_NAME.test(key) ? [] : ["-e", `${key}=${value}`]
+    )
+    // tmux runs a single command argument through the shell (`sh -c`); run the program directly instead.
+    const command = spec.command.length === 1 ? ["env", "--", spec.command[0]!] : [...spec.command]
+    const args = chain(
+      [
+        "new-session",
+        "-d",
+        "-s",
+        escapeFormat(name),
+        "-c",
+        escapeFormat(cwd),
+        "-x",
+        String(width),
+        "-y",
+        String(height),
+        ...envArgs,
+        "--",
+        ...command
+      ],
+      // Same invocation, so the server runs these before it can notice the program exited.
+      ["set-option", "-w", "-t", paneTarget(name), "remain-on-exit", "on"],
+      ["pipe-pane", "-O", "-t", paneTarget(name), escapeFormat(`cat >> ${shellQuote(transcript)}`)]
+    )
+
+    return prepare.pipe(
+      Effect.zipRight(tmux("create", name, args)),
+      Effect.flatMap((result) => {
+        if (result.code === 0) return Effect.void
+        if (/duplicate session/i.test(result.stderr)) {
+          return fail(`create: session ${name} already exists on socket ${socket}`)
+        }
+        return Effect.fail(failed("create", name, "new-session", result))
+      }),
+      Effect.zipRight(info(name)),
+      Effect.flatMap((i) => (i === null ? fail(`create: session ${name} vanished right after it was created`) : Effect.succeed(i)))
+    )
+  }
+
+  const capture = (name: string, history = 0): Effect.Effect<ReadonlyArray<string>, TerminalError> => {
+    const lines = Math.max(0, Math.floor(Number.isFinite(history) ? history : 0))
+    const target = paneTarget(name)
+    const captureFrom = (from: number) => ["capture-pane", "-p", "-J", "-t", target, "-S", `-${from}`]
+    // When a pane dies, tmux writes "Pane is dead (...)" after a linefeed on the bottom
+    // line, which scrolls the program's top line into history: a dead pane gets one more line.
+    return Effect.flatMap(
+      tmuxOk("capture", name, chain(["display-message", "-p", "-t", target, "#{pane_dead}"], captureFrom(lines))),
+      (result) => {
+        const newline = result.stdout.indexOf("\n")
+        const dead = result.stdout.slice(0, newline) === "1"
+        const screen = result.stdout.slice(newline + 1)
+        return dead
+          ? Effect.map(tmuxOk("capture", name, captureFrom(lines + 1)), (again) => dropTrailingEmpty(again.stdout.split("\n")))
+          : Effect.succeed(dropTrailingEmpty(screen.split("\n")))
+      }
+    )
+  }
+
+  const sendText = (name: string, text: string, enter: boolean): Effect.Effect<void, TerminalError> => {
+    const target = paneTarget(name)
+    const typeText: Effect.Effect<unknown, TerminalError> =
+      text === ""
+        ? enter
+          ? Effect.void
+          : tmuxOk("sendText", name, ["has-session", "-t", sessionTarget(name)])
+        : /[\r\n]/.test(text)
+          ? tmuxOk(
+              "sendText",
+              name,
+              chain(
+                ["load-buffer", "-b", `warden-send-${name}`, "-"],
+                ["paste-buffer", "-p", "-d", "-b", `warden-send-${name}`, "-t", target]
+              ),
+              text
+            )
+          : tmuxOk("sendText", name, chain(["send-keys", "-l", "-t", target, "--", text]))
+    const pressEnter: Effect.Effect<unknown, TerminalError> = enter
+      ? tmuxOk("sendText", name, ["send-keys", "-t", target, "Enter"])
+      : Effect.void
+    return Effect.asVoid(Effect.zipRight(typeText, pressEnter))
+  }
+
+  const ps = (operation: string, session: string): Effect.Effect<Array<PsEntry>, TerminalError> =>
+    Effect.flatMap(
+      exec(
+        "ps",
+        ["-e", "-o", "pid=,ppid=,stat=,lstart="],
+        undefined,
+        (reason) => new TerminalError({ operation, session, reason })
+      ),
+      (result) =>
+        result.code === 0
+          ? Effect.succeed(parsePs(result.stdout))
+          : Effect.fail(
+              new TerminalError({ operation, session, reason: `ps failed (exit ${result.code}): ${result.stderr.trim()}` })
+            )
+    )
+
+  const kill = (name: string): Effect.Effect<void, TerminalError> =>
+    Effect.gen(function* () {
+      const panes = yield* tmux("kill", name, [
+        "list-panes",
+        "-s",
+        "-t",
+        paneTarget(name),
+        "-F",
+        "#{pane_pid} #{pane_dead} #{session_name}"
+      ])
+      if (panes.code !== 0) {
+        if (isNotFound(panes.stderr)) return
+        return yield* Effect.fail(failed("kill", name, "list-panes", panes))
+      }
+      // A dead pane's pid may already belong to someone else: only live panes are roots.
+      const roots = nonEmptyLines(panes.stdout).flatMap((line) => {
+        const [pid, dead, ...session] = line.split(" ")
+        const n = Number(pid)
+        return session.join(" ") === name && dead === "0" && Number.isInteger(n) && n > 0 ? [n] : []
+      })
+      const tree = roots.length > 0 ? descendants(yield* ps("kill", name), roots).filter((e) => !e.zombie) : []
+      for (const p of tree) signal(p.pid, "SIGTERM")
+
+      const killed = yield* tmux("kill", name, ["kill-session", "-t", sessionTarget(name)])
+      if (killed.code !== 0 && !isNotFound(killed.stderr)) {
+        return yield* Effect.fail(failed("kill", name, "kill-session", killed))
+      }
+
+      if (tree.length === 0) return
+      const survivors = (entries: ReadonlyArray<PsEntry>): Array<PsEntry> => {
+        const now = new Map(entries.map((e) => [e.pid, e]))
+        return tree.filter((p) => {
+          const e = now.get(p.pid)
+          return e !== undefined && !e.zombie && e.started === p.started
+        })
+      }
+      const deadline = Date.now() + KILL_GRACE_MS
+      let left = survivors(yield* ps("kill", name))
+      while (left.length > 0 && Date.now() < deadline) {
+        yield* Effect.sleep(KILL_POLL_MS)
+        left = survivors(yield* ps("kill", name))
+      }
+      for (const p of left) signal(p.pid, "SIGKILL")
+    })
+
+  const list: Effect.Effect<ReadonlyArray<string>, TerminalError> = Effect.flatMap(
+    tmux("list", "", ["list-sessions", "-F", "#{session_name}"]),
+    (result) =>
+      result.code === 0
+        ? Effect.succeed(nonEmptyLines(result.stdout))
+        : isNotFound(result.stderr)
+          ? Effect.succeed([])
+          : Effect.fail(failed("list", "", "list-sessions", result))
+  )
+
+  return { socket, create, exists, info, capture, sendText, kill, list }
+}
+
+export const tmuxTerminalsLayer = (socket: string): Layer.Layer<Terminals> =>
+  Layer.succeed(Terminals, makeTmuxTerminals(socket))
