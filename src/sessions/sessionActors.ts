@@ -50,7 +50,12 @@ const repoPath = (spec: DispatchSpec): string => {
 
 /** The output summary: the last 500 characters of the screen (the transcript's tail when the screen is gone). */
 export const outputSummaryOf = (screen: ReadonlyArray<string>): string | null => {
-  const text = screen.join("\n").trimEnd()
+  const text = screen
+    // tmux's own note on a dead pane (remain-on-exit) is not the agent's output.
+    .filter((line) => !/^Pane is dead \(/.test(line))
+    .join("\n")
+    .replace(/\n{3,}/g, "\n\n")
+    .trim()
   return text === "" ? null : text.slice(-500)
 }
 

@@ -1,0 +1,155 @@
+/**
+ * `npm run demo`: a scratch workspace and git repos, four beads dispatched to
+ * the scripted demo agent (a script, not an AI), each lifecycle shown as it
+ * happens, then where the records are and how to read them with jq.
+ */
+import { spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as readline from "node:readline"
+import { wardenCliEntry } from "../workspace/paths.js"
+
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "warden-demo-"))
+const workspace = path.join(scratch, "workspace")
+const configFile = path.join(scratch, "warden.json")
+const socket = path.join(scratch, "tmux.sock")
+const isRoot = process.getuid?.() === 0
+
+const say = (text = "") => process.stdout.write(`${text}\n`)
+
+const makeRepo = (name: string): string => {
+  const repo = path.join(scratch, name)
+  fs.mkdirSync(repo, { recursive: true })
+  const git = (...args: string[]) => spawnSync("git", ["-c", "user.name=warden-demo", "-c", "user.email=demo@localhost", ...args], { cwd: repo })
+  git("init", "-q", "-b", "main")
+  fs.writeFileSync(path.join(repo, "README.md"), `# ${name}\n\nA scratch repo for the warden demo.\n`)
+  git("add", "README.md")
+  git("commit", "-q", "-m", "initial commit")
+  return repo
+}
+
+fs.writeFileSync(
+  configFile,
+  JSON.stringify(
+    {
+      tmuxSocket: socket,
+      allowedRoots: [scratch],
+      // The demo's machine may well be a root-only container; a real server should not run agents as root.
+      allowRoot: isRoot,
+      minFreeDiskMb: 100,
+      minFreeMemoryMb: 100
+    },
+    null,
+    2
+  )
+)
+
+const cli = (args: string[]) => [wardenCliEntry(), "--workspace", workspace, "--config", configFile, ...args]
+
+interface DemoBead {
+  readonly bead: string
+  readonly agent: string
+  readonly scenario: string
+  readonly extra: string[]
+  readonly expect: string
+  readonly story: string
+}
+
+const beads: DemoBead[] = [
+  { bead: "bd-demo-ok", agent: "demo", scenario: "succeed", extra: [], expect: "done", story: "commits its change and runs `warden signal --status done`" },
+  {
+    bead: "bd-demo-retry",
+    agent: "demo",
+    scenario: "fail-once",
+    extra: ["--max-retries", "2"],
+    expect: "done",
+    story: "exits 1 on its first attempt, is retried after a backoff, and succeeds"
+  },
+  {
+    bead: "bd-demo-timeout",
+    agent: "demo",
+    scenario: "hang",
+    extra: ["--timeout", "6", "--stall", "3", "--max-retries", "1"],
+    expect: "timeout",
+    story: "goes quiet (stalled after 3 s) and hits its 6 s deadline"
+  },
+  {
+    bead: "bd-demo-ask",
+    agent: "demo-tui",
+    scenario: "ask",
+    extra: [],
+    expect: "done",
+    story: "an interactive agent that asks a [y/n] question: waiting-input, answered with `warden send`"
+  }
+]
+
+const runBead = (demo: DemoBead): Promise<string> =>
+  new Promise((resolve) => {
+    const repo = makeRepo(`repo-${demo.bead}`)
+    const child = spawn(
+      process.execPath,
+      cli(["dispatch", demo.bead, "--repo", repo, "--agent", demo.agent, "--template", "custom", "--prompt", `SCENARIO: ${demo.scenario}`, "--wait", ...demo.extra]),
+      { stdio: ["ignore", "pipe", "pipe"] }
+    )
+    let answered = false
+    readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+      say(`  ${line}`)
+      if (!answered && line.includes("running.waitingInput")) {
+        answered = true
+        setTimeout(() => {
+          say(`  >>> the operator answers: warden send ${demo.bead} y`)
+          const sent = spawnSync(process.execPath, cli(["send", demo.bead, "y"]), { encoding: "utf8" })
+          if (sent.status !== 0) say(`  >>> warden send failed: ${sent.stderr}`)
+        }, 1_500)
+      }
+    })
+    readline.createInterface({ input: child.stderr! }).on("line", (line) => say(`  ${line}`))
+    child.on("close", () => {
+      const result = JSON.parse(fs.readFileSync(path.join(workspace, "state", "results", `${demo.bead}.json`), "utf8")) as {
+        outcome: string | null
+      }
+      resolve(result.outcome ?? "unknown")
+    })
+  })
+
+const main = async () => {
+  say("Warden demo: four beads, one scripted demo agent (a script, not an AI: src/demo/scriptedAgent.ts).")
+  say(`scratch directory: ${scratch}`)
+  say(`agents' tmux socket: ${socket}  (watch one live: tmux -S ${socket} attach -t agent-bd-demo-ask)`)
+  if (isRoot) say("running as root: the demo's config allows it (allowRoot); a server's config should not.")
+  say()
+  for (const demo of beads) say(`  ${demo.bead.padEnd(16)} ${demo.agent.padEnd(9)} ${demo.story}`)
+  say()
+  const outcomes = await Promise.all(beads.map(runBead))
+  say()
+  say("$ warden ps")
+  say(spawnSync(process.execPath, cli(["ps"]), { encoding: "utf8" }).stdout.trimEnd())
+  say()
+  say("$ warden show bd-demo-retry")
+  say(spawnSync(process.execPath, cli(["show", "bd-demo-retry"]), { encoding: "utf8" }).stdout.trimEnd())
+  say()
+  say("The records (the seed's schema version 1, plus Warden's fields):")
+  say(`  ${path.join(workspace, "state", "runs")}/<bead>.json`)
+  say(`  ${path.join(workspace, "state", "results")}/<bead>.json`)
+  say(`  ${path.join(workspace, "memory")}/YYYY-MM-DD.md`)
+  say("Read them with jq, for example:")
+  say(`  jq -r '[.bead, .status, .outcome, .attempt, .completion.source] | @tsv' ${workspace}/state/runs/*.json`)
+  say(`  jq '{bead, status, reason, will_retry, verification: .verification.overall}' ${workspace}/state/results/bd-demo-retry.json`)
+  say(`  jq '.state_history' ${workspace}/state/runs/bd-demo-ask.json`)
+  say(`  cat ${workspace}/memory/*.md`)
+  say()
+  let ok = true
+  beads.forEach((demo, i) => {
+    const outcome = outcomes[i]
+    const match = outcome === demo.expect
+    ok &&= match
+    say(`${match ? "ok  " : "FAIL"} ${demo.bead}: ${outcome} (expected ${demo.expect})`)
+  })
+  process.exitCode = ok ? 0 : 1
+}
+
+main().catch((error) => {
+  process.stderr.write(`demo failed: ${error instanceof Error ? error.stack : String(error)}\n`)
+  process.exitCode = 1
+})
