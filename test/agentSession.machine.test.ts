@@ -1,0 +1,463 @@
+import { describe, expect, it } from "vitest"
+import { SimulatedClock, createActor, fromCallback, fromPromise, initialTransition, transition } from "xstate"
+import {
+  agentSessionMachine,
+  type AgentSignal,
+  type SessionEvent,
+  type SessionPolicy,
+  type VerifyOutput,
+  type WatchInput
+} from "../machines/agentSession.machine.js"
+import { flattenState } from "../src/records/buildRecords.js"
+import { sessionImplementations } from "../src/sessions/sessionActors.js"
+
+const policy = (over: Partial<SessionPolicy> = {}, retry: Partial<SessionPolicy["retry"]> = {}): SessionPolicy => ({
+  timeoutMs: 60_000,
+  stallMs: 10_000,
+  sources: ["signal", "status-file", "marker", "idle-prompt", "exit"],
+  ...over,
+  retry: {
+    maxAttempts: 3,
+    backoffInitialMs: 1_000,
+    backoffFactor: 2,
+    backoffMaxMs: 60_000,
+    retryOn: ["launch-failed", "agent-failed", "agent-exited", "session-lost", "timeout"],
+    ...retry
+  }
+})
+
+interface HarnessOptions {
+  readonly policy?: SessionPolicy
+  /** Preflight result per attempt number (default: passes). */
+  readonly preflightOk?: (attempt: number) => boolean
+  readonly launchOk?: (attempt: number) => boolean
+  readonly verify?: (attempt: number) => VerifyOutput["overall"]
+  /** Holds the launch or the verification until the test resolves the promise. */
+  readonly gate?: { readonly launch?: Promise<void>; readonly verify?: Promise<void> }
+}
+
+/** The machine with in-memory actors on a simulated clock; the watcher hands its `sendBack` to the test. */
+const harness = (options: HarnessOptions = {}) => {
+  const clock = new SimulatedClock()
+  clock.set(1_000_000)
+  const watchers: Array<{ input: WatchInput; sendBack: (event: SessionEvent) => void; stopped: boolean }> = []
+  const calls: string[] = []
+  let ids = 0
+  const machine = agentSessionMachine.provide({
+    actors: {
+      preflight: fromPromise(async ({ input }) => {
+        calls.push(`preflight#${input.attempt}`)
+        const ok = options.preflightOk?.(input.attempt) ?? true
+        return { at: clock.now(), attemptId: `att-${++ids}`, ok, checks: [{ name: "repo-exists", ok, detail: ok ? "/repo" : "/repo is not a directory" }] }
+      }),
+      launch: fromPromise(async ({ input }) => {
+        calls.push(`launch#${input.attempt}`)
+        await options.gate?.launch
+        const ok = options.launchOk?.(input.attempt) ?? true
+        return {
+          at: clock.now(),
+          ok,
+          error: ok ? null : "tmux refused",
+          sessionName: "agent-bd-1",
+          transcriptPath: "/t.log",
+          baseCommit: "abc123",
+          screen: [],
+          signalsOffset: 0
+        }
+      }),
+      watchAgent: fromCallback<SessionEvent, WatchInput>(({ input, sendBack }) => {
+        const watcher = { input, sendBack, stopped: false }
+        watchers.push(watcher)
+        return () => {
+          watcher.stopped = true
+        }
+      }),
+      capture: fromPromise(async () => {
+        calls.push("capture")
+        return { at: clock.now(), outputSummary: "last screen", screen: ["last screen"] }
+      }),
+      verify: fromPromise(async ({ input }) => {
+        calls.push(`verify#${input.attempt}`)
+        await options.gate?.verify
+        const overall = options.verify?.(input.attempt) ?? "pass"
+        return {
+          at: clock.now(),
+          overall,
+          checks: [{ name: "changes", status: overall, durationMs: 1, exitCode: null, outputTail: "", detail: overall === "pass" ? "1 new commit(s)" : "nothing changed" }],
+          diffStat: "",
+          newCommits: overall === "pass" ? ["abc124 work"] : []
+        }
+      }),
+      clean: fromPromise(async () => {
+        calls.push("clean")
+        return { at: clock.now() }
+      }),
+      notify: fromPromise(async () => {
+        calls.push("notify")
+        return { at: clock.now() }
+      }),
+      remember: fromPromise(async () => {
+        calls.push("remember")
+        return { at: clock.now() }
+      })
+    }
+  })
+  const actor = createActor(machine, { clock, input: { bead: "bd-1", policy: options.policy ?? policy() } })
+  const states: string[] = []
+  actor.subscribe((snapshot) => {
+    const state = flattenState(snapshot.value)
+    if (states[states.length - 1] !== state) states.push(state)
+  })
+  actor.start()
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
+  }
+  const state = () => flattenState(actor.getSnapshot().value)
+  const context = () => actor.getSnapshot().context
+  const watcher = () => {
+    const live = watchers.filter((w) => !w.stopped)
+    expect(live).toHaveLength(1)
+    return live[0]!
+  }
+  const signal = (over: Partial<AgentSignal>): SessionEvent => ({
+    type: "AGENT.SIGNAL",
+    signal: { attemptId: context().attemptId, status: "done", summary: "finished", source: "signal", at: clock.now(), ...over }
+  })
+  /** Admits the bead and runs it to `running`. */
+  const admit = async () => {
+    actor.send({ type: "ADMIT", at: clock.now() })
+    await settle()
+  }
+  const advance = async (ms: number) => {
+    clock.increment(ms)
+    await settle()
+  }
+  return { actor, clock, states, calls, watchers, settle, state, context, watcher, signal, admit, advance }
+}
+
+describe("agentSession machine (simulated clock)", () => {
+  it("succeeds on the agent's signal, through every lifecycle state, keeping the evidence", async () => {
+    const h = harness()
+    await h.admit()
+    expect(h.state()).toBe("running.working")
+    h.watcher().sendBack(h.signal({ summary: "wrote hello.txt" }))
+    await h.settle()
+    expect(h.state()).toBe("done")
+    expect(h.states).toEqual([
+      "queued",
+      "preflight",
+      "launching",
+      "running.working",
+      "recording",
+      "verifying",
+      "cleaning",
+      "notifying",
+      "remembering",
+      "done"
+    ])
+    const c = h.context()
+    expect(c.outcome).toBe("done")
+    expect(c.claim).toMatchObject({ kind: "done", source: "signal", detail: { summary: "wrote hello.txt" } })
+    expect(c.finalMessage).toBe("wrote hello.txt")
+    expect(c.verification?.overall).toBe("pass")
+    expect(c.capture?.outputSummary).toBe("last screen")
+    expect(h.watchers[0]!.stopped).toBe(true)
+    expect(h.calls).toEqual(["preflight#1", "launch#1", "capture", "verify#1", "clean", "notify", "remember"])
+  })
+
+  it.each([
+    ["status file", { type: "AGENT.SIGNAL", signal: { attemptId: null, status: "done", summary: "ok", source: "status-file", at: 1_000_500 } }, "status-file"],
+    ["output marker", { type: "AGENT.MARKER", at: 1_000_500, line: "WARDEN_DONE", status: "done" }, "marker"],
+    ["idle prompt", { type: "AGENT.IDLE", at: 1_000_500, screen: ["demo>"] }, "idle-prompt"],
+    ["process exit 0", { type: "AGENT.EXITED", at: 1_000_500, exitCode: 0, lost: false }, "exit"]
+  ] as const)("completes from the %s", async (_name, event, source) => {
+    const h = harness()
+    await h.admit()
+    await h.advance(500)
+    h.watcher().sendBack(event as SessionEvent)
+    await h.settle()
+    expect(h.state()).toBe("done")
+    expect(h.context().claim).toMatchObject({ kind: "done", source, at: 1_000_500 })
+  })
+
+  it("an exit 0 does not count as done when the profile does not list exit as a completion source", async () => {
+    const h = harness({ policy: policy({ sources: ["signal", "idle-prompt"] }, { maxAttempts: 1 }) })
+    await h.admit()
+    h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 0, lost: false })
+    await h.settle()
+    expect(h.state()).toBe("failed")
+    expect(h.context().failureReason).toBe("agent-exited")
+  })
+
+  it("a failed preflight names the failed check and is not retried by default", async () => {
+    const h = harness({ preflightOk: () => false })
+    await h.admit()
+    expect(h.state()).toBe("failed")
+    expect(h.context().failureReason).toBe("preflight-failed")
+    expect(h.context().claim?.detail.reason).toContain("repo-exists: /repo is not a directory")
+    expect(h.calls).not.toContain("launch#1")
+    expect(h.calls).not.toContain("verify#1")
+  })
+
+  it("fails, backs off exponentially, retries from preflight with a new attempt id, then succeeds", async () => {
+    const h = harness()
+    await h.admit()
+    const firstId = h.context().attemptId
+    h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
+    await h.settle()
+    expect(h.state()).toBe("backoff")
+    expect(h.context().willRetry).toBe(true)
+    expect(h.context().backoffUntil).toBe(h.clock.now() + 1_000)
+    await h.advance(999)
+    expect(h.state()).toBe("backoff")
+    await h.advance(1)
+    // Back through the queue: the supervisor (here the test) admits the retry.
+    expect(h.state()).toBe("queued")
+    await h.admit()
+    expect(h.state()).toBe("running.working")
+    expect(h.context().attempt).toBe(2)
+    expect(h.context().attemptId).not.toBe(firstId)
+    h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
+    await h.settle()
+    // The second backoff doubles.
+    expect(h.context().backoffUntil).toBe(h.clock.now() + 2_000)
+    await h.advance(2_000)
+    await h.admit()
+    h.watcher().sendBack(h.signal({}))
+    await h.settle()
+    expect(h.state()).toBe("done")
+    expect(h.context().attempts.map((a) => [a.attempt, a.outcome, a.failureReason, a.exitCode])).toEqual([
+      [1, "failed", "agent-exited", 1],
+      [2, "failed", "agent-exited", 1]
+    ])
+  })
+
+  it("stops retrying when the attempts are exhausted", async () => {
+    const h = harness({ policy: policy({}, { maxAttempts: 2 }) })
+    await h.admit()
+    h.watcher().sendBack(h.signal({ status: "failed", summary: "tests do not compile" }))
+    await h.settle()
+    expect(h.state()).toBe("backoff")
+    await h.advance(1_000)
+    await h.admit()
+    h.watcher().sendBack(h.signal({ status: "failed", summary: "still broken" }))
+    await h.settle()
+    expect(h.state()).toBe("failed")
+    expect(h.context().willRetry).toBe(false)
+    expect(h.context().failureReason).toBe("agent-failed")
+    expect(h.context().claim?.detail.summary).toBe("still broken")
+  })
+
+  it("times out at the absolute deadline, capturing the screen before cleaning", async () => {
+    const h = harness({ policy: policy({ timeoutMs: 30_000, stallMs: 100_000 }, { maxAttempts: 1 }) })
+    await h.admit()
+    const deadline = h.context().deadlineAt!
+    expect(deadline).toBe(1_000_000 + 30_000)
+    await h.advance(29_999)
+    expect(h.state()).toBe("running.working")
+    await h.advance(1)
+    expect(h.state()).toBe("timeout")
+    expect(h.context().claim).toMatchObject({ kind: "timeout", source: "deadline", at: deadline })
+    expect(h.calls.indexOf("capture")).toBeLessThan(h.calls.indexOf("clean"))
+    expect(h.calls).not.toContain("verify#1")
+    expect(h.context().capture?.outputSummary).toBe("last screen")
+  })
+
+  it("a timeout is retried when the policy retries timeouts", async () => {
+    const h = harness({ policy: policy({ timeoutMs: 5_000 }, { maxAttempts: 2 }) })
+    await h.admit()
+    await h.advance(5_000)
+    expect(h.state()).toBe("backoff")
+    expect(h.context().failureReason).toBe("timeout")
+  })
+
+  it("is stalled after the stall time without output, and working again when output comes", async () => {
+    const h = harness({ policy: policy({ stallMs: 10_000 }) })
+    await h.admit()
+    await h.advance(6_000)
+    h.watcher().sendBack({ type: "AGENT.OUTPUT", at: h.clock.now() })
+    await h.settle()
+    await h.advance(9_999)
+    expect(h.state()).toBe("running.working")
+    await h.advance(1)
+    expect(h.state()).toBe("running.stalled")
+    const stall = h.context().evidence.find((d) => d.kind === "stalled")
+    expect(stall).toMatchObject({ source: "stall-timer", at: 1_000_000 + 16_000 })
+    h.watcher().sendBack({ type: "AGENT.OUTPUT", at: h.clock.now() })
+    await h.settle()
+    expect(h.state()).toBe("running.working")
+    expect(h.context().evidence.map((d) => d.kind)).toEqual(["stalled", "resumed"])
+  })
+
+  it("a dialog is waiting-input, not a stall and not done; answering it resumes work; the deadline keeps running", async () => {
+    const h = harness({ policy: policy({ stallMs: 5_000, timeoutMs: 60_000 }, { maxAttempts: 1 }) })
+    await h.admit()
+    h.watcher().sendBack({ type: "AGENT.DIALOG", at: h.clock.now(), text: "Overwrite? [y/n]", screen: ["Overwrite? [y/n]"] })
+    await h.settle()
+    expect(h.state()).toBe("running.waitingInput")
+    await h.advance(20_000)
+    expect(h.state()).toBe("running.waitingInput")
+    // Output while the dialog stays on screen (a cursor blink) does not end the wait.
+    h.watcher().sendBack({ type: "AGENT.OUTPUT", at: h.clock.now() })
+    await h.settle()
+    expect(h.state()).toBe("running.waitingInput")
+    h.watcher().sendBack({ type: "AGENT.DIALOG_CLEARED", at: h.clock.now() })
+    await h.settle()
+    expect(h.state()).toBe("running.working")
+    h.watcher().sendBack({ type: "AGENT.DIALOG", at: h.clock.now(), text: "Again? [y/n]", screen: [] })
+    await h.settle()
+    await h.advance(40_000)
+    expect(h.state()).toBe("timeout")
+    expect(h.context().evidence.filter((d) => d.kind === "waiting-input").map((d) => d.detail.line)).toEqual([
+      "Overwrite? [y/n]",
+      "Again? [y/n]"
+    ])
+  })
+
+  it("an agent's `waiting` signal is waiting-input until it prints again", async () => {
+    const h = harness()
+    await h.admit()
+    h.watcher().sendBack(h.signal({ status: "waiting", summary: "which database?" }))
+    await h.settle()
+    expect(h.state()).toBe("running.waitingInput")
+    h.watcher().sendBack({ type: "AGENT.OUTPUT", at: h.clock.now() })
+    await h.settle()
+    expect(h.state()).toBe("running.working")
+  })
+
+  it.each(["preflight", "launching", "running", "backoff", "queued"])("cancels from %s", async (where) => {
+    const h = harness(where === "launching" ? { gate: { launch: new Promise(() => undefined) } } : {})
+    if (where === "preflight") {
+      // CANCEL arrives before the preflight's promise resolves.
+      h.actor.send({ type: "ADMIT", at: h.clock.now() })
+      expect(h.state()).toBe(where)
+    } else if (where === "launching") {
+      await h.admit()
+      expect(h.state()).toBe(where)
+    } else if (where === "running") await h.admit()
+    else if (where === "backoff") {
+      await h.admit()
+      h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
+      await h.settle()
+      expect(h.state()).toBe("backoff")
+    }
+    h.actor.send({ type: "CANCEL", at: h.clock.now(), reason: "operator said so" })
+    await h.settle()
+    expect(h.state()).toBe("cancelled")
+    expect(h.context().outcome).toBe("cancelled")
+    if (where === "running") {
+      expect(h.calls).toContain("clean")
+      expect(h.context().claim).toMatchObject({ kind: "cancelled", source: "operator", detail: { reason: "operator said so" } })
+    }
+  })
+
+  it("cancel during verification stops it and ends cancelled", async () => {
+    const h = harness({ gate: { verify: new Promise(() => undefined) } })
+    await h.admit()
+    h.watcher().sendBack(h.signal({}))
+    await h.settle()
+    expect(h.state()).toBe("verifying")
+    h.actor.send({ type: "CANCEL", at: h.clock.now() })
+    await h.settle()
+    expect(h.state()).toBe("cancelled")
+  })
+
+  it("fails verification: a claimed done that changed nothing is failed, not done, and not retried by default", async () => {
+    const h = harness({ verify: () => "fail" })
+    await h.admit()
+    h.watcher().sendBack(h.signal({}))
+    await h.settle()
+    expect(h.state()).toBe("failed")
+    expect(h.context().failureReason).toBe("verification-failed")
+    expect(h.context().evidence.map((d) => `${d.kind}/${d.source}`)).toEqual(["done/signal", "failed/verification"])
+  })
+
+  it("retries a failed verification when the policy lists it", async () => {
+    const h = harness({
+      verify: (attempt) => (attempt === 1 ? "fail" : "pass"),
+      policy: policy({}, { retryOn: ["verification-failed"] })
+    })
+    await h.admit()
+    h.watcher().sendBack(h.signal({}))
+    await h.settle()
+    expect(h.state()).toBe("backoff")
+    await h.advance(1_000)
+    await h.admit()
+    h.watcher().sendBack(h.signal({}))
+    await h.settle()
+    expect(h.state()).toBe("done")
+  })
+
+  it("ignores a stale signal from an earlier attempt, and an unattributed one older than the attempt", async () => {
+    const h = harness()
+    await h.admit()
+    const firstId = h.context().attemptId!
+    h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 2, lost: false })
+    await h.settle()
+    await h.advance(1_000)
+    await h.admit()
+    expect(h.context().attempt).toBe(2)
+    const startedAt = h.context().attemptStartedAt!
+    // The first attempt's "done" arrives late: it must not end the second attempt.
+    h.watcher().sendBack(h.signal({ attemptId: firstId, summary: "stale" }))
+    h.watcher().sendBack(h.signal({ attemptId: null, source: "status-file", at: startedAt - 1 }))
+    await h.settle()
+    expect(h.state()).toBe("running.working")
+    expect(h.context().ignored.map((i) => i.reason)).toEqual([
+      `for attempt ${firstId}, not the current ${h.context().attemptId}`,
+      "no attempt id, and written before this attempt started"
+    ])
+    // A signal when no attempt runs is ignored too.
+    h.watcher().sendBack(h.signal({}))
+    await h.settle()
+    expect(h.state()).toBe("done")
+    h.actor.send({ type: "AGENT.SIGNAL", signal: { attemptId: "att-x", status: "done", summary: null, source: "signal", at: 0 } })
+    expect(h.state()).toBe("done")
+  })
+
+  it("a session that disappears is failed with session-lost and retried", async () => {
+    const h = harness()
+    await h.admit()
+    h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: null, lost: true })
+    await h.settle()
+    expect(h.state()).toBe("backoff")
+    expect(h.context().failureReason).toBe("session-lost")
+  })
+
+  it("a launch failure is recorded and retried", async () => {
+    const h = harness({ launchOk: (attempt) => attempt > 1 })
+    await h.admit()
+    expect(h.state()).toBe("backoff")
+    expect(h.context().attempts).toHaveLength(1)
+    expect(h.context().attempts[0]!.failureReason).toBe("launch-failed")
+    await h.advance(1_000)
+    await h.admit()
+    expect(h.state()).toBe("running.working")
+  })
+
+  it("pure transitions: the machine computes the next state without running anything", () => {
+    const [initial] = initialTransition(agentSessionMachine, { bead: "bd-1", policy: policy() })
+    expect(initial.value).toBe("queued")
+    const [next, actions] = transition(agentSessionMachine, initial, { type: "ADMIT", at: 5 })
+    expect(next.value).toBe("preflight")
+    expect(next.context.attempt).toBe(1)
+    expect(actions.map((a) => a.type)).toContain("xstate.spawnChild")
+  })
+
+  it("every actor the machine names is implemented by the seam", () => {
+    const declared = Object.keys(agentSessionMachine.implementations.actors).sort()
+    const provided = Object.keys(sessionImplementations({} as never, {} as never, { records: () => ({}) as never, log: () => undefined }).actors).sort()
+    expect(provided).toEqual(declared)
+    expect(declared).toEqual(["capture", "clean", "launch", "notify", "preflight", "remember", "verify", "watchAgent"])
+  })
+
+  it("an unprovided actor fails loudly", async () => {
+    const actor = createActor(agentSessionMachine, { input: { bead: "bd-1", policy: policy({}, { maxAttempts: 1 }) } })
+    actor.start()
+    actor.send({ type: "ADMIT", at: 0 })
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r))
+    const snapshot = actor.getSnapshot()
+    expect(snapshot.value).toBe("failed")
+    expect(snapshot.context.claim?.detail.reason).toMatch(/actor "preflight" is not provided/)
+  })
+})
