@@ -1,0 +1,90 @@
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Either } from "effect"
+import { describe, expect, it } from "vitest"
+import { loadConfigSync } from "../src/config/loadConfig.js"
+import { resolveProfile } from "../src/config/profiles.js"
+import { schemaFiles, schemaText } from "../src/config/writeSchemas.js"
+
+const temp = () => fs.mkdtempSync(path.join(os.tmpdir(), "warden-config-"))
+const writeConfig = (doc: unknown) => {
+  const file = path.join(temp(), "warden.json")
+  fs.writeFileSync(file, typeof doc === "string" ? doc : JSON.stringify(doc))
+  return file
+}
+const issuesOf = (file: string) => {
+  const loaded = loadConfigSync({ config: file, env: {} })
+  if (Either.isRight(loaded)) throw new Error("expected the config to be refused")
+  return loaded.left
+}
+
+describe("configuration", () => {
+  it("the built-in config decodes with every default filled in", () => {
+    const loaded = loadConfigSync({ workspace: temp(), env: {} })
+    expect(Either.isRight(loaded)).toBe(true)
+    const config = Either.getOrThrow(loaded)
+    expect(config.tmuxSocket).toBe("/tmp/openclaw-coding-agents.sock")
+    expect(Object.keys(config.profiles).sort()).toEqual(["custom", "demo", "demo-tui"])
+    expect(config.verification.requireChanges).toBe(true)
+    const demo = resolveProfile(config, "demo")
+    expect("error" in demo).toBe(false)
+    if (!("error" in demo)) expect(demo.policy).toMatchObject({ timeoutMs: 60_000, stallMs: 20_000, retry: { maxAttempts: 2, backoffInitialMs: 1_000 } })
+  })
+
+  it("an operator's file overrides the defaults and adds profiles by name", () => {
+    const file = writeConfig({
+      allowedRoots: ["/srv/repos"],
+      profiles: { mine: { command: "my-agent", prompt: { mode: "stdin" }, completion: { sources: ["exit"] } } }
+    })
+    const config = Either.getOrThrow(loadConfigSync({ config: file, env: {} }))
+    expect(config.allowedRoots).toEqual(["/srv/repos"])
+    expect(Object.keys(config.profiles).sort()).toEqual(["custom", "demo", "demo-tui", "mine"])
+    expect(config.file).toBe(file)
+  })
+
+  it("an invalid file is refused with the path and field of each problem", () => {
+    const error = issuesOf(
+      writeConfig({
+        tmuxSockett: "/tmp/x.sock",
+        minFreeDiskMb: "lots",
+        profiles: {
+          broken: { command: "", prompt: { mode: "telepathy" }, completion: { sources: ["exit"], idlePrompt: "([" } }
+        }
+      })
+    )
+    const paths = error.issues.map((issue) => issue.path)
+    expect(paths).toEqual(
+      expect.arrayContaining(["tmuxSockett", "minFreeDiskMb", "profiles.broken.command", "profiles.broken.prompt.mode", "profiles.broken.completion.idlePrompt"])
+    )
+    expect(error.message).toContain(error.issues[0]!.path)
+    expect(error.issues.find((i) => i.path === "profiles.broken.completion.idlePrompt")?.message).toMatch(/regular expression/)
+  })
+
+  it("a file that is not JSON, or missing, is refused naming the file", () => {
+    const notJson = writeConfig("{ nope")
+    expect(issuesOf(notJson).message).toContain(notJson)
+    expect(issuesOf(notJson).issues[0]!.message).toMatch(/not JSON/)
+    expect(issuesOf("/nonexistent/warden.json").message).toContain("/nonexistent/warden.json")
+  })
+
+  it("WARDEN_ALLOW_ROOT=1 allows root like the config setting", () => {
+    expect(Either.getOrThrow(loadConfigSync({ workspace: temp(), env: { WARDEN_ALLOW_ROOT: "1" } })).allowRootResolved).toBe(true)
+    expect(Either.getOrThrow(loadConfigSync({ workspace: temp(), env: {} })).allowRootResolved).toBe(false)
+  })
+
+  it("the CLI refuses to start on an invalid config, naming the field, with a non-zero exit", () => {
+    const file = writeConfig({ profiles: { x: { command: "a", prompt: { mode: "keys" }, completion: { sources: ["psychic"] } } } })
+    const result = spawnSync(process.execPath, ["dist/src/cli/main.js", "--config", file, "--workspace", temp(), "ps"], { encoding: "utf8" })
+    expect(result.status).toBe(2)
+    expect(result.stderr).toContain(file)
+    expect(result.stderr).toContain("profiles.x.completion.sources.0")
+  })
+
+  it("the JSON Schemas in config/ are the ones the code generates", () => {
+    for (const [name, doc] of Object.entries(schemaFiles())) {
+      expect(fs.readFileSync(new URL(`../config/${name}`, import.meta.url), "utf8"), `config/${name} is stale: run npm run schemas`).toBe(schemaText(doc))
+    }
+  })
+})
