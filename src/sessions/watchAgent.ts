@@ -50,7 +50,9 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
   const exitName = path.basename(paths.exitFile(input.bead, input.attemptId))
 
   let stopped = false
-  let transcriptOffset = input.transcriptPath !== null && fs.existsSync(input.transcriptPath) ? fs.statSync(input.transcriptPath).size : 0
+  // The transcript is this attempt's alone: read it from the start, so output printed
+  // while the attempt was launching (before this watch began) is seen too.
+  let transcriptOffset = 0
   let partialLine = ""
   let signalsOffset = input.signalsOffset
   let lastStatusMtime = 0

@@ -19,6 +19,8 @@ const DEFAULT_WIDTH = 200
 const DEFAULT_HEIGHT = 50
 const KILL_GRACE_MS = 1_000
 const KILL_POLL_MS = 50
+/** Attempts for a command that met a server on its way out (see `serverWentAway`). */
+const SERVER_GONE_ATTEMPTS = 5
 
 /** POSIX shell single-quoting. */
 const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
@@ -78,6 +80,15 @@ const exec = (
       child.kill("SIGKILL")
     })
   })
+
+/**
+ * With `exit-empty` on, a server whose last session was just killed exits on its next
+ * loop, even if a client has connected meanwhile: that client's command never ran and
+ * tmux says "server exited unexpectedly" (or "lost server"). Running it again is safe;
+ * it then meets no server, or starts a new one.
+ */
+const serverWentAway = (result: RunResult): boolean =>
+  result.code !== 0 && /server exited unexpectedly|lost server/i.test(result.stderr)
 
 /** tmux's ways of saying there is no server on the socket, or no such session/window/pane. */
 const isNotFound = (stderr: string): boolean =>
@@ -160,8 +171,16 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
     session: string,
     args: ReadonlyArray<string>,
     input?: string
-  ): Effect.Effect<RunResult, TerminalError> =>
-    exec(TMUX, ["-S", socket, ...args], input, (reason) => new TerminalError({ operation, session, reason }))
+  ): Effect.Effect<RunResult, TerminalError> => {
+    const once = exec(TMUX, ["-S", socket, ...args], input, (reason) => new TerminalError({ operation, session, reason }))
+    const attempt = (n: number): Effect.Effect<RunResult, TerminalError> =>
+      Effect.flatMap(once, (result) =>
+        serverWentAway(result) && n < SERVER_GONE_ATTEMPTS
+          ? Effect.zipRight(Effect.sleep(20 * n), attempt(n + 1))
+          : Effect.succeed(result)
+      )
+    return attempt(1)
+  }
 
   const failed = (operation: string, session: string, what: string, result: RunResult): TerminalError =>
     new TerminalError({

@@ -1,0 +1,136 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+
+const root = path.resolve(new URL("../..", import.meta.url).pathname)
+export const cliEntry = path.join(root, "dist", "src", "cli", "main.js")
+
+/** A scratch workspace with its own tmux socket and config, driven through the built CLI as an operator would. */
+export const makeWorkspace = (extraConfig: Record<string, unknown> = {}) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "warden-it-"))
+  const workspace = path.join(dir, "workspace")
+  const socket = path.join(dir, "tmux.sock")
+  const configFile = path.join(dir, "warden.json")
+  const { profiles, ...rest } = extraConfig
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({
+      tmuxSocket: socket,
+      allowedRoots: [dir],
+      allowRoot: true,
+      minFreeDiskMb: 10,
+      minFreeMemoryMb: 10,
+      ...rest,
+      profiles: {
+        // A shell command as an agent, with `[y/n]` questions and a `demo>` idle prompt.
+        shell: {
+          command: "bash",
+          args: ["-c", "{command}"],
+          prompt: { mode: "file" },
+          completion: { sources: ["signal", "status-file", "marker", "exit"], doneMarker: "^WARDEN_DONE$", waitingPatterns: ["\\[y/n\\]\\s*$"] },
+          retry: { maxAttempts: 1, backoffInitialMs: 300 }
+        },
+        "shell-tui": {
+          command: "bash",
+          args: ["-c", "{command}"],
+          prompt: { mode: "keys", readyPattern: "^demo> ?$", readyTimeoutMs: 10000 },
+          completion: { sources: ["signal", "idle-prompt"], idlePrompt: "^demo> ?$", idleSettleMs: 400 },
+          retry: { maxAttempts: 1 }
+        },
+        ...((profiles as object | undefined) ?? {})
+      }
+    })
+  )
+  const env = { ...process.env }
+  delete env.WARDEN_WORKSPACE
+  delete env.WARDEN_CONFIG
+  delete env.WARDEN_BEAD
+  delete env.WARDEN_ATTEMPT
+  const args = (extra: string[]) => [cliEntry, "--workspace", workspace, "--config", configFile, ...extra]
+
+  const makeRepo = (name: string, files: Record<string, string> = { "README.md": "# scratch\n" }) => {
+    const repo = path.join(dir, name)
+    fs.mkdirSync(repo, { recursive: true })
+    git(repo, "init", "-q", "-b", "main")
+    for (const [file, text] of Object.entries(files)) fs.writeFileSync(path.join(repo, file), text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+  }
+
+  return {
+    dir,
+    workspace,
+    socket,
+    configFile,
+    makeRepo,
+    /** Runs `warden ARGS` to its end (asynchronously, so the test worker stays responsive). */
+    warden: (...extra: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, args(extra), { env, stdio: ["ignore", "pipe", "pipe"] })
+        let stdout = ""
+        let stderr = ""
+        child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()))
+        child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+        child.on("close", (status) => resolve({ status, stdout, stderr }))
+      }),
+    /** Starts `warden ARGS` in the background. */
+    start: (...extra: string[]): ChildProcess & { output: () => string } => {
+      const child = spawn(process.execPath, args(extra), { env, stdio: ["ignore", "pipe", "pipe"] })
+      let output = ""
+      child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
+      child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()))
+      return Object.assign(child, { output: () => output })
+    },
+    runFile: (bead: string) => path.join(workspace, "state", "runs", `${bead}.json`),
+    resultFile: (bead: string) => path.join(workspace, "state", "results", `${bead}.json`),
+    readRun: (bead: string) => readJson(path.join(workspace, "state", "runs", `${bead}.json`)),
+    readResult: (bead: string) => readJson(path.join(workspace, "state", "results", `${bead}.json`)),
+    memory: () => {
+      const dirPath = path.join(workspace, "memory")
+      return fs.existsSync(dirPath) ? fs.readdirSync(dirPath).map((f) => fs.readFileSync(path.join(dirPath, f), "utf8")).join("") : ""
+    },
+    tmux: (...extra: string[]) => spawnSync("tmux", ["-S", socket, ...extra], { encoding: "utf8" }),
+    cleanup: () => {
+      spawnSync("tmux", ["-S", socket, "kill-server"])
+    }
+  }
+}
+
+export type Workspace = ReturnType<typeof makeWorkspace>
+
+export const git = (repo: string, ...args: string[]) =>
+  spawnSync("git", ["-c", "user.name=warden-test", "-c", "user.email=test@localhost", ...args], { cwd: repo, encoding: "utf8" })
+
+export const readJson = (file: string): any => {
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8"))
+  } catch {
+    return null
+  }
+}
+
+/** `jq -r FILTER FILE`, as an operator would read the records. */
+export const jq = (filter: string, ...files: string[]): string => {
+  const result = spawnSync("jq", ["-r", filter, ...files], { encoding: "utf8" })
+  if (result.status !== 0) throw new Error(`jq ${filter} failed: ${result.stderr}`)
+  return result.stdout.trim()
+}
+
+/** Waits until `check` returns a truthy value (tests only; the product is event-driven). */
+export const eventually = async <T>(check: () => T | null | undefined | false, timeoutMs = 20_000, what = "condition"): Promise<T> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = check()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+export const exited = (child: ChildProcess): Promise<number | null> =>
+  new Promise((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode)
+    else child.on("exit", (code) => resolve(code))
+  })
