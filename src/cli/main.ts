@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Args, Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Config, Effect, Option } from "effect"
+import { Cause, Config, Effect, Exit, Option } from "effect"
 import { CliError, openEnvironment, type GlobalOptions } from "./environment.js"
 import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionCommands.js"
 import { cancelCommand, psCommand, sendCommand, showCommand, signalCommand } from "./controlCommands.js"
@@ -163,5 +163,11 @@ run(argv).pipe(
     })
   ),
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: false })
+  NodeRuntime.runMain({
+    // Interrupted (Ctrl-C, SIGTERM) exits 130 after the cleanup ran; a command's own error code is kept.
+    teardown: (exit, onExit) =>
+      onExit(
+        Exit.isFailure(exit) ? (Cause.isInterruptedOnly(exit.cause) ? 130 : 1) : typeof process.exitCode === "number" ? process.exitCode : 0
+      )
+  })
 )
