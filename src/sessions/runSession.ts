@@ -19,7 +19,8 @@ export interface SessionObserver {
 
 /**
  * Runs one bead's session actor and observes it: the state history, and the
- * records rewritten (atomically, coalesced, in order) at every transition.
+ * records rewritten atomically, in order, on entering every state (changes
+ * within a state are coalesced).
  * This observer is the only writer of the bead's records while it runs.
  */
 export class SessionRunner {
@@ -80,7 +81,8 @@ export class SessionRunner {
 
   private observe(): void {
     const view = this.view()
-    if (view.state !== this.lastState) {
+    const entered = view.state !== this.lastState
+    if (entered) {
       this.lastState = view.state
       const entry = { state: view.state, at: Date.now(), attempt: Math.max(1, view.context.attempt) }
       this.history.push(entry)
@@ -94,20 +96,31 @@ export class SessionRunner {
       this.observer.log?.("signal ignored", { reason: item.reason, signal: item.signal })
       this.observer.onIgnored?.(item.reason, item.signal)
     }
-    this.scheduleWrite()
+    if (entered) this.writeNow()
+    else this.writeSoon()
   }
 
-  private scheduleWrite(): void {
+  /** A new state: its records are built now and written in order, so every state reaches the disk. */
+  private writeNow(): void {
+    const records = this.records()
+    this.writing = this.writing.then(() => this.write(records))
+  }
+
+  /** A change within a state (output seen, a signal ignored): coalesced with any write already waiting. */
+  private writeSoon(): void {
     if (this.writePending) return
     this.writePending = true
     this.writing = this.writing.then(() => {
       this.writePending = false
-      const { run, result } = this.records()
-      return this.runtime.runPromise(
-        Effect.flatMap(RecordStore, (store) => store.write(run, result)).pipe(
-          Effect.catchAll((error) => Effect.sync(() => this.observer.log?.("record write failed", { file: error.file, reason: error.reason })))
-        )
-      )
+      return this.write(this.records())
     })
+  }
+
+  private write({ run, result }: ReturnType<SessionRunner["records"]>): Promise<void> {
+    return this.runtime.runPromise(
+      Effect.flatMap(RecordStore, (store) => store.write(run, result)).pipe(
+        Effect.catchAll((error) => Effect.sync(() => this.observer.log?.("record write failed", { file: error.file, reason: error.reason })))
+      )
+    )
   }
 }
