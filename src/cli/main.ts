@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-import { Args, Command, Options } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Config, Effect, Exit, Option } from "effect"
 import { CliError, openEnvironment, type GlobalOptions } from "./environment.js"
 import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionCommands.js"
