@@ -536,9 +536,18 @@ export const agentSessionMachine = setup({
       }
     }),
     requestCancel: assign({ cancelRequested: true }),
-    recordCapture: assign(({ event }) => {
+    recordCapture: assign(({ context, event }) => {
       const output = out<CaptureOutput>(event)
-      return { now: output.at, capture: output }
+      const claim = context.claim
+      if (claim === null || claim.detail.screen !== undefined || output.screen.length === 0) return { now: output.at, capture: output }
+      // The decision keeps the screen it was made on (the capture runs before anything is killed).
+      const seen: Decision = { ...claim, detail: { ...claim.detail, screen: output.screen.slice(-10) } }
+      return {
+        now: output.at,
+        capture: output,
+        claim: seen,
+        evidence: context.evidence.map((decision) => (decision === claim ? seen : decision))
+      }
     }),
     recordVerification: assign(({ context, event }) => {
       const output = out<VerifyOutput>(event)

@@ -261,6 +261,9 @@ describe("agentSession machine (simulated clock)", () => {
     expect(h.calls.indexOf("capture")).toBeLessThan(h.calls.indexOf("clean"))
     expect(h.calls).not.toContain("verify#1")
     expect(h.context().capture?.outputSummary).toBe("last screen")
+    // The decision keeps the screen lines it was made on.
+    expect(h.context().claim?.detail.screen).toEqual(["last screen"])
+    expect(h.context().evidence.find((d) => d.kind === "timeout")?.detail.screen).toEqual(["last screen"])
   })
 
   it("a timeout is retried when the policy retries timeouts", async () => {
