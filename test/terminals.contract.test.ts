@@ -45,7 +45,11 @@ const eventually = async <A>(check: () => Promise<A> | A, timeoutMs = 5_000): Pr
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 
-const run = <A>(effect: Effect.Effect<A, TerminalError>): Promise<A> => Effect.runPromise(effect)
+/** Runs `effect`; a TerminalError rejects with an Error that shows its operation, session and reason. */
+const run = <A>(effect: Effect.Effect<A, TerminalError>): Promise<A> =>
+  Effect.runPromise(
+    Effect.mapError(effect, (e) => new Error(`TerminalError in ${e.operation} of ${e.session || "-"}: ${e.reason}`))
+  )
 const failure = <A>(effect: Effect.Effect<A, TerminalError>): Promise<TerminalError> => Effect.runPromise(Effect.flip(effect))
 
 /** Whether a real pid is running (a zombie has exited: it is only waiting to be reaped). */
@@ -227,9 +231,7 @@ const contract = (label: string, makeLayer: () => Layer.Layer<Terminals>, drive:
       await run(t.create(spec(name, ["sh", "-c", "echo bye-warden; sleep 0.3; exit 3"])))
       drive.printed(name, "bye-warden")
       drive.exited(name, 3)
-      await eventually(async () => expect(await run(t.info(name))).toMatchObject({ dead: true }))
-      const inf = await run(t.info(name))
-      if (inf?.deadStatus !== 3) { console.log("DEBUG", JSON.stringify(inf), JSON.stringify(await run(t.capture(name)))); await new Promise(r => setTimeout(r, 500)); console.log("DEBUG2", JSON.stringify(await run(t.info(name))), execFileSync("tmux", ["-S", t.socket, "list-panes", "-a", "-F", "#{pane_pid} #{pane_dead} #{pane_dead_status} #{pane_dead_signal} #{pane_dead_time}"], {encoding: "utf8"})) }
+      await eventually(async () => expect(await run(t.info(name))).toMatchObject({ dead: true, deadStatus: 3 }))
       // tmux scrolls the first line away to print "Pane is dead": it must still be there.
       expect((await run(t.capture(name)))[0]).toBe("bye-warden")
       await run(t.kill(name))

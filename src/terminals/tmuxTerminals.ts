@@ -90,9 +90,12 @@ const exec = (
 const serverWentAway = (result: RunResult): boolean =>
   result.code !== 0 && /server exited unexpectedly|lost server/i.test(result.stderr)
 
-/** tmux's ways of saying there is no server on the socket, or no such session/window/pane. */
+/**
+ * tmux's ways of saying there is no server on the socket, or no such session/window/pane.
+ * "no current target" is what a server with no sessions left (about to exit) says.
+ */
 const isNotFound = (stderr: string): boolean =>
-  /no server running on|error connecting to .*\((No such file or directory|Connection refused)\)|can't find (session|window|pane)|no such (session|window|pane)|session not found/i.test(
+  /no server running on|error connecting to .*\((No such file or directory|Connection refused)\)|can't find (session|window|pane)|no such (session|window|pane)|session not found|no current target/i.test(
     stderr
   )
 
@@ -195,14 +198,21 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
       result.code === 0 ? Effect.succeed(result) : Effect.fail(failed(operation, session, args[0] ?? "", result))
     )
 
-  const info = (name: string): Effect.Effect<TerminalInfo | null, TerminalError> =>
+  interface PaneState {
+    readonly info: TerminalInfo
+    /** The pane is dead but tmux has not collected the program's exit status (yet). */
+    readonly statusMissing: boolean
+    readonly serverPid: number
+  }
+
+  const paneState = (name: string): Effect.Effect<PaneState | null, TerminalError> =>
     Effect.flatMap(
       tmux("info", name, [
         "list-panes",
         "-t",
         paneTarget(name),
         "-F",
-        "#{pane_active} #{pane_pid} #{pane_dead} #{pane_dead_status} #{session_name}"
+        "#{pane_active} #{pane_pid} #{pane_dead} #{pane_dead_status} #{pane_dead_signal} #{pid} #{session_name}"
       ]),
       (result) => {
         if (result.code !== 0) {
@@ -211,21 +221,53 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
         // The active pane of the session's current window (the program's, unless someone split it).
         const panes = nonEmptyLines(result.stdout)
           .map((line) => line.split(" "))
-          .filter((fields) => fields.slice(4).join(" ") === name)
+          .filter((fields) => fields.slice(6).join(" ") === name)
         const pane = panes.find((fields) => fields[0] === "1") ?? panes[0]
         if (pane === undefined) return Effect.succeed(null)
-        const [, pid, dead, status] = pane
+        const [, pid, dead, status, deathSignal, serverPid] = pane
         const isDead = dead === "1"
         const pidNumber = Number(pid)
-        const statusNumber = status === undefined || status === "" ? null : Number(status)
-        return Effect.succeed<TerminalInfo>({
-          name,
-          panePid: isDead || !Number.isInteger(pidNumber) || pidNumber <= 0 ? null : pidNumber,
-          dead: isDead,
-          deadStatus: isDead && statusNumber !== null && Number.isFinite(statusNumber) ? statusNumber : null
+        const exitCode = status === undefined || status === "" ? null : Number(status)
+        const signalNumber = deathSignal === undefined || deathSignal === "" ? null : Number(deathSignal)
+        // Killed by a signal: reported the way a shell reports it in `$?`, 128 + the signal number.
+        const deadStatus = !isDead
+          ? null
+          : exitCode !== null && Number.isFinite(exitCode)
+            ? exitCode
+            : signalNumber !== null && Number.isFinite(signalNumber)
+              ? 128 + signalNumber
+              : null
+        return Effect.succeed<PaneState>({
+          info: {
+            name,
+            panePid: isDead || !Number.isInteger(pidNumber) || pidNumber <= 0 ? null : pidNumber,
+            dead: isDead,
+            deadStatus
+          },
+          statusMissing: isDead && deadStatus === null,
+          serverPid: Number(serverPid)
         })
       }
     )
+
+  /**
+   * tmux 3.3a (built with libutempter) can miss the SIGCHLD of a pane's program: the
+   * pane is dead, the program a zombie, and `pane_dead_status` stays empty until some
+   * other child of the server exits. A SIGCHLD sent to the server makes it reap now
+   * (the workaround tmux's maintainer gives in tmux/tmux#311).
+   */
+  const info = (name: string): Effect.Effect<TerminalInfo | null, TerminalError> => {
+    const attempt = (n: number): Effect.Effect<TerminalInfo | null, TerminalError> =>
+      Effect.flatMap(paneState(name), (state) => {
+        if (state === null) return Effect.succeed(null)
+        if (!state.statusMissing || n >= 3 || !Number.isInteger(state.serverPid) || state.serverPid <= 1) {
+          return Effect.succeed(state.info)
+        }
+        signal(state.serverPid, "SIGCHLD")
+        return Effect.zipRight(Effect.sleep(10 * n), attempt(n + 1))
+      })
+    return attempt(1)
+  }
 
   const exists = (name: string): Effect.Effect<boolean, TerminalError> =>
     Effect.flatMap(tmux("exists", name, ["has-session", "-t", sessionTarget(name)]), (result) =>
@@ -307,15 +349,16 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
     const lines = Math.max(0, Math.floor(Number.isFinite(history) ? history : 0))
     const target = paneTarget(name)
     const captureFrom = (from: number) => ["capture-pane", "-p", "-J", "-t", target, "-S", `-${from}`]
-    // When a pane dies, tmux writes "Pane is dead (...)" after a linefeed on the bottom
-    // line, which scrolls the program's top line into history: a dead pane gets one more line.
+    // Once tmux has a dead pane's exit status it writes "Pane is dead (...)" after a
+    // linefeed on the bottom line, which scrolls the program's top line into history:
+    // then the screen starts one line earlier.
+    const scrolled = "#{?#{&&:#{pane_dead},#{||:#{!=:#{pane_dead_status},},#{!=:#{pane_dead_signal},}}},1,0}"
     return Effect.flatMap(
-      tmuxOk("capture", name, chain(["display-message", "-p", "-t", target, "#{pane_dead}"], captureFrom(lines))),
+      tmuxOk("capture", name, chain(["display-message", "-p", "-t", target, scrolled], captureFrom(lines))),
       (result) => {
         const newline = result.stdout.indexOf("\n")
-        const dead = result.stdout.slice(0, newline) === "1"
         const screen = result.stdout.slice(newline + 1)
-        return dead
+        return result.stdout.slice(0, newline) === "1"
           ? Effect.map(tmuxOk("capture", name, captureFrom(lines + 1)), (again) => dropTrailingEmpty(again.stdout.split("\n")))
           : Effect.succeed(dropTrailingEmpty(screen.split("\n")))
       }
