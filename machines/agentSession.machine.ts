@@ -15,6 +15,8 @@ import { assign, fromCallback, fromPromise, setup } from "xstate"
 /** Where a completion (or a non-completion decision) came from. */
 export type DecisionSource =
   | "signal"
+  | "hook"
+  | "notify"
   | "status-file"
   | "marker"
   | "idle-prompt"
@@ -60,12 +62,20 @@ export interface Decision {
   }
 }
 
+/** What an agent's structured output said about its work (final message, token usage, cost). */
+export interface AgentReport {
+  readonly finalMessage?: string | null
+  readonly usage?: Readonly<Record<string, unknown>> | null
+  readonly costUsd?: number | null
+}
+
 /** A completion report from the agent itself: `warden signal`, the status file, a hook. */
 export interface AgentSignal {
   readonly attemptId: string | null
   readonly status: "done" | "failed" | "waiting"
   readonly summary: string | null
-  readonly source: "signal" | "status-file"
+  /** `signal`: `warden signal`; `hook`: a Claude Code hook; `notify`: Codex's notify; `status-file`: the seed's file. */
+  readonly source: "signal" | "hook" | "notify" | "status-file"
   readonly at: number
   readonly payload?: unknown
 }
@@ -115,6 +125,8 @@ export interface CaptureOutput {
   readonly at: number
   readonly outputSummary: string | null
   readonly screen: ReadonlyArray<string>
+  /** What the agent's structured output reported, read from the whole transcript. */
+  readonly report: AgentReport | null
 }
 
 export interface VerificationCheck {
@@ -184,6 +196,9 @@ export interface SessionContext {
   readonly failureReason: FailureReason | null
   readonly exitCode: number | null
   readonly finalMessage: string | null
+  /** Token usage the agent reported (its own words, kept as given), and its cost in USD. */
+  readonly usage: Readonly<Record<string, unknown>> | null
+  readonly costUsd: number | null
   readonly waiting: Decision | null
   readonly evidence: ReadonlyArray<Decision>
   readonly ignored: ReadonlyArray<IgnoredSignal>
@@ -202,6 +217,8 @@ export type SessionEvent =
   | { readonly type: "AGENT.DIALOG"; readonly at: number; readonly text: string; readonly screen: ReadonlyArray<string> }
   | { readonly type: "AGENT.DIALOG_CLEARED"; readonly at: number }
   | { readonly type: "AGENT.EXITED"; readonly at: number; readonly exitCode: number | null; readonly lost: boolean }
+  | { readonly type: "AGENT.REPORT"; readonly at: number; readonly report: AgentReport }
+  | { readonly type: "AGENT.INPUT"; readonly at: number; readonly text: string }
 
 /** What the `watchAgent` actor is told: everything it needs to watch one attempt. */
 export interface WatchInput {
@@ -243,6 +260,8 @@ const attemptFields = {
   failureReason: null,
   exitCode: null,
   finalMessage: null,
+  usage: null,
+  costUsd: null,
   waiting: null,
   evidence: [],
   ignored: [],
@@ -306,7 +325,7 @@ export const agentSessionMachine = setup({
     signalFailed: ({ event }) => event.type === "AGENT.SIGNAL" && event.signal.status === "failed",
     exitedCleanly: ({ context, event }) =>
       event.type === "AGENT.EXITED" && !event.lost && event.exitCode === 0 && context.policy.sources.includes("exit"),
-    waitingFromSignal: ({ context }) => context.waiting?.source === "signal" || context.waiting?.source === "status-file",
+    waitingFromSignal: ({ context }) => context.waiting !== null && context.waiting.source !== "dialog",
     outcomeDone: ({ context }) => context.outcome === "done",
     willRetry: ({ context }) => context.willRetry,
     outcomeTimeout: ({ context }) => context.outcome === "timeout",
@@ -392,6 +411,15 @@ export const agentSessionMachine = setup({
         evidence: [...context.evidence, decision]
       }
     }),
+    noteReport: assign(({ context, event }) => {
+      if (event.type !== "AGENT.REPORT") return {}
+      const report = event.report
+      return {
+        finalMessage: report.finalMessage ?? context.finalMessage,
+        usage: report.usage ?? context.usage,
+        costUsd: report.costUsd ?? context.costUsd
+      }
+    }),
     noteOutput: assign(({ context, event }) => {
       const at = "at" in event && typeof event.at === "number" ? event.at : context.now
       return { now: at, lastOutputAt: at }
@@ -408,7 +436,10 @@ export const agentSessionMachine = setup({
     }),
     noteResumed: assign(({ context, event }) => {
       const at = "at" in event && typeof event.at === "number" ? event.at : context.now
-      const decision: Decision = { kind: "resumed", source: context.waiting?.source ?? "stall-timer", at, detail: {} }
+      const decision: Decision =
+        event.type === "AGENT.INPUT"
+          ? { kind: "resumed", source: "operator", at, detail: { reason: "answered with warden send" } }
+          : { kind: "resumed", source: context.waiting?.source ?? "stall-timer", at, detail: {} }
       return { now: at, waiting: null, evidence: [...context.evidence, decision] }
     }),
     noteDialog: assign(({ context, event }) => {
@@ -454,7 +485,7 @@ export const agentSessionMachine = setup({
         now: event.signal.at,
         claim: decision,
         finishedAt: event.signal.at,
-        finalMessage: event.signal.summary,
+        finalMessage: event.signal.summary ?? context.finalMessage,
         evidence: [...context.evidence, decision],
         ...(kind === "failed" ? { outcome: "failed" as const, failureReason: "agent-failed" as const } : {})
       }
@@ -538,13 +569,21 @@ export const agentSessionMachine = setup({
     requestCancel: assign({ cancelRequested: true }),
     recordCapture: assign(({ context, event }) => {
       const output = out<CaptureOutput>(event)
+      const reported = {
+        finalMessage: output.report?.finalMessage ?? context.finalMessage,
+        usage: output.report?.usage ?? context.usage,
+        costUsd: output.report?.costUsd ?? context.costUsd
+      }
       const claim = context.claim
-      if (claim === null || claim.detail.screen !== undefined || output.screen.length === 0) return { now: output.at, capture: output }
+      if (claim === null || claim.detail.screen !== undefined || output.screen.length === 0) {
+        return { now: output.at, capture: output, ...reported }
+      }
       // The decision keeps the screen it was made on (the capture runs before anything is killed).
       const seen: Decision = { ...claim, detail: { ...claim.detail, screen: output.screen.slice(-10) } }
       return {
         now: output.at,
         capture: output,
+        ...reported,
         claim: seen,
         evidence: context.evidence.map((decision) => (decision === claim ? seen : decision))
       }
@@ -696,7 +735,8 @@ export const agentSessionMachine = setup({
         ],
         "AGENT.MARKER": { target: "recording", actions: "claimFromMarker" },
         "AGENT.IDLE": { target: "recording", actions: "claimFromIdle" },
-        "AGENT.EXITED": { target: "recording", actions: "claimFromExit" }
+        "AGENT.EXITED": { target: "recording", actions: "claimFromExit" },
+        "AGENT.REPORT": { actions: "noteReport" }
       },
       initial: "working",
       states: {
@@ -719,7 +759,8 @@ export const agentSessionMachine = setup({
         waitingInput: {
           on: {
             "AGENT.DIALOG_CLEARED": { target: "working", actions: ["noteOutput", "noteResumed"] },
-            "AGENT.OUTPUT": { guard: "waitingFromSignal", target: "working", actions: ["noteOutput", "noteResumed"] }
+            // A wait the agent announced (a question, a permission prompt) ends when the operator answers (`warden send`).
+            "AGENT.INPUT": { guard: "waitingFromSignal", target: "working", actions: ["noteOutput", "noteResumed"] }
           }
         }
       }

@@ -74,7 +74,7 @@ const harness = (options: HarnessOptions = {}) => {
       }),
       capture: fromPromise(async () => {
         calls.push("capture")
-        return { at: clock.now(), outputSummary: "last screen", screen: ["last screen"] }
+        return { at: clock.now(), outputSummary: "last screen", screen: ["last screen"], report: null }
       }),
       verify: fromPromise(async ({ input }) => {
         calls.push(`verify#${input.attempt}`)
@@ -317,15 +317,38 @@ describe("agentSession machine (simulated clock)", () => {
     ])
   })
 
-  it("an agent's `waiting` signal is waiting-input until it prints again", async () => {
+  it("a hook's `waiting` (a question) is waiting-input until the operator answers, then the next turn's done ends it", async () => {
     const h = harness()
     await h.admit()
-    h.watcher().sendBack(h.signal({ status: "waiting", summary: "which database?" }))
+    h.watcher().sendBack(h.signal({ status: "waiting", summary: "Which database?", source: "hook" }))
     await h.settle()
     expect(h.state()).toBe("running.waitingInput")
+    // A TUI redrawing itself is not an answer.
     h.watcher().sendBack({ type: "AGENT.OUTPUT", at: h.clock.now() })
     await h.settle()
+    expect(h.state()).toBe("running.waitingInput")
+    h.watcher().sendBack({ type: "AGENT.INPUT", at: h.clock.now(), text: "postgres" })
+    await h.settle()
     expect(h.state()).toBe("running.working")
+    h.watcher().sendBack(h.signal({ status: "done", summary: "migrated to postgres", source: "hook" }))
+    await h.settle()
+    expect(h.state()).toBe("done")
+    expect(h.context().evidence.map((d) => `${d.kind}/${d.source}`)).toEqual([
+      "waiting-input/hook",
+      "resumed/operator",
+      "done/hook",
+      "done/verification"
+    ])
+  })
+
+  it("keeps the usage, cost and final message the agent's output reported", async () => {
+    const h = harness()
+    await h.admit()
+    h.watcher().sendBack({ type: "AGENT.REPORT", at: h.clock.now(), report: { finalMessage: "wrote it", usage: { input_tokens: 120 }, costUsd: 0.01 } })
+    h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 0, lost: false })
+    await h.settle()
+    expect(h.state()).toBe("done")
+    expect(h.context()).toMatchObject({ finalMessage: "wrote it", usage: { input_tokens: 120 }, costUsd: 0.01 })
   })
 
   it.each(["preflight", "launching", "running", "backoff", "queued"])("cancels from %s", async (where) => {

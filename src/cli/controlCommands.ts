@@ -8,6 +8,7 @@ import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { localDate, memoryLine } from "../records/buildRecords.js"
 import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
 import { psTable, showText } from "./format.js"
+import { verdictFromClaudeHook, verdictFromCodexNotify } from "../agents/hookSignals.js"
 
 const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
 const warn = (text: string) => Effect.sync(() => process.stderr.write(`${text}\n`))
@@ -15,38 +16,105 @@ const warn = (text: string) => Effect.sync(() => process.stderr.write(`${text}\n
 const checkBead = (bead: string) =>
   BEAD_ID.test(bead) ? Effect.void : Effect.fail(new CliError({ message: `invalid bead id "${bead}": it must match ${BEAD_ID.source}` }))
 
+/** One short line with O_APPEND: concurrent writers never interleave. */
+const appendSignalLine = (env: CliEnvironment, bead: string, line: Record<string, unknown>) => {
+  fs.mkdirSync(env.paths.watch, { recursive: true })
+  fs.appendFileSync(env.paths.signalsFile(bead), `${JSON.stringify(line)}\n`)
+}
+
+const MAX_PAYLOAD_CHARS = 8_000
+
+/** Keeps a hook payload as evidence, without letting a huge one bloat the records. */
+const boundedPayload = (payload: unknown): unknown => {
+  const text = JSON.stringify(payload)
+  return text.length <= MAX_PAYLOAD_CHARS ? payload : { truncated: true, head: text.slice(0, MAX_PAYLOAD_CHARS) }
+}
+
+const normalize = (text: string) => text.replace(/\s+/g, " ").trim()
+
+export interface SignalInput {
+  readonly bead: string | undefined
+  readonly status: "done" | "failed" | "waiting" | undefined
+  readonly summary: string | undefined
+  readonly attempt: string | undefined
+  /** A form called by an agent CLI directly: a Claude Code hook (JSON on stdin) or Codex's notify (JSON as last argument). */
+  readonly from: "claude-hook" | "codex-notify" | undefined
+  readonly stdin: () => string
+}
+
 /**
  * `warden signal`: the agent's own report. Bead and attempt come from the
  * arguments or from `WARDEN_BEAD` / `WARDEN_ATTEMPT`; the line is appended to
- * the bead's signal log, where the supervisor's watch sees it at once.
+ * the bead's signal log, where the supervisor's watch sees it at once. The
+ * hook forms never fail the agent's hook: what they cannot use, they say on
+ * stderr and ignore.
  */
-export const signalCommand = (
-  env: CliEnvironment,
-  input: { bead: string | undefined; status: string; summary: string | undefined; attempt: string | undefined }
-) =>
+export const signalCommand = (env: CliEnvironment, input: SignalInput) =>
   Effect.gen(function* () {
-    const bead = input.bead ?? process.env.WARDEN_BEAD
+    let bead = input.bead ?? process.env.WARDEN_BEAD
+    let status: string | undefined = input.status
+    let summary = input.summary ?? null
+    let source = "signal"
+    let payload: unknown = null
+    if (input.from !== undefined) {
+      bead = process.env.WARDEN_BEAD
+      let doc: unknown
+      try {
+        doc = JSON.parse(input.from === "claude-hook" ? input.stdin() : (input.bead ?? ""))
+      } catch (error) {
+        yield* warn(`warden signal --from ${input.from}: the payload is not JSON (${(error as Error).message}); ignored`)
+        return
+      }
+      const promptFile = process.env.WARDEN_PROMPT_FILE
+      const prompt = promptFile !== undefined && fs.existsSync(promptFile) ? normalize(fs.readFileSync(promptFile, "utf8")) : null
+      const answers = bead === undefined ? [] : sentAnswers(env, bead, process.env.WARDEN_ATTEMPT)
+      const verdict =
+        input.from === "claude-hook"
+          ? verdictFromClaudeHook(doc)
+          : verdictFromCodexNotify(doc, (text) => {
+              const said = normalize(text)
+              return (prompt !== null && (said === prompt || (said.length > 0 && prompt.includes(said)))) || answers.includes(said)
+            })
+      if (verdict.status === null) {
+        yield* warn(`warden signal --from ${input.from}: ${verdict.reason}; ignored`)
+        return
+      }
+      status = verdict.status
+      summary = verdict.summary
+      source = input.from === "claude-hook" ? "hook" : "notify"
+      payload = boundedPayload(doc)
+    }
     if (bead === undefined || bead === "") {
       return yield* new CliError({ message: "which bead? give it as an argument or set WARDEN_BEAD (agents have it set)" })
     }
+    if (status === undefined) return yield* new CliError({ message: "give --status done|failed|waiting" })
     yield* checkBead(bead)
     const attemptId = input.attempt ?? process.env.WARDEN_ATTEMPT ?? null
-    const line = {
-      bead,
-      attempt_id: attemptId,
-      status: input.status,
-      summary: input.summary ?? null,
-      at: Date.now(),
-      pid: process.pid
-    }
-    fs.mkdirSync(env.paths.watch, { recursive: true })
-    // One write of a short line with O_APPEND: concurrent signals never interleave.
-    fs.appendFileSync(env.paths.signalsFile(bead), `${JSON.stringify(line)}\n`)
-    const run = yield* onRuntime(env, Effect.flatMap(RecordStore, (s) => s.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
+    appendSignalLine(env, bead, { bead, attempt_id: attemptId, status, summary, source, payload, at: Date.now(), pid: process.pid })
+    const run = yield* onRuntime(env, Effect.flatMap(RecordStore, (s) => s.readRun(bead))).pipe(Effect.orElseSucceed(() => null))
     if (attemptId === null) yield* warn(`warden signal: no attempt id (WARDEN_ATTEMPT); the supervisor will ignore this signal`)
     else if (run === null || run.status !== "running") yield* warn(`warden signal: ${bead} has no running session; the signal is kept but will be ignored`)
     else if (run.attempt_id !== attemptId) yield* warn(`warden signal: attempt ${attemptId} is not the current attempt ${run.attempt_id}; it will be ignored`)
   })
+
+/** What `warden send` typed into this attempt's terminal: answers count as the task's turns. */
+const sentAnswers = (env: CliEnvironment, bead: string, attemptId: string | undefined): string[] => {
+  try {
+    return fs
+      .readFileSync(env.paths.signalsFile(bead), "utf8")
+      .split("\n")
+      .flatMap((line) => {
+        try {
+          const doc = JSON.parse(line) as Record<string, unknown>
+          return doc.type === "input" && doc.attempt_id === attemptId && typeof doc.text === "string" ? [normalize(doc.text)] : []
+        } catch {
+          return []
+        }
+      })
+  } catch {
+    return []
+  }
+}
 
 /** `warden send <bead> TEXT`: types into the agent's terminal, to answer what it asks. */
 export const sendCommand = (env: CliEnvironment, bead: string, text: string, enter: boolean) =>
@@ -59,6 +127,11 @@ export const sendCommand = (env: CliEnvironment, bead: string, text: string, ent
     yield* onRuntime(env, terminals.sendText(name, text, enter)).pipe(
       Effect.mapError((error) => new CliError({ message: `could not send to ${name}: ${error.reason}` }))
     )
+    // Tell the supervisor the agent was answered: a wait the agent announced ends with it.
+    const run = yield* onRuntime(env, Effect.flatMap(RecordStore, (s) => s.readRun(bead))).pipe(Effect.orElseSucceed(() => null))
+    if (run !== null && run.status === "running" && run.attempt_id !== null) {
+      appendSignalLine(env, bead, { type: "input", bead, attempt_id: run.attempt_id, text, at: Date.now(), pid: process.pid })
+    }
     yield* print(`sent to ${name}${enter ? " (with Enter)" : ""}`)
   })
 

@@ -4,6 +4,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as fs from "node:fs"
 import { Cause, Config, Effect, Exit, Option } from "effect"
 import { CliError, openEnvironment, type GlobalOptions } from "./environment.js"
 import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionCommands.js"
@@ -94,18 +95,27 @@ const verify = Command.make("verify", { bead, json }, (a) => withEnvironment((en
 const signal = Command.make(
   "signal",
   {
-    bead: Args.text({ name: "bead" }).pipe(Args.optional),
-    status: Options.choice("status", ["done", "failed", "waiting"]).pipe(Options.withDescription("what the agent reports")),
+    bead: Args.text({ name: "bead" }).pipe(
+      Args.withDescription("the bead (default: $WARDEN_BEAD); with --from codex-notify, codex's JSON payload"),
+      Args.optional
+    ),
+    status: Options.choice("status", ["done", "failed", "waiting"]).pipe(Options.withDescription("what the agent reports"), Options.optional),
     summary: optionalText("summary", "one line about the result"),
-    attempt: optionalText("attempt", "the attempt id (default: $WARDEN_ATTEMPT)")
+    attempt: optionalText("attempt", "the attempt id (default: $WARDEN_ATTEMPT)"),
+    from: Options.choice("from", ["claude-hook", "codex-notify"]).pipe(
+      Options.withDescription("called by an agent CLI: a Claude Code hook (JSON on stdin) or Codex's notify (JSON as the last argument)"),
+      Options.optional
+    )
   },
   (a) =>
     withEnvironment((env) =>
       signalCommand(env, {
         bead: Option.getOrUndefined(a.bead),
-        status: a.status,
+        status: Option.getOrUndefined(a.status),
         summary: Option.getOrUndefined(a.summary),
-        attempt: Option.getOrUndefined(a.attempt)
+        attempt: Option.getOrUndefined(a.attempt),
+        from: Option.getOrUndefined(a.from),
+        stdin: () => fs.readFileSync(0, "utf8")
       })
     )
 ).pipe(Command.withDescription("report completion from inside an agent's session"))
@@ -162,7 +172,8 @@ run(argv).pipe(
   Effect.catchTag("CliError", (error) =>
     Effect.sync(() => {
       process.stderr.write(`warden: ${error.message}\n`)
-      process.exitCode = error.exitCode ?? 1
+      // Exit status 2 from a Claude Code hook would block the agent from stopping: hook calls fail with 1.
+      process.exitCode = argv.includes("--from") ? 1 : (error.exitCode ?? 1)
     })
   ),
   Effect.provide(NodeContext.layer),

@@ -74,6 +74,21 @@ export const ProfileSchema = Schema.Struct({
   prompt: PromptDeliverySchema,
   completion: CompletionSchema,
   env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { default: () => ({}) }),
+  /** Added to `env` only when the agent runs as root and the config allows it (Claude Code wants `IS_SANDBOX=1`). */
+  rootEnv: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { default: () => ({}) }),
+  /** How to read the agent's output: plain text, or the JSON event stream of `claude -p` / `codex exec --json`. */
+  output: Schema.optionalWith(Schema.Literal("text", "claude-stream-json", "codex-exec-json"), { default: () => "text" as const }),
+  /** `claude-settings`: Warden writes a settings file with Stop and Notification hooks that call `warden signal` (`{settingsFile}`). */
+  hooks: Schema.optionalWith(Schema.Literal("none", "claude-settings"), { default: () => "none" as const }),
+  /** Extra preflight checks: the CLI reports its version; the HOME it uses has accepted onboarding, trust and the API key. */
+  preflight: Schema.optionalWith(
+    Schema.Struct({
+      version: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+      claudeHome: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+      codexHome: Schema.optionalWith(Schema.Boolean, { default: () => false })
+    }),
+    { default: () => ({ version: false, claudeHome: false, codexHome: false }) }
+  ),
   model: Schema.optional(Schema.NonEmptyString),
   timeoutMs: Schema.optional(Millis),
   stallMs: Schema.optional(Millis),

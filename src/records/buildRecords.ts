@@ -143,8 +143,8 @@ export const buildRecords = (
     })),
     transcript_path: c.launch?.transcriptPath ?? null,
     final_message: c.finalMessage,
-    usage: null,
-    cost_usd: null,
+    usage: c.usage,
+    cost_usd: c.costUsd,
     supervisor: {
       pid: spec.supervisor.pid,
       proc_start: spec.supervisor.procStart,

@@ -26,6 +26,7 @@ import { launchAttempt } from "./launch.js"
 import { runPreflight } from "./preflight.js"
 import { runVerification } from "./verify.js"
 import { startWatch, stripAnsi } from "./watchAgent.js"
+import { reportFromLines } from "../agents/agentOutput.js"
 
 /** What the session's effects need from the world. */
 export type SessionServices = Terminals | Processes | Git | RecordStore
@@ -59,18 +60,19 @@ export const outputSummaryOf = (screen: ReadonlyArray<string>): string | null =>
   return text === "" ? null : text.slice(-500)
 }
 
-const transcriptTail = (file: string | null): ReadonlyArray<string> => {
+/** The transcript's text (its last `maxBytes`), without terminal escapes, as lines. */
+const transcriptLines = (file: string | null, maxBytes: number): ReadonlyArray<string> => {
   if (file === null) return []
   try {
     const size = fs.statSync(file).size
     const fd = fs.openSync(file, "r")
-    const buffer = Buffer.alloc(Math.min(size, 8_192))
+    const buffer = Buffer.alloc(Math.min(size, maxBytes))
     try {
       fs.readSync(fd, buffer, 0, buffer.length, size - buffer.length)
     } finally {
       fs.closeSync(fd)
     }
-    return stripAnsi(buffer.toString("utf8")).split(/\r?\n/)
+    return stripAnsi(buffer.toString("utf8")).split(/\r?\n|\r/)
   } catch {
     return []
   }
@@ -136,14 +138,13 @@ export const sessionImplementations = (
               input.sessionName === null
                 ? []
                 : yield* terminals.capture(input.sessionName, 200).pipe(Effect.catchAll(() => Effect.succeed([] as ReadonlyArray<string>)))
-            const screen =
-              fromScreen.length > 0
-                ? fromScreen
-                : input.attemptId === null
-                  ? []
-                  : transcriptTail(spec.paths.transcriptFile(spec.bead, input.attemptId))
+            const transcript =
+              input.attemptId === null ? null : spec.paths.transcriptFile(spec.bead, input.attemptId)
+            const screen = fromScreen.length > 0 ? fromScreen : transcriptLines(transcript, 8_192)
+            const format = spec.profile.config.output
+            const report = format === "text" ? null : reportFromLines(format, transcriptLines(transcript, 16 * 1024 * 1024))
             const at = yield* Clock.currentTimeMillis
-            return { at, outputSummary: outputSummaryOf(screen), screen: screen.slice(-40) }
+            return { at, outputSummary: outputSummaryOf(screen), screen: screen.slice(-40), report }
           }),
           signal
         )

@@ -1,7 +1,8 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
-import type { AgentSignal, SessionEvent, WatchInput } from "../../machines/agentSession.machine.js"
+import type { AgentReport, AgentSignal, SessionEvent, WatchInput } from "../../machines/agentSession.machine.js"
+import { mergeReports, reportFromLine } from "../agents/agentOutput.js"
 import type { Terminals } from "../terminals/Terminals.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 
@@ -45,6 +46,8 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
   const failedMarker = completion.failedMarker === undefined ? null : new RegExp(completion.failedMarker)
   const idlePrompt = completion.idlePrompt === undefined || !input.sources.includes("idle-prompt") ? null : new RegExp(completion.idlePrompt)
   const waiting = completion.waitingPatterns.map((p) => new RegExp(p, "m"))
+  const outputFormat = spec.profile.config.output
+  let report: AgentReport | null = null
   const statusName = path.basename(paths.statusFile(input.bead))
   const signalsName = path.basename(paths.signalsFile(input.bead))
   const exitName = path.basename(paths.exitFile(input.bead, input.attemptId))
@@ -134,6 +137,11 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
         deps.log("unreadable signal line ignored", { line })
         continue
       }
+      if (doc.type === "input") {
+        // `warden send` answered the agent; only this attempt's answers count.
+        if (doc.attempt_id === input.attemptId) send({ type: "AGENT.INPUT", at: deps.now(), text: typeof doc.text === "string" ? doc.text : "" })
+        continue
+      }
       const status = statusWord(doc.status)
       if (status === null) continue
       send({
@@ -142,7 +150,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
           attemptId: typeof doc.attempt_id === "string" ? doc.attempt_id : null,
           status,
           summary: typeof doc.summary === "string" ? doc.summary : null,
-          source: "signal",
+          source: doc.source === "hook" || doc.source === "notify" ? doc.source : "signal",
           at: typeof doc.at === "number" ? doc.at : deps.now(),
           payload: doc.payload ?? null
         }
@@ -152,6 +160,8 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
 
   const readExit = () => {
     if (exited) return
+    // Whatever the agent printed before it exited is read first (its final report, a marker).
+    readTranscript()
     const doc = readJson(paths.exitFile(input.bead, input.attemptId)) as Record<string, unknown> | null
     if (doc === null || doc.attempt_id !== input.attemptId) return
     exited = true
@@ -228,18 +238,25 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     transcriptOffset += buffer.length
     outputSinceLaunch = true
     onOutput()
-    if (doneMarker !== null || failedMarker !== null) {
+    if (doneMarker !== null || failedMarker !== null || outputFormat !== "text") {
       const text = partialLine + stripAnsi(buffer.toString("utf8"))
       const lines = text.split(/\r?\n|\r/)
       partialLine = lines.pop() ?? ""
+      let reported = false
       for (const raw of lines) {
         const line = raw.trim()
+        const lineReport = reportFromLine(outputFormat, line)
+        if (lineReport !== null) {
+          report = mergeReports(report, lineReport)
+          reported = true
+        }
         if (input.sources.includes("marker") && doneMarker?.test(line)) {
           send({ type: "AGENT.MARKER", at: deps.now(), line, status: "done" })
         } else if (input.sources.includes("marker") && failedMarker?.test(line)) {
           send({ type: "AGENT.MARKER", at: deps.now(), line, status: "failed" })
         }
       }
+      if (reported && report !== null) send({ type: "AGENT.REPORT", at: deps.now(), report })
     }
     scheduleScreenCheck()
   }
