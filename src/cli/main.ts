@@ -10,6 +10,7 @@ import { CliError, openEnvironment, type GlobalOptions } from "./environment.js"
 import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionCommands.js"
 import { cancelCommand, psCommand, sendCommand, showCommand, signalCommand } from "./controlCommands.js"
 import type { DispatchRequest } from "./buildSpec.js"
+import { doctorCommand } from "./doctorCommand.js"
 
 const workspace = Options.text("workspace").pipe(
   Options.withDescription("the workspace directory (default ~/.openclaw/workspace)"),
@@ -142,9 +143,15 @@ const send = Command.make(
   (a) => withEnvironment((env) => sendCommand(env, a.bead, a.text, !a.noEnter))
 ).pipe(Command.withDescription("type text into the agent's terminal, to answer what it asks"))
 
+const doctor = Command.make(
+  "doctor",
+  { repo: optionalText("repo", "also check folder trust for this repo"), json },
+  (a) => withEnvironment((env) => doctorCommand(env, Option.getOrUndefined(a.repo), a.json))
+).pipe(Command.withDescription("check every configured agent profile: command, version, and what its TUI would ask first"))
+
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
-  Command.withSubcommands([dispatch, preflight, verify, signal, ps, show, cancel, send])
+  Command.withSubcommands([dispatch, preflight, verify, signal, ps, show, cancel, send, doctor])
 )
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })

@@ -12,7 +12,7 @@ import { waitForScreen } from "./screenWait.js"
 export const shQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`
 
 const fill = (arg: string, values: Record<string, string>): string =>
-  arg.replace(/\{(prompt|promptFile|bead|attemptId|repo|model|command|wardenHome)\}/g, (_, key: string) => values[key] ?? "")
+  arg.replace(/\{(prompt|promptFile|settingsFile|wardenBin|bead|attemptId|repo|model|command|wardenHome)\}/g, (_, key: string) => values[key] ?? "")
 
 /** The program and arguments of the profile for this attempt (before the launcher wraps them). */
 export const agentArgv = (spec: DispatchSpec, values: Record<string, string>): string[] => {
@@ -65,11 +65,23 @@ export const ensureWardenShim = (binDir: string): void => {
   fs.renameSync(`${shim}.tmp`, shim)
 }
 
+/**
+ * Claude Code settings that install Warden's hooks: every turn end (`Stop`)
+ * and every notification reach `warden signal`, which decides whether the
+ * turn ended the task or waits for an answer.
+ */
+export const claudeHookSettings = (wardenBin: string, attemptId: string): string => {
+  const command = `${shQuote(wardenBin)} signal --from claude-hook --attempt ${shQuote(attemptId)}`
+  const hook = [{ hooks: [{ type: "command", command, timeout: 30 }] }]
+  return `${JSON.stringify({ hooks: { Stop: hook, Notification: hook } }, null, 2)}\n`
+}
+
 /** The agent's environment: the dispatcher's, then the profile's, then Warden's own variables. */
 export const agentEnv = (spec: DispatchSpec, attemptId: string, attempt: number, promptFile: string): Record<string, string> => {
   const env: Record<string, string> = {}
   for (const [key, value] of Object.entries(spec.env)) if (!key.startsWith("TMUX")) env[key] = value
   Object.assign(env, spec.profile.config.env)
+  if (process.getuid?.() === 0 && spec.config.allowRootResolved) Object.assign(env, spec.profile.config.rootEnv)
   if (spec.profile.config.model !== undefined) env.WARDEN_MODEL = spec.profile.config.model
   env.WARDEN_BEAD = spec.bead
   env.WARDEN_ATTEMPT = attemptId
@@ -129,6 +141,8 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
     const argv = agentArgv(spec, {
       prompt,
       promptFile,
+      settingsFile: paths.settingsFile(spec.bead, attemptId),
+      wardenBin: path.join(paths.bin, "warden"),
       bead: spec.bead,
       attemptId,
       repo,
@@ -142,6 +156,8 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
       launcherScript({ repo, argv, stdinFile: profile.prompt.mode === "stdin" ? promptFile : null, exitFile, attemptId, path: env.PATH! }),
       { mode: 0o700 }
     )
+    const settingsFile = paths.settingsFile(spec.bead, attemptId)
+    if (profile.hooks === "claude-settings") fs.writeFileSync(settingsFile, claudeHookSettings(path.join(paths.bin, "warden"), attemptId), { mode: 0o600 })
     const baseCommit = yield* git.head(repo)
 
     const created = yield* terminals

@@ -10,6 +10,7 @@ import { expandHome } from "../workspace/paths.js"
 import { BEAD_ID, type DispatchSpec } from "./dispatchSpec.js"
 import { RecordStore } from "../records/RecordStore.js"
 import { supervisorAlive } from "./supervisorLiveness.js"
+import { cliChecks } from "../agents/cliChecks.js"
 
 const check = (name: string, ok: boolean, detail: string): PreflightCheck => ({ name, ok, detail })
 
@@ -81,6 +82,8 @@ export const runPreflight = (spec: DispatchSpec) =>
       const ok = spec.command !== null && spec.command.trim() !== ""
       checks.push(check("custom-command", ok, ok ? spec.command! : "the custom profile needs --command CMD"))
     }
+
+    if (found !== null) checks.push(...(yield* cliChecks(spec.profile.config, spec.env, isDir ? real : null)))
 
     const isRoot = process.getuid?.() === 0
     checks.push(

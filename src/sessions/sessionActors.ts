@@ -165,6 +165,7 @@ export const sessionImplementations = (
               for (const file of [
                 spec.paths.promptFile(spec.bead, input.attemptId),
                 spec.paths.launcherFile(spec.bead, input.attemptId),
+                spec.paths.settingsFile(spec.bead, input.attemptId),
                 spec.paths.exitFile(spec.bead, input.attemptId)
               ]) {
                 fs.rmSync(file, { force: true })

@@ -21,6 +21,8 @@ export interface WorkspacePaths {
   readonly exitFile: (bead: string, attemptId: string) => string
   readonly promptFile: (bead: string, attemptId: string) => string
   readonly launcherFile: (bead: string, attemptId: string) => string
+  /** Claude Code settings with Warden's hooks, for one attempt (`--settings`). */
+  readonly settingsFile: (bead: string, attemptId: string) => string
   readonly transcriptFile: (bead: string, attemptId: string) => string
 }
 
@@ -50,6 +52,7 @@ export const workspacePaths = (rootDir: string): WorkspacePaths => {
     exitFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.exit.json`),
     promptFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.prompt.md`),
     launcherFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.launch.sh`),
+    settingsFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.settings.json`),
     transcriptFile: (bead, attemptId) => path.join(transcripts, `${bead}.${attemptId}.log`)
   }
 }
