@@ -7,6 +7,7 @@ import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { expandHome, wardenCliEntry } from "../workspace/paths.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import { waitForScreen } from "./screenWait.js"
+import { screenShows } from "./screenRules.js"
 
 /** Quotes a word for POSIX sh. */
 export const shQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`
@@ -95,11 +96,6 @@ export const agentEnv = (spec: DispatchSpec, attemptId: string, attempt: number,
   return env
 }
 
-const lastLine = (screen: ReadonlyArray<string>): string => {
-  for (let i = screen.length - 1; i >= 0; i--) if (screen[i]!.trim() !== "") return screen[i]!
-  return ""
-}
-
 /**
  * Creates the attempt's tmux session and delivers the prompt. For keystroke
  * delivery the prompt is typed only after the profile's ready pattern shows,
@@ -173,7 +169,7 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
 
     if (profile.prompt.mode === "keys") {
       const ready = new RegExp(profile.prompt.readyPattern ?? "[\\s\\S]", "m")
-      const readiness = yield* waitForScreen(name, transcriptPath, (screen) => ready.test(lastLine(screen)), profile.prompt.readyTimeoutMs)
+      const readiness = yield* waitForScreen(name, transcriptPath, (screen) => screenShows(screen, ready), profile.prompt.readyTimeoutMs)
       if (readiness._tag === "Exited") return yield* failure(`the agent exited (status ${readiness.status}) before it was ready for the prompt`, readiness.screen)
       if (readiness._tag === "TimedOut")
         return yield* failure(`the agent did not show its ready prompt /${ready.source}/ within ${profile.prompt.readyTimeoutMs} ms`, readiness.screen)

@@ -3,6 +3,7 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import type { AgentReport, AgentSignal, SessionEvent, WatchInput } from "../../machines/agentSession.machine.js"
 import { mergeReports, reportFromLine } from "../agents/agentOutput.js"
+import { compileRules, readScreen } from "./screenRules.js"
 import type { Terminals } from "../terminals/Terminals.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 
@@ -10,9 +11,6 @@ import type { DispatchSpec } from "./dispatchSpec.js"
 export const stripAnsi = (text: string): string =>
   // CSI, OSC (ended by BEL or ST), and single-character escapes.
   text.replace(/\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-Z\\-_]/g, "")
-
-const lastNonEmpty = (screen: ReadonlyArray<string>, count: number): string[] =>
-  screen.filter((line) => line.trim() !== "").slice(-count)
 
 /** Reads a status file's or signal's status word in the seed's vocabulary and Warden's. */
 export const statusWord = (value: unknown): AgentSignal["status"] | null => {
@@ -44,8 +42,9 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
   const completion = spec.profile.config.completion
   const doneMarker = completion.doneMarker === undefined ? null : new RegExp(completion.doneMarker)
   const failedMarker = completion.failedMarker === undefined ? null : new RegExp(completion.failedMarker)
-  const idlePrompt = completion.idlePrompt === undefined || !input.sources.includes("idle-prompt") ? null : new RegExp(completion.idlePrompt)
-  const waiting = completion.waitingPatterns.map((p) => new RegExp(p, "m"))
+  const rules = compileRules(completion.waitingPatterns, input.sources.includes("idle-prompt") ? completion.idlePrompt : null)
+  const idlePrompt = rules.idlePrompt
+  const waiting = rules.waiting
   const outputFormat = spec.profile.config.output
   let report: AgentReport | null = null
   const statusName = path.basename(paths.statusFile(input.bead))
@@ -175,14 +174,11 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     Effect.runPromise(terminals.capture(input.sessionName).pipe(Effect.either)).then((captured) => {
       if (stopped || exited) return
       if (captured._tag === "Left") return
-      const screen = captured.right
-      const tail = lastNonEmpty(screen, 5)
-      const dialog = waiting.find((pattern) => tail.some((line) => pattern.test(line)))
-      if (dialog !== undefined) {
+      const reading = readScreen(captured.right, rules)
+      if (reading.kind === "dialog") {
         if (!inDialog) {
           inDialog = true
-          const text = tail.find((line) => dialog.test(line)) ?? ""
-          send({ type: "AGENT.DIALOG", at: deps.now(), text: text.trim(), screen: tail })
+          send({ type: "AGENT.DIALOG", at: deps.now(), text: reading.text, screen: reading.tail })
         }
         return
       }
@@ -190,10 +186,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
         inDialog = false
         send({ type: "AGENT.DIALOG_CLEARED", at: deps.now() })
       }
-      const last = tail[tail.length - 1] ?? ""
-      if (idlePrompt !== null && outputSinceLaunch && idlePrompt.test(last)) {
-        send({ type: "AGENT.IDLE", at: deps.now(), screen: tail })
-      }
+      if (reading.kind === "idle" && outputSinceLaunch) send({ type: "AGENT.IDLE", at: deps.now(), screen: reading.tail })
     })
   }
 
