@@ -180,6 +180,19 @@ const contract = (label: string, makeLayer: () => Layer.Layer<Terminals>, drive:
       await run(t.kill(name))
     })
 
+    it("presses named keys: a key name is a key, not text", async () => {
+      const name = "agent-keys-1"
+      await run(t.create(spec(name, ["cat"])))
+      await run(t.sendText(name, "abc", false))
+      // BSpace deletes the "c"; Enter ends the line, which cat prints back.
+      await run(t.sendKeys(name, ["BSpace", "Enter"]))
+      drive.echoesInput(name)
+      // The terminal erases the echoed "c" by writing a space over it: compare without trailing blanks.
+      await eventually(async () => expect((await run(t.capture(name))).map((l) => l.trimEnd())).toEqual(["ab", "ab"]))
+      expect(await failure(t.sendKeys("agent-keys-none", ["Enter"]))).toBeInstanceOf(TerminalError)
+      await run(t.kill(name))
+    })
+
     it("sends multi-line text as lines", async () => {
       const name = "agent-send-2"
       // No echo: the terminal's echo of a paste would interleave with the program's output.
@@ -276,7 +289,11 @@ const contract = (label: string, makeLayer: () => Layer.Layer<Terminals>, drive:
       lines.push(typing, typing)
       typing = ""
     }
-    for (const { text, enter: pressEnter } of control.sent(name)) {
+    for (const { text, enter: pressEnter, keys } of control.sent(name)) {
+      for (const key of keys ?? []) {
+        if (key === "BSpace") typing = typing.slice(0, -1)
+        else if (key === "Enter") enter()
+      }
       const parts = text.split("\n")
       parts.forEach((part, i) => {
         if (i > 0) enter()

@@ -4,7 +4,7 @@ import { RecordStore } from "../records/RecordStore.js"
 import { finalizeLostRun, observeRuns } from "../sessions/reconcile.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { supervisorAlive } from "../sessions/supervisorLiveness.js"
-import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
+import { type TerminalError, Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { localDate, memoryLine } from "../records/buildRecords.js"
 import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
 import { psTable, showText } from "./format.js"
@@ -116,23 +116,27 @@ const sentAnswers = (env: CliEnvironment, bead: string, attemptId: string | unde
   }
 }
 
-/** `warden send <bead> TEXT`: types into the agent's terminal, to answer what it asks. */
-export const sendCommand = (env: CliEnvironment, bead: string, text: string, enter: boolean) =>
+/** `warden send <bead> TEXT` (or `--key NAME ...`): types into the agent's terminal, to answer what it asks. */
+export const sendCommand = (env: CliEnvironment, bead: string, text: string | undefined, keys: ReadonlyArray<string>, enter: boolean) =>
   Effect.gen(function* () {
     yield* checkBead(bead)
+    if ((text === undefined || text === "") && keys.length === 0 && !enter) {
+      return yield* new CliError({ message: "nothing to send: give TEXT or --key NAME" })
+    }
     const name = sessionNameFor(bead)
     const terminals = yield* onRuntime(env, Terminals)
     const exists = yield* onRuntime(env, terminals.exists(name)).pipe(Effect.orElseSucceed(() => false))
     if (!exists) return yield* new CliError({ message: `no tmux session ${name} on ${terminals.socket}: ${bead} is not running` })
-    yield* onRuntime(env, terminals.sendText(name, text, enter)).pipe(
-      Effect.mapError((error) => new CliError({ message: `could not send to ${name}: ${error.reason}` }))
-    )
+    const failed = (error: TerminalError) => new CliError({ message: `could not send to ${name}: ${error.reason}` })
+    if (text !== undefined && text !== "") yield* onRuntime(env, terminals.sendText(name, text, enter)).pipe(Effect.mapError(failed))
+    else if (enter) yield* onRuntime(env, terminals.sendText(name, "", true)).pipe(Effect.mapError(failed))
+    if (keys.length > 0) yield* onRuntime(env, terminals.sendKeys(name, keys)).pipe(Effect.mapError(failed))
     // Tell the supervisor the agent was answered: a wait the agent announced ends with it.
     const run = yield* onRuntime(env, Effect.flatMap(RecordStore, (s) => s.readRun(bead))).pipe(Effect.orElseSucceed(() => null))
     if (run !== null && run.status === "running" && run.attempt_id !== null) {
-      appendSignalLine(env, bead, { type: "input", bead, attempt_id: run.attempt_id, text, at: Date.now(), pid: process.pid })
+      appendSignalLine(env, bead, { type: "input", bead, attempt_id: run.attempt_id, text: text ?? keys.join(" "), at: Date.now(), pid: process.pid })
     }
-    yield* print(`sent to ${name}${enter ? " (with Enter)" : ""}`)
+    yield* print(`sent to ${name}${text ? `: ${JSON.stringify(text)}` : ""}${keys.length > 0 ? ` keys ${keys.join(" ")}` : ""}${enter ? " (with Enter)" : ""}`)
   })
 
 /** `warden ps`: every session, reconciled against its supervisor and tmux. */

@@ -137,11 +137,15 @@ const send = Command.make(
   "send",
   {
     noEnter: Options.boolean("no-enter").pipe(Options.withDescription("type the text without pressing Enter")),
+    keys: Options.text("key").pipe(
+      Options.withDescription("press a named key instead (Enter, Down, Up, Escape, Tab, C-c, ...); repeatable, no Enter added"),
+      Options.repeated
+    ),
     bead,
-    text: Args.text({ name: "text" })
+    text: Args.text({ name: "text" }).pipe(Args.optional)
   },
-  (a) => withEnvironment((env) => sendCommand(env, a.bead, a.text, !a.noEnter))
-).pipe(Command.withDescription("type text into the agent's terminal, to answer what it asks"))
+  (a) => withEnvironment((env) => sendCommand(env, a.bead, Option.getOrUndefined(a.text), a.keys, !a.noEnter && a.keys.length === 0))
+).pipe(Command.withDescription("type text (or press keys) in the agent's terminal, to answer what it asks"))
 
 const doctor = Command.make(
   "doctor",

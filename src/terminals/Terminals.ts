@@ -49,6 +49,8 @@ export class Terminals extends Context.Tag("warden/Terminals")<
     readonly capture: (name: string, history?: number) => Effect.Effect<ReadonlyArray<string>, TerminalError>
     /** Types `text` literally (no key-name interpretation), then Enter when `enter` is true. */
     readonly sendText: (name: string, text: string, enter: boolean) => Effect.Effect<void, TerminalError>
+    /** Presses named keys (`Down`, `Enter`, `Escape`, `C-c`, ...), for dialogs that want a choice rather than text. */
+    readonly sendKeys: (name: string, keys: ReadonlyArray<string>) => Effect.Effect<void, TerminalError>
     /** Kills the session and its program's whole process tree; a missing session is not an error. */
     readonly kill: (name: string) => Effect.Effect<void, TerminalError>
     /** Names of all sessions on the socket. */

@@ -9,6 +9,8 @@ type TerminalsService = Context.Tag.Service<Terminals>
 export interface SentText {
   readonly text: string
   readonly enter: boolean
+  /** Named keys pressed with `sendKeys`. */
+  readonly keys?: ReadonlyArray<string>
 }
 
 /** Hooks a test uses to act where a real program (or the operating system) would have. */
@@ -136,6 +138,14 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
       return Effect.void
     })
 
+  const sendKeys = (name: string, keys: ReadonlyArray<string>): Effect.Effect<void, TerminalError> =>
+    Effect.suspend(() => {
+      const s = sessions.get(name)
+      if (s === undefined) return noSession("sendKeys", name)
+      if (!s.dead) s.sent.push({ text: "", enter: false, keys: [...keys] })
+      return Effect.void
+    })
+
   const kill = (name: string) =>
     Effect.sync(() => {
       const s = sessions.get(name)
@@ -147,7 +157,7 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
 
   const list = Effect.sync(() => [...sessions.keys()])
 
-  const service: TerminalsService = { socket: "memory", create, exists, info, capture, sendText, kill, list }
+  const service: TerminalsService = { socket: "memory", create, exists, info, capture, sendText, sendKeys, kill, list }
 
   const must = (hook: string, name: string): FakeSession => {
     const s = sessions.get(name)

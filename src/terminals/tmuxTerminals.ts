@@ -389,6 +389,11 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
     return Effect.asVoid(Effect.zipRight(typeText, pressEnter))
   }
 
+  const sendKeys = (name: string, keys: ReadonlyArray<string>): Effect.Effect<void, TerminalError> =>
+    keys.length === 0
+      ? Effect.asVoid(tmuxOk("sendKeys", name, ["has-session", "-t", sessionTarget(name)]))
+      : Effect.asVoid(tmuxOk("sendKeys", name, chain(["send-keys", "-t", paneTarget(name), ...keys])))
+
   const ps = (operation: string, session: string): Effect.Effect<Array<PsEntry>, TerminalError> =>
     Effect.flatMap(
       exec(
@@ -460,7 +465,7 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
           : Effect.fail(failed("list", "", "list-sessions", result))
   )
 
-  return { socket, create, exists, info, capture, sendText, kill, list }
+  return { socket, create, exists, info, capture, sendText, sendKeys, kill, list }
 }
 
 export const tmuxTerminalsLayer = (socket: string): Layer.Layer<Terminals> =>
