@@ -119,6 +119,8 @@ export interface LaunchOutput {
   readonly screen: ReadonlyArray<string>
   /** Byte offset of the bead's signal log when the attempt launched: older lines are not this attempt's. */
   readonly signalsOffset: number
+  /** A dialog showed before the agent was ready: the prompt is typed once it is answered and the agent is ready. */
+  readonly promptPending: boolean
 }
 
 export interface CaptureOutput {
@@ -219,6 +221,7 @@ export type SessionEvent =
   | { readonly type: "AGENT.EXITED"; readonly at: number; readonly exitCode: number | null; readonly lost: boolean }
   | { readonly type: "AGENT.REPORT"; readonly at: number; readonly report: AgentReport }
   | { readonly type: "AGENT.INPUT"; readonly at: number; readonly text: string }
+  | { readonly type: "AGENT.DELIVERY_FAILED"; readonly at: number; readonly reason: string; readonly screen: ReadonlyArray<string> }
 
 /** What the `watchAgent` actor is told: everything it needs to watch one attempt. */
 export interface WatchInput {
@@ -230,6 +233,7 @@ export interface WatchInput {
   readonly sources: ReadonlyArray<CompletionSource>
   readonly since: number
   readonly signalsOffset: number
+  readonly promptPending: boolean
 }
 
 export interface AttemptRef {
@@ -378,6 +382,18 @@ export const agentSessionMachine = setup({
         failureReason: "launch-failed" as const,
         claim: decision,
         finishedAt: output.at,
+        evidence: [...context.evidence, decision]
+      }
+    }),
+    failDelivery: assign(({ context, event }) => {
+      if (event.type !== "AGENT.DELIVERY_FAILED") return {}
+      const decision: Decision = { kind: "failed", source: "launch", at: event.at, detail: { reason: event.reason, screen: event.screen } }
+      return {
+        now: event.at,
+        outcome: "failed" as const,
+        failureReason: "launch-failed" as const,
+        claim: decision,
+        finishedAt: event.at,
         evidence: [...context.evidence, decision]
       }
     }),
@@ -720,7 +736,8 @@ export const agentSessionMachine = setup({
           transcriptPath: context.launch?.transcriptPath ?? null,
           sources: context.policy.sources,
           since: context.launch?.at ?? context.now,
-          signalsOffset: context.launch?.signalsOffset ?? 0
+          signalsOffset: context.launch?.signalsOffset ?? 0,
+          promptPending: context.launch?.promptPending ?? false
         })
       },
       after: { attemptDeadline: { target: "recording", actions: "markTimeout" } },
@@ -736,7 +753,8 @@ export const agentSessionMachine = setup({
         "AGENT.MARKER": { target: "recording", actions: "claimFromMarker" },
         "AGENT.IDLE": { target: "recording", actions: "claimFromIdle" },
         "AGENT.EXITED": { target: "recording", actions: "claimFromExit" },
-        "AGENT.REPORT": { actions: "noteReport" }
+        "AGENT.REPORT": { actions: "noteReport" },
+        "AGENT.DELIVERY_FAILED": { target: "recording", actions: "failDelivery" }
       },
       initial: "working",
       states: {

@@ -62,7 +62,8 @@ const harness = (options: HarnessOptions = {}) => {
           transcriptPath: "/t.log",
           baseCommit: "abc123",
           screen: [],
-          signalsOffset: 0
+          signalsOffset: 0,
+          promptPending: false
         }
       }),
       watchAgent: fromCallback<SessionEvent, WatchInput>(({ input, sendBack }) => {

@@ -130,6 +130,34 @@ describe("the session lifecycle with real tmux and scripted agents", () => {
     expect(run.output_summary).not.toContain("typed too early")
   })
 
+  it("a dialog before the agent is ready is waiting-input; once answered, the prompt is typed and the work ends done", async () => {
+    const repo = ws.makeRepo("repo-trust")
+    const tui = [
+      "printf 'Trust this folder? [y/n] '",
+      "read -r answer",
+      '[ "$answer" = y ] || exit 1',
+      "sleep 0.5",
+      "printf 'demo> '",
+      "read -r task",
+      'echo "working on: $task"',
+      "echo done > trusted.txt",
+      "sleep 0.3",
+      "printf 'demo> '",
+      "sleep 60"
+    ].join("; ")
+    const child = ws.start("dispatch", "bd-trust", "--repo", repo, "--agent", "shell-tui", "--command", tui, "--prompt", "make trusted.txt", "--wait")
+    await eventually(() => ws.readRun("bd-trust")?.lifecycle_state === "running.waitingInput", 20_000, "waiting-input")
+    expect(ws.readResult("bd-trust").reason).toBe("waiting for input: Trust this folder? [y/n]")
+    expect(fs.existsSync(path.join(repo, "trusted.txt"))).toBe(false)
+    const sent = await ws.warden("send", "bd-trust", "y")
+    expect(sent.status, sent.stderr).toBe(0)
+    expect(await exited(child)).toBe(0)
+    const { run } = expectValidRecords("bd-trust")
+    expect(run.completion).toMatchObject({ source: "idle-prompt" })
+    expect(run.output_summary).toContain("working on: make trusted.txt")
+    expect(run.evidence.map((d: { kind: string }) => d.kind)).toEqual(["waiting-input", "resumed", "done", "done"])
+  })
+
   it("an ordinary line ending in %, $ or > is not an idle prompt: the session runs to its deadline", async () => {
     const repo = ws.makeRepo("repo-notidle")
     const tui = "printf 'demo> '; read -r task; echo 'Coverage: 85%'; echo 'cost: 3$'; echo 'next >'; echo 'root@host:~# '; sleep 60"

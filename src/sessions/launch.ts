@@ -7,7 +7,8 @@ import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { expandHome, wardenCliEntry } from "../workspace/paths.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import { waitForScreen } from "./screenWait.js"
-import { screenShows } from "./screenRules.js"
+import { compileRules, readScreen, screenShows } from "./screenRules.js"
+import type { ProfileConfig } from "../config/schema.js"
 
 /** Quotes a word for POSIX sh. */
 export const shQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`
@@ -97,6 +98,33 @@ export const agentEnv = (spec: DispatchSpec, attemptId: string, attempt: number,
 }
 
 /**
+ * Types the prompt into a program that shows it is ready, then confirms the
+ * program took it: the screen changes (or shows the profile's accepted pattern).
+ */
+export const deliverByKeys = (
+  name: string,
+  transcriptPath: string,
+  profile: ProfileConfig,
+  prompt: string,
+  readyScreen: ReadonlyArray<string>
+) =>
+  Effect.gen(function* () {
+    const terminals = yield* Terminals
+    const before = readyScreen.join("\n")
+    const sent = yield* terminals.sendText(name, prompt, true).pipe(Effect.either)
+    if (sent._tag === "Left") return { ok: false as const, error: `could not type the prompt: ${sent.left.reason}`, screen: readyScreen }
+    const accepted = profile.prompt.acceptedPattern === undefined ? null : new RegExp(profile.prompt.acceptedPattern, "m")
+    const confirmation = yield* waitForScreen(
+      name,
+      transcriptPath,
+      (screen) => (accepted === null ? screen.join("\n") !== before : accepted.test(screen.join("\n"))),
+      10_000
+    )
+    if (confirmation._tag === "TimedOut") return { ok: false as const, error: "the prompt was typed but the agent did not take it", screen: confirmation.screen }
+    return { ok: true as const, error: null, screen: confirmation.screen }
+  })
+
+/**
  * Creates the attempt's tmux session and delivers the prompt. For keystroke
  * delivery the prompt is typed only after the profile's ready pattern shows,
  * and the delivery is confirmed by the screen changing (or the accepted pattern).
@@ -123,7 +151,8 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
         transcriptPath,
         baseCommit: null,
         screen,
-        signalsOffset: 0
+        signalsOffset: 0,
+        promptPending: false
       }))
 
     for (const dir of [paths.watch, paths.transcripts]) fs.mkdirSync(dir, { recursive: true })
@@ -167,25 +196,29 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
       .pipe(Effect.either)
     if (created._tag === "Left") return yield* failure(`could not create the tmux session: ${created.left.reason}`)
 
+    let promptPending = false
     if (profile.prompt.mode === "keys") {
       const ready = new RegExp(profile.prompt.readyPattern ?? "[\\s\\S]", "m")
-      const readiness = yield* waitForScreen(name, transcriptPath, (screen) => screenShows(screen, ready), profile.prompt.readyTimeoutMs)
+      const rules = compileRules(profile.completion.waitingPatterns, null)
+      const readiness = yield* waitForScreen(
+        name,
+        transcriptPath,
+        (screen) => screenShows(screen, ready) || readScreen(screen, rules).kind === "dialog",
+        profile.prompt.readyTimeoutMs
+      )
       if (readiness._tag === "Exited") return yield* failure(`the agent exited (status ${readiness.status}) before it was ready for the prompt`, readiness.screen)
       if (readiness._tag === "TimedOut")
         return yield* failure(`the agent did not show its ready prompt /${ready.source}/ within ${profile.prompt.readyTimeoutMs} ms`, readiness.screen)
-      const before = readiness.screen.join("\n")
-      const sent = yield* terminals.sendText(name, prompt, true).pipe(Effect.either)
-      if (sent._tag === "Left") return yield* failure(`could not type the prompt: ${sent.left.reason}`, readiness.screen)
-      const accepted = profile.prompt.acceptedPattern === undefined ? null : new RegExp(profile.prompt.acceptedPattern, "m")
-      const confirmation = yield* waitForScreen(
-        name,
-        transcriptPath,
-        (screen) => (accepted === null ? screen.join("\n") !== before : accepted.test(screen.join("\n"))),
-        10_000
-      )
-      if (confirmation._tag === "TimedOut") return yield* failure("the prompt was typed but the agent did not take it", confirmation.screen)
+      if (readScreen(readiness.screen, rules).kind === "dialog") {
+        // A dialog came first (folder trust, an API key): the session waits for its answer, and the
+        // watcher types the prompt once the agent is ready.
+        promptPending = true
+      } else {
+        const delivered = yield* deliverByKeys(name, transcriptPath, profile, prompt, readiness.screen)
+        if (!delivered.ok) return yield* failure(delivered.error, delivered.screen)
+      }
     }
     const screen = yield* terminals.capture(name).pipe(Effect.catchAll(() => Effect.succeed([] as ReadonlyArray<string>)))
     const at = yield* Clock.currentTimeMillis
-    return { at, ok: true, error: null, sessionName: name, transcriptPath, baseCommit, screen, signalsOffset } satisfies LaunchOutput
+    return { at, ok: true, error: null, sessionName: name, transcriptPath, baseCommit, screen, signalsOffset, promptPending } satisfies LaunchOutput
   })

@@ -113,7 +113,8 @@ export const sessionImplementations = (
             transcriptPath: null,
             baseCommit: null,
             screen: [],
-            signalsOffset: 0
+            signalsOffset: 0,
+            promptPending: false
           }))
         return run(
           launchAttempt(spec, input.attemptId ?? newAttemptId(), input.attempt).pipe(

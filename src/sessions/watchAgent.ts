@@ -3,8 +3,9 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import type { AgentReport, AgentSignal, SessionEvent, WatchInput } from "../../machines/agentSession.machine.js"
 import { mergeReports, reportFromLine } from "../agents/agentOutput.js"
-import { compileRules, readScreen } from "./screenRules.js"
-import type { Terminals } from "../terminals/Terminals.js"
+import { compileRules, readScreen, screenShows } from "./screenRules.js"
+import { Terminals } from "../terminals/Terminals.js"
+import { deliverByKeys } from "./launch.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 
 /** Strips terminal escape sequences so output lines can be matched as text. */
@@ -186,12 +187,35 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
         inDialog = false
         send({ type: "AGENT.DIALOG_CLEARED", at: deps.now() })
       }
+      if (promptPending) {
+        if (ready !== null && screenShows(captured.right, ready)) deliverPrompt(captured.right)
+        return
+      }
       if (reading.kind === "idle" && outputSinceLaunch) send({ type: "AGENT.IDLE", at: deps.now(), screen: reading.tail })
     })
   }
 
+  // A dialog came before the agent was ready: once it is answered and the agent is ready, type the prompt.
+  let promptPending = input.promptPending
+  let delivering = false
+  const ready = spec.profile.config.prompt.readyPattern === undefined ? null : new RegExp(spec.profile.config.prompt.readyPattern, "m")
+  const deliverPrompt = (screen: ReadonlyArray<string>) => {
+    if (delivering || input.transcriptPath === null) return
+    delivering = true
+    const prompt = spec.prompt.ok ? spec.prompt.text : ""
+    Effect.runPromise(
+      deliverByKeys(input.sessionName, input.transcriptPath, spec.profile.config, prompt, screen).pipe(Effect.provideService(Terminals, terminals))
+    ).then((delivered) => {
+      if (delivered.ok) {
+        promptPending = false
+        deps.log("prompt typed after the dialog was answered", { bead: input.bead })
+      } else send({ type: "AGENT.DELIVERY_FAILED", at: deps.now(), reason: delivered.error, screen: delivered.screen })
+      delivering = false
+    })
+  }
+
   const scheduleScreenCheck = () => {
-    if (waiting.length === 0 && idlePrompt === null) return
+    if (waiting.length === 0 && idlePrompt === null && !promptPending) return
     if (screenTimer !== null) clearTimeout(screenTimer)
     // The idle prompt counts only on a screen that stayed quiet for the settle time.
     screenTimer = setTimeout(checkScreen, idlePrompt !== null ? completion.idleSettleMs : 150)

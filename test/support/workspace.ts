@@ -35,7 +35,7 @@ export const makeWorkspace = (extraConfig: Record<string, unknown> = {}) => {
           command: "bash",
           args: ["-c", "{command}"],
           prompt: { mode: "keys", readyPattern: "^demo> ?$", readyTimeoutMs: 10000 },
-          completion: { sources: ["signal", "idle-prompt"], idlePrompt: "^demo> ?$", idleSettleMs: 400 },
+          completion: { sources: ["signal", "idle-prompt"], idlePrompt: "^demo> ?$", idleSettleMs: 400, waitingPatterns: ["Trust this folder\\? \\[y/n\\]\\s*$"] },
           retry: { maxAttempts: 1 }
         },
         ...((profiles as object | undefined) ?? {})
