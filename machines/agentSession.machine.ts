@@ -100,6 +100,8 @@ export interface PreflightCheck {
   readonly name: string
   readonly ok: boolean
   readonly detail: string
+  /** A failed advisory check is reported but does not stop the attempt (a TUI dialog that will wait for an answer). */
+  readonly advisory?: boolean
 }
 
 export interface PreflightOutput {
@@ -354,7 +356,7 @@ export const agentSessionMachine = setup({
     }),
     failPreflight: assign(({ event }) => {
       const output = out<PreflightOutput>(event)
-      const failed = output.checks.filter((check) => !check.ok)
+      const failed = output.checks.filter((check) => !check.ok && check.advisory !== true)
       const decision: Decision = {
         kind: "failed",
         source: "preflight",

@@ -8,6 +8,14 @@ import { Processes } from "../processes/Processes.js"
 
 const check = (name: string, ok: boolean, detail: string): PreflightCheck => ({ name, ok, detail })
 
+/** What a TUI would ask first does not stop an attempt: the session shows it as waiting-input. */
+const advisory = (name: string, ok: boolean, detail: string): PreflightCheck => ({
+  name,
+  ok,
+  detail: ok ? detail : `${detail} (the TUI will ask: the session will wait for an answer)`,
+  advisory: true
+})
+
 /** The HOME the agent will use: its profile's, else the dispatcher's. */
 export const agentHome = (profile: ProfileConfig, env: Readonly<Record<string, string>>): string =>
   profile.env.HOME ?? env.HOME ?? os.homedir()
@@ -44,10 +52,10 @@ export const claudeHomeChecks = (home: string, repo: string | null, apiKey: stri
   const file = path.join(home, ".claude.json")
   const doc = readJsonObject(file)
   if (doc === null) {
-    return [check("claude-onboarding", false, `${file} is missing or not JSON: the TUI will show its onboarding`)]
+    return [advisory("claude-onboarding", false, `${file} is missing or not JSON: the TUI will show its onboarding`)]
   }
   const checks = [
-    check(
+    advisory(
       "claude-onboarding",
       doc.hasCompletedOnboarding === true,
       doc.hasCompletedOnboarding === true ? `done (${file})` : `${file} lacks hasCompletedOnboarding: true`
@@ -56,14 +64,14 @@ export const claudeHomeChecks = (home: string, repo: string | null, apiKey: stri
   if (repo !== null) {
     const trusted = doc.projects?.[repo]?.hasTrustDialogAccepted === true
     checks.push(
-      check("claude-folder-trust", trusted, trusted ? `${repo} is trusted` : `${file} has no projects["${repo}"].hasTrustDialogAccepted: true`)
+      advisory("claude-folder-trust", trusted, trusted ? `${repo} is trusted` : `${file} has no projects["${repo}"].hasTrustDialogAccepted: true`)
     )
   }
   if (apiKey !== undefined && apiKey !== "") {
     const tail = apiKey.slice(-20)
     const approved = Array.isArray(doc.customApiKeyResponses?.approved) && doc.customApiKeyResponses.approved.includes(tail)
     checks.push(
-      check(
+      advisory(
         "claude-api-key-approved",
         approved,
         approved ? "the API key is approved" : `${file} customApiKeyResponses.approved lacks the key's last 20 characters`
@@ -88,7 +96,7 @@ export const codexHomeChecks = (codexHome: string, repo: string | null): Preflig
     const start = text.indexOf(header)
     const section = start < 0 ? "" : text.slice(start + header.length).split(/^\s*\[/m)[0]!
     const trusted = /^\s*trust_level\s*=\s*"trusted"\s*$/m.test(section)
-    checks.push(check("codex-folder-trust", trusted, trusted ? `${repo} is trusted` : `${file} has no ${header} trust_level = "trusted"`))
+    checks.push(advisory("codex-folder-trust", trusted, trusted ? `${repo} is trusted` : `${file} has no ${header} trust_level = "trusted"`))
   }
   return checks
 }

@@ -74,7 +74,10 @@ export const preflightCommand = (env: CliEnvironment, request: DispatchRequest, 
     const checks = yield* onRuntime(env, runPreflight(spec))
     const ok = checks.every((check) => check.ok)
     if (json) yield* print(JSON.stringify({ ok, checks }, null, 2))
-    else yield* print(table([["CHECK", "RESULT", "DETAIL"], ...checks.map((c) => [c.name, c.ok ? "ok" : "FAILED", c.detail])]))
+    else
+      yield* print(
+        table([["CHECK", "RESULT", "DETAIL"], ...checks.map((c) => [c.name, c.ok ? "ok" : c.advisory ? "WARNING" : "FAILED", c.detail])])
+      )
     if (!ok) {
       return yield* new CliError({
         message: `preflight failed: ${checks.filter((c) => !c.ok).map((c) => c.name).join(", ")}`,

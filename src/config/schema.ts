@@ -49,7 +49,9 @@ export const PromptDeliverySchema = Schema.Struct({
   readyPattern: Schema.optional(RegexText),
   readyTimeoutMs: Schema.optionalWith(Millis, { default: () => 60_000 }),
   /** For `keys`: a pattern that confirms the prompt was taken (defaults to the screen changing after Enter). */
-  acceptedPattern: Schema.optional(RegexText)
+  acceptedPattern: Schema.optional(RegexText),
+  /** For `keys`: wait this long between typing the prompt and pressing Enter (a TUI takes a fast burst for a paste). */
+  enterDelayMs: Schema.optionalWith(Millis, { default: () => 0 })
 })
 
 export const CompletionSchema = Schema.Struct({
@@ -90,6 +92,8 @@ export const ProfileSchema = Schema.Struct({
     { default: () => ({ version: false, claudeHome: false, codexHome: false }) }
   ),
   model: Schema.optional(Schema.NonEmptyString),
+  /** The agent's permission mode (`{permissionMode}` in args), e.g. Claude Code's `bypassPermissions`, `acceptEdits`, `default`. */
+  permissionMode: Schema.optional(Schema.NonEmptyString),
   timeoutMs: Schema.optional(Millis),
   stallMs: Schema.optional(Millis),
   retry: Schema.optional(RetryPolicySchema)

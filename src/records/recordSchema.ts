@@ -113,7 +113,9 @@ export const RunRecord = Schema.Struct({
   ...Extras,
   will_retry: Schema.Boolean,
   base_commit: Schema.NullOr(Schema.String),
-  preflight: Schema.NullOr(Schema.Array(Schema.Struct({ name: Schema.String, ok: Schema.Boolean, detail: Schema.String })))
+  preflight: Schema.NullOr(
+    Schema.Array(Schema.Struct({ name: Schema.String, ok: Schema.Boolean, detail: Schema.String, advisory: Schema.optional(Schema.Boolean) }))
+  )
 })
 export type RunRecord = typeof RunRecord.Type
 

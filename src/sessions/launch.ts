@@ -14,7 +14,7 @@ import type { ProfileConfig } from "../config/schema.js"
 export const shQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`
 
 const fill = (arg: string, values: Record<string, string>): string =>
-  arg.replace(/\{(prompt|promptFile|settingsFile|wardenBin|bead|attemptId|repo|model|command|wardenHome)\}/g, (_, key: string) => values[key] ?? "")
+  arg.replace(/\{(prompt|promptFile|settingsFile|wardenBin|bead|attemptId|repo|model|permissionMode|command|wardenHome)\}/g, (_, key: string) => values[key] ?? "")
 
 /** The program and arguments of the profile for this attempt (before the launcher wraps them). */
 export const agentArgv = (spec: DispatchSpec, values: Record<string, string>): string[] => {
@@ -75,7 +75,8 @@ export const ensureWardenShim = (binDir: string): void => {
 export const claudeHookSettings = (wardenBin: string, attemptId: string): string => {
   const command = `${shQuote(wardenBin)} signal --from claude-hook --attempt ${shQuote(attemptId)}`
   const hook = [{ hooks: [{ type: "command", command, timeout: 30 }] }]
-  return `${JSON.stringify({ hooks: { Stop: hook, Notification: hook } }, null, 2)}\n`
+  // Unattended runs in bypass mode would otherwise stop at Claude Code's warning dialog.
+  return `${JSON.stringify({ hooks: { Stop: hook, Notification: hook }, skipDangerousModePermissionPrompt: true }, null, 2)}\n`
 }
 
 /** The agent's environment: the dispatcher's, then the profile's, then Warden's own variables. */
@@ -111,7 +112,14 @@ export const deliverByKeys = (
   Effect.gen(function* () {
     const terminals = yield* Terminals
     const before = readyScreen.join("\n")
-    const sent = yield* terminals.sendText(name, prompt, true).pipe(Effect.either)
+    const delay = profile.prompt.enterDelayMs
+    const sent = yield* (delay === 0
+      ? terminals.sendText(name, prompt, true)
+      : terminals.sendText(name, prompt, false).pipe(
+          Effect.zipRight(Effect.sleep(delay)),
+          Effect.zipRight(terminals.sendText(name, "", true))
+        )
+    ).pipe(Effect.either)
     if (sent._tag === "Left") return { ok: false as const, error: `could not type the prompt: ${sent.left.reason}`, screen: readyScreen }
     const accepted = profile.prompt.acceptedPattern === undefined ? null : new RegExp(profile.prompt.acceptedPattern, "m")
     const confirmation = yield* waitForScreen(
@@ -172,6 +180,7 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
       attemptId,
       repo,
       model: spec.profile.model,
+      permissionMode: profile.permissionMode ?? "default",
       command: spec.command ?? "",
       wardenHome: spec.config.wardenHome
     })

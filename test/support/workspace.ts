@@ -7,7 +7,7 @@ const root = path.resolve(new URL("../..", import.meta.url).pathname)
 export const cliEntry = path.join(root, "dist", "src", "cli", "main.js")
 
 /** A scratch workspace with its own tmux socket and config, driven through the built CLI as an operator would. */
-export const makeWorkspace = (extraConfig: Record<string, unknown> = {}) => {
+export const makeWorkspace = (extraConfig: Record<string, unknown> = {}, extraEnv: Record<string, string | undefined> = {}) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "warden-it-"))
   const workspace = path.join(dir, "workspace")
   const socket = path.join(dir, "tmux.sock")
@@ -47,6 +47,10 @@ export const makeWorkspace = (extraConfig: Record<string, unknown> = {}) => {
   delete env.WARDEN_CONFIG
   delete env.WARDEN_BEAD
   delete env.WARDEN_ATTEMPT
+  for (const [key, value] of Object.entries(extraEnv)) {
+    if (value === undefined) delete env[key]
+    else env[key] = value
+  }
   const args = (extra: string[]) => [cliEntry, "--workspace", workspace, "--config", configFile, ...extra]
 
   const makeRepo = (name: string, files: Record<string, string> = { "README.md": "# scratch\n" }) => {

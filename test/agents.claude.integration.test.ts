@@ -1,0 +1,133 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { startAnthropicEndpoint, type AnthropicEndpoint, type ClaudeStep } from "./support/anthropicEndpoint.js"
+import { eventually, exited, jq, makeWorkspace, type Workspace } from "./support/workspace.js"
+
+/**
+ * Warden driving the real Claude Code CLI (test-agents/), headless and in its
+ * TUI, against a local scripted Anthropic Messages endpoint.
+ */
+const agentsBin = path.resolve(new URL("../test-agents/node_modules/.bin", import.meta.url).pathname)
+const API_KEY = "sk-ant-test-0123456789abcdefghij"
+
+let endpoint: AnthropicEndpoint | null = null
+let ws: Workspace | null = null
+afterEach(async () => {
+  ws?.cleanup()
+  await endpoint?.close()
+  ws = null
+  endpoint = null
+})
+
+const setUp = async (script: ReadonlyArray<ClaudeStep>, options: { trust?: boolean } = {}) => {
+  if (!fs.existsSync(path.join(agentsBin, "claude"))) throw new Error("claude is not installed: run `npm run test-agents`")
+  endpoint = await startAnthropicEndpoint(script)
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "warden-claude-home-"))
+  ws = makeWorkspace(
+    {},
+    {
+      PATH: `${agentsBin}:${process.env.PATH}`,
+      HOME: home,
+      ANTHROPIC_BASE_URL: endpoint.url,
+      ANTHROPIC_API_KEY: API_KEY,
+      // This machine sets IS_SANDBOX itself; the profile must set it for root on its own.
+      IS_SANDBOX: undefined
+    }
+  )
+  const repo = fs.realpathSync(ws.makeRepo("repo"))
+  const claudeJson = {
+    hasCompletedOnboarding: true,
+    customApiKeyResponses: { approved: [API_KEY.slice(-20)], rejected: [] },
+    projects: options.trust === false ? {} : { [repo]: { hasTrustDialogAccepted: true } }
+  }
+  fs.writeFileSync(path.join(home, ".claude.json"), JSON.stringify(claudeJson))
+  return { ws, repo, home, endpoint }
+}
+
+describe("Claude Code through Warden", () => {
+  it("claude -p writes a file with its own tool, ends done, verified, with the result, usage and cost from its stream", async () => {
+    const { ws, repo } = await setUp([
+      { kind: "tool", name: "Write", input: { file_path: "hello.txt", content: "hello from claude\n" } },
+      { kind: "text", text: "wrote hello.txt" }
+    ])
+    const out = await ws.warden("dispatch", "bd-claude", "--repo", repo, "--agent", "claude", "--template", "feature", "--prompt", "create hello.txt", "--wait")
+    expect(out.status, out.stdout + out.stderr).toBe(0)
+    expect(fs.readFileSync(path.join(repo, "hello.txt"), "utf8")).toBe("hello from claude\n")
+    const run = ws.readRun("bd-claude")
+    expect(jq("[.status, .agent, .profile, .completion.source, .verification.overall] | @tsv", ws.runFile("bd-claude"))).toBe(
+      "done\tclaude\tclaude\texit\tpass"
+    )
+    expect(run.final_message).toBe("wrote hello.txt")
+    expect(run.usage).toMatchObject({ input_tokens: 240, output_tokens: 60 })
+    expect(run.cost_usd).toBeGreaterThan(0)
+    expect(ws.readResult("bd-claude")).toMatchObject({ usage: run.usage, cost_usd: run.cost_usd, final_message: "wrote hello.txt" })
+  })
+
+  it("claude -p against a model that never answers ends in timeout, with the output summary kept", async () => {
+    const { ws, repo } = await setUp([{ kind: "hang" }])
+    const out = await ws.warden("dispatch", "bd-hang", "--repo", repo, "--agent", "claude", "--prompt", "do something", "--timeout", "8", "--max-retries", "1", "--wait")
+    expect(out.status).toBe(1)
+    const run = ws.readRun("bd-hang")
+    expect(run.status).toBe("timeout")
+    // The last 500 characters of the screen: the tail of claude's stream-json init event.
+    expect(run.output_summary).toMatch(/"uuid":"[0-9a-f-]+"/)
+    expect(ws.tmux("has-session", "-t", "=agent-bd-hang").status).not.toBe(0)
+  })
+
+  it("the TUI: a question is waiting-input through the Stop hook, `warden send` answers it, and the next Stop ends it done", async () => {
+    const { ws, repo, endpoint } = await setUp([
+      { kind: "tool", name: "Write", input: { file_path: "hello.txt", content: "hi\n" } },
+      { kind: "text", text: "I wrote hello.txt. Should I also add a README?" },
+      { kind: "tool", name: "Write", input: { file_path: "README.md", content: "# readme\n" } },
+      { kind: "text", text: "Added README.md as well." }
+    ])
+    const pre = await ws.warden("preflight", "--bead", "bd-tui", "--repo", repo, "--agent", "claude-tui", "--json")
+    expect(pre.status, pre.stdout).toBe(0)
+    expect(JSON.parse(pre.stdout).checks.map((c: { name: string }) => c.name)).toEqual(
+      expect.arrayContaining(["cli-version", "claude-onboarding", "claude-folder-trust", "claude-api-key-approved"])
+    )
+    const child = ws.start("dispatch", "bd-tui", "--repo", repo, "--agent", "claude-tui", "--prompt", "create hello.txt", "--wait")
+    const waiting = await eventually(() => {
+      const run = ws.readRun("bd-tui")
+      return run?.lifecycle_state === "running.waitingInput" ? run : null
+    }, 60_000, "waiting-input")
+    expect(waiting.evidence.find((d: { kind: string }) => d.kind === "waiting-input")).toMatchObject({
+      source: "hook",
+      detail: { summary: "I wrote hello.txt. Should I also add a README?" }
+    })
+    const sent = await ws.warden("send", "bd-tui", "yes please")
+    expect(sent.status, sent.stderr).toBe(0)
+    expect(await exited(child)).toBe(0)
+    const run = ws.readRun("bd-tui")
+    expect(run.status).toBe("done")
+    expect(run.completion).toMatchObject({ source: "hook", kind: "done" })
+    expect(run.final_message).toBe("Added README.md as well.")
+    expect(run.completion.detail.payload).toMatchObject({ hook_event_name: "Stop", last_assistant_message: "Added README.md as well." })
+    expect(fs.existsSync(path.join(repo, "README.md"))).toBe(true)
+    expect(endpoint.mainRequests()).toBe(4)
+    expect(ws.tmux("has-session", "-t", "=agent-bd-tui").status).not.toBe(0)
+  })
+
+  it("the TUI without the folder trust: preflight names it, and the session shows waiting-input naming the dialog", async () => {
+    const { ws, repo } = await setUp([{ kind: "text", text: "never reached" }], { trust: false })
+    const pre = await ws.warden("preflight", "--bead", "bd-untrusted", "--repo", repo, "--agent", "claude-tui", "--json")
+    expect(pre.status).toBe(1)
+    const failed = JSON.parse(pre.stdout).checks.filter((c: { ok: boolean }) => !c.ok)
+    expect(failed.map((c: { name: string }) => c.name)).toEqual(["claude-folder-trust"])
+    const child = ws.start("dispatch", "bd-untrusted", "--repo", repo, "--agent", "claude-tui", "--prompt", "x", "--stall", "2", "--wait")
+    const run = await eventually(() => {
+      const r = ws.readRun("bd-untrusted")
+      return r?.lifecycle_state === "running.waitingInput" ? r : null
+    }, 60_000, "waiting-input")
+    expect(ws.readResult("bd-untrusted").reason).toMatch(/^waiting for input: .*Is this a project you created or one you trust\?/)
+    expect(run.evidence[0]).toMatchObject({ kind: "waiting-input", source: "dialog" })
+    // Longer than the stall time: still waiting, not stalled, not done.
+    await new Promise((resolve) => setTimeout(resolve, 2_500))
+    expect(ws.readRun("bd-untrusted").lifecycle_state).toBe("running.waitingInput")
+    expect((await ws.warden("cancel", "bd-untrusted")).status).toBe(0)
+    await exited(child)
+    expect(ws.readRun("bd-untrusted").outcome).toBe("cancelled")
+  })
+})
