@@ -9,8 +9,7 @@ import {
   CODEX_TITLE_PROMPT_PREFIX,
   startOpenAIEndpoint,
   writeCodexHome,
-  type CodexStep,
-  type OpenAIEndpoint
+  type CodexStep
 } from "./support/openaiEndpoint.js"
 
 /*
@@ -218,6 +217,8 @@ describe("codex exec --json against the scripted endpoint", () => {
     const started = Date.now()
     const run = runExec(scratch, [
       "--json",
+      // Every key writeCodexHome writes is one this codex knows (unknown keys fail the run).
+      "--strict-config",
       "-s",
       "workspace-write",
       "--skip-git-repo-check",

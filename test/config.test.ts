@@ -26,7 +26,7 @@ describe("configuration", () => {
     expect(Either.isRight(loaded)).toBe(true)
     const config = Either.getOrThrow(loaded)
     expect(config.tmuxSocket).toBe("/tmp/openclaw-coding-agents.sock")
-    expect(Object.keys(config.profiles).sort()).toEqual(["claude", "claude-tui", "custom", "demo", "demo-tui"])
+    expect(Object.keys(config.profiles).sort()).toEqual(["claude", "claude-tui", "codex", "codex-tui", "custom", "demo", "demo-tui"])
     expect(config.verification.requireChanges).toBe(true)
     const demo = resolveProfile(config, "demo")
     expect("error" in demo).toBe(false)
@@ -40,7 +40,7 @@ describe("configuration", () => {
     })
     const config = Either.getOrThrow(loadConfigSync({ config: file, env: {} }))
     expect(config.allowedRoots).toEqual(["/srv/repos"])
-    expect(Object.keys(config.profiles).sort()).toEqual(["claude", "claude-tui", "custom", "demo", "demo-tui", "mine"])
+    expect(Object.keys(config.profiles).sort()).toEqual(["claude", "claude-tui", "codex", "codex-tui", "custom", "demo", "demo-tui", "mine"])
     expect(config.file).toBe(file)
   })
 

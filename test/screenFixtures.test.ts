@@ -48,3 +48,26 @@ describe("claude-tui reads Claude Code's screens", () => {
     expect(screenShows(fixture("claude/ready-default-mode.txt"), ready)).toBe(true)
   })
 })
+
+describe("codex-tui reads Codex's screens", () => {
+  const { rules, ready } = profileRules("codex-tui")
+
+  it.each([
+    ["codex/trust-dialog.txt", /Trust this folder\?/],
+    ["codex/approval-prompt.txt", /Would you like to run the following command\?/],
+    ["codex/model-migration.txt", /Try new model/]
+  ])("%s is a dialog waiting for an answer, named by its text", (file, text) => {
+    const reading = readScreen(fixture(file), rules)
+    expect(reading.kind).toBe("dialog")
+    if (reading.kind === "dialog") expect(reading.text).toMatch(text)
+    expect(screenShows(fixture(file), ready)).toBe(false)
+  })
+
+  it.each(["codex/ready.txt", "codex/turn-done.txt", "codex/working.txt"])("%s is not a dialog", (file) => {
+    expect(readScreen(fixture(file), rules).kind).not.toBe("dialog")
+  })
+
+  it("the empty prompt line says the TUI is ready for a prompt", () => {
+    expect(screenShows(fixture("codex/ready.txt"), ready)).toBe(true)
+  })
+})

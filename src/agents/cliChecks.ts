@@ -9,10 +9,10 @@ import { Processes } from "../processes/Processes.js"
 const check = (name: string, ok: boolean, detail: string): PreflightCheck => ({ name, ok, detail })
 
 /** What a TUI would ask first does not stop an attempt: the session shows it as waiting-input. */
-const advisory = (name: string, ok: boolean, detail: string): PreflightCheck => ({
+const advisory = (name: string, ok: boolean, detail: string, tuiAsks = true): PreflightCheck => ({
   name,
   ok,
-  detail: ok ? detail : `${detail} (the TUI will ask: the session will wait for an answer)`,
+  detail: ok || !tuiAsks ? detail : `${detail} (the TUI will ask: the session will wait for an answer)`,
   advisory: true
 })
 
@@ -88,7 +88,7 @@ export const codexHomeChecks = (codexHome: string, repo: string | null): Preflig
   try {
     text = fs.readFileSync(file, "utf8")
   } catch {
-    return [check("codex-config", false, `${file} is missing: codex has no model provider configured`)]
+    return [advisory("codex-config", false, `${file} is missing: codex will use its own login and defaults`, false)]
   }
   const checks = [check("codex-config", true, file)]
   if (repo !== null) {

@@ -73,7 +73,8 @@ export const signalCommand = (env: CliEnvironment, input: SignalInput) =>
           ? verdictFromClaudeHook(doc)
           : verdictFromCodexNotify(doc, (text) => {
               const said = normalize(text)
-              return (prompt !== null && (said === prompt || (said.length > 0 && prompt.includes(said)))) || answers.includes(said)
+              // Exactly the prompt or an answer: codex's title turn quotes the prompt inside a longer input.
+              return (prompt !== null && said === prompt) || answers.includes(said)
             })
       if (verdict.status === null) {
         yield* warn(`warden signal --from ${input.from}: ${verdict.reason}; ignored`)

@@ -12,7 +12,8 @@ const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\
 /**
  * `warden doctor`: for every configured profile, whether its command is on
  * PATH, and the checks it asks for (version, the HOME's onboarding, trust and
- * API-key approval; trust for `--repo` when given). Exit 1 when one fails.
+ * API-key approval; trust for `--repo` when given). Exit 1 when a check that
+ * would stop an attempt fails; what a TUI would ask is a warning.
  */
 export const doctorCommand = (env: CliEnvironment, repo: string | undefined, json: boolean) =>
   Effect.gen(function* () {
@@ -31,11 +32,11 @@ export const doctorCommand = (env: CliEnvironment, repo: string | undefined, jso
       )
       report.push({ profile: name, checks })
     }
-    const ok = report.every((entry) => entry.checks.every((c) => c.ok))
+    const ok = report.every((entry) => entry.checks.every((c) => c.ok || c.advisory === true))
     if (json) yield* print(JSON.stringify({ ok, profiles: report }, null, 2))
     else {
       const rows = [["PROFILE", "CHECK", "RESULT", "DETAIL"]]
-      for (const entry of report) for (const c of entry.checks) rows.push([entry.profile, c.name, c.ok ? "ok" : "FAILED", c.detail])
+      for (const entry of report) for (const c of entry.checks) rows.push([entry.profile, c.name, c.ok ? "ok" : c.advisory ? "WARNING" : "FAILED", c.detail])
       yield* print(table(rows))
     }
     if (!ok) return yield* new CliError({ message: "some profiles are not ready (see FAILED above)", exitCode: 1 })

@@ -265,19 +265,25 @@ export const writeCodexHome = (
   const lines: string[] = [
     `model = ${tomlString(CODEX_TEST_MODEL)}`,
     `model_provider = ${tomlString(CODEX_TEST_PROVIDER)}`,
+    `# no request to api.github.com for a newer release`,
     `check_for_update_on_startup = false`
   ]
-  if (opts.notify !== undefined) lines.push(`notify = [${opts.notify.map(tomlString).join(", ")}]`)
+  if (opts.notify !== undefined) {
+    lines.push(`# run per finished turn with the turn's JSON as its last argument`, `notify = [${opts.notify.map(tomlString).join(", ")}]`)
+  }
   lines.push(
     "",
     `[model_providers.${CODEX_TEST_PROVIDER}]`,
     `name = "Warden test endpoint"`,
     `base_url = ${tomlString(opts.endpointUrl)}`,
     `wire_api = "responses"`,
+    `# the API key is read from this env var (any value)`,
     `env_key = ${tomlString(CODEX_TEST_KEY_ENV)}`,
+    `# a failed request or stream is reported at once, not retried`,
     `request_max_retries = 0`,
     `stream_max_retries = 0`,
     "",
+    `# no analytics events to chatgpt.com`,
     `[analytics]`,
     `enabled = false`,
     "",
@@ -285,20 +291,26 @@ export const writeCodexHome = (
     `enabled = false`,
     "",
     `[features]`,
+    `# no git clone of github.com/openai/plugins.git, no chatgpt.com plugin/app lookups`,
     `plugins = false`,
     `remote_plugin = false`,
     `apps = false`,
+    `# no detached app-server daemon (the TUI is also run with --no-daemon)`,
     `daemon_auto_start = false`,
+    `# no detached "bash -lc" at startup that sources ~/.bashrc and can outlive a killed session`,
     `shell_snapshot = false`,
+    `# an unreachable endpoint fails the turn instead of "Reconnecting... waiting for network" forever`,
     `unbounded_connection_retries = false`,
     "",
     `[tui]`,
+    `# what codex writes itself after its first start`,
     `screen_reader_detection_done = true`,
     `show_tooltips = false`,
     "",
     `[tui.model_availability_nux]`,
     `"gpt-6.1-sol" = 1`,
     "",
+    `# skips the "Meet GPT-6 Sol / Try new model" dialog at startup`,
     `[notice.model_migrations]`,
     `${tomlString(CODEX_TEST_MODEL)} = "gpt-6-sol"`
   )
