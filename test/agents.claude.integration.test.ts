@@ -1,9 +1,10 @@
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { startAnthropicEndpoint, type AnthropicEndpoint, type ClaudeStep } from "./support/anthropicEndpoint.js"
-import { eventually, exited, jq, makeWorkspace, type Workspace } from "./support/workspace.js"
+import { cliEntry, eventually, exited, jq, makeWorkspace, type Workspace } from "./support/workspace.js"
 
 /**
  * Warden driving the real Claude Code CLI (test-agents/), headless and in its
@@ -108,6 +109,38 @@ describe("Claude Code through Warden", () => {
     expect(fs.existsSync(path.join(repo, "README.md"))).toBe(true)
     expect(endpoint.mainRequests()).toBe(4)
     expect(ws.tmux("has-session", "-t", "=agent-bd-tui").status).not.toBe(0)
+  })
+
+  it("a Stop hook carrying the previous attempt's id does not end the current attempt", async () => {
+    const { ws, repo } = await setUp([
+      { kind: "hang" },
+      { kind: "text", text: "Before I start: which file should I create?" },
+      { kind: "tool", name: "Write", input: { file_path: "answer.txt", content: "ok\n" } },
+      { kind: "text", text: "Created answer.txt." }
+    ])
+    // Attempt 1 never hears from its model and times out; attempt 2 asks a question.
+    const child = ws.start("dispatch", "bd-stale-stop", "--repo", repo, "--agent", "claude-tui", "--prompt", "create a file", "--timeout", "8", "--max-retries", "2", "--wait")
+    const waiting = await eventually(() => {
+      const run = ws.readRun("bd-stale-stop")
+      return run?.attempt === 2 && run.lifecycle_state === "running.waitingInput" ? run : null
+    }, 60_000, "attempt 2 waiting for input")
+    const firstId = waiting.previous_attempts[0].attempt_id
+    expect(waiting.previous_attempts[0]).toMatchObject({ outcome: "timeout" })
+    // The first attempt's Stop hook, late: exactly what its settings file would have run.
+    const stale = spawnSync(process.execPath, [cliEntry, "--workspace", ws.workspace, "--config", ws.configFile, "signal", "--from", "claude-hook", "--attempt", firstId], {
+      input: JSON.stringify({ hook_event_name: "Stop", last_assistant_message: "All done (stale)." }),
+      env: { ...process.env, WARDEN_BEAD: "bd-stale-stop", WARDEN_ATTEMPT: firstId },
+      encoding: "utf8"
+    })
+    expect(stale.status).toBe(0)
+    expect(stale.stderr).toContain(`attempt ${firstId} is not the current attempt`)
+    await eventually(() => ws.readRun("bd-stale-stop")?.ignored_signals.length === 1, 10_000, "the stale Stop ignored")
+    expect(ws.readRun("bd-stale-stop").lifecycle_state).toBe("running.waitingInput")
+    expect((await ws.warden("send", "bd-stale-stop", "answer.txt")).status).toBe(0)
+    expect(await exited(child)).toBe(0)
+    const run = ws.readRun("bd-stale-stop")
+    expect(run).toMatchObject({ status: "done", attempt: 2, final_message: "Created answer.txt." })
+    expect(run.ignored_signals[0]).toMatchObject({ reason: `for attempt ${firstId}, not the current ${run.attempt_id}` })
   })
 
   it("the TUI without the folder trust: preflight names it, and the session shows waiting-input naming the dialog", async () => {
