@@ -143,13 +143,19 @@ describe("Claude Code through Warden", () => {
     expect(run.ignored_signals[0]).toMatchObject({ reason: `for attempt ${firstId}, not the current ${run.attempt_id}` })
   })
 
-  it("the TUI without the folder trust: preflight names it, and the session shows waiting-input naming the dialog", async () => {
-    const { ws, repo } = await setUp([{ kind: "text", text: "never reached" }], { trust: false })
+  it("the TUI without the folder trust: preflight names it, the session waits at the dialog, and `warden send --key` answers it", async () => {
+    const { ws, repo } = await setUp(
+      [
+        { kind: "tool", name: "Write", input: { file_path: "trusted.txt", content: "ok\n" } },
+        { kind: "text", text: "Created trusted.txt." }
+      ],
+      { trust: false }
+    )
     const pre = await ws.warden("preflight", "--bead", "bd-untrusted", "--repo", repo, "--agent", "claude-tui", "--json")
     expect(pre.status).toBe(1)
     const failed = JSON.parse(pre.stdout).checks.filter((c: { ok: boolean }) => !c.ok)
     expect(failed.map((c: { name: string }) => c.name)).toEqual(["claude-folder-trust"])
-    const child = ws.start("dispatch", "bd-untrusted", "--repo", repo, "--agent", "claude-tui", "--prompt", "x", "--stall", "2", "--wait")
+    const child = ws.start("dispatch", "bd-untrusted", "--repo", repo, "--agent", "claude-tui", "--prompt", "create trusted.txt", "--stall", "2", "--wait")
     const run = await eventually(() => {
       const r = ws.readRun("bd-untrusted")
       return r?.lifecycle_state === "running.waitingInput" ? r : null
@@ -159,8 +165,31 @@ describe("Claude Code through Warden", () => {
     // Longer than the stall time: still waiting, not stalled, not done.
     await new Promise((resolve) => setTimeout(resolve, 2_500))
     expect(ws.readRun("bd-untrusted").lifecycle_state).toBe("running.waitingInput")
-    expect((await ws.warden("cancel", "bd-untrusted")).status).toBe(0)
-    await exited(child)
-    expect(ws.readRun("bd-untrusted").outcome).toBe("cancelled")
+    // The dialog wants a choice: move to "Yes, I trust this folder" (a key can be lost as a dialog draws: check), then Enter.
+    await eventually(async () => {
+      if (/❯ Yes, I trust this folder/.test(ws.tmux("capture-pane", "-p", "-t", "=agent-bd-untrusted:").stdout)) return true
+      await ws.warden("send", "bd-untrusted", "--key", "Down")
+      return false
+    }, 10_000, "the trust option selected")
+    expect((await ws.warden("send", "bd-untrusted", "--key", "Enter")).status).toBe(0)
+    // Trusted now: the prompt is typed once the TUI is ready, and the work ends done through the Stop hook.
+    expect(await exited(child), child.output()).toBe(0)
+    const done = ws.readRun("bd-untrusted")
+    expect(done).toMatchObject({ status: "done", final_message: "Created trusted.txt.", completion: { source: "hook" } })
+    expect(done.evidence.map((d: { kind: string }) => d.kind).slice(0, 2)).toEqual(["waiting-input", "resumed"])
+    expect(fs.readFileSync(path.join(repo, "trusted.txt"), "utf8")).toBe("ok\n")
+  })
+
+  it("warden doctor reports each profile's CLI version and what its TUI would ask", async () => {
+    const { ws, repo } = await setUp([], { trust: false })
+    const out = await ws.warden("doctor", "--repo", repo, "--json")
+    const report = JSON.parse(out.stdout) as { ok: boolean; profiles: Array<{ profile: string; checks: Array<{ name: string; ok: boolean; detail: string }> }> }
+    const checks = (name: string) => report.profiles.find((p) => p.profile === name)!.checks
+    expect(checks("claude").find((c) => c.name === "cli-version")).toMatchObject({ ok: true, detail: "2.1.332 (Claude Code)" })
+    expect(checks("claude-tui").find((c) => c.name === "claude-folder-trust")).toMatchObject({ ok: false })
+    expect(checks("claude-tui").find((c) => c.name === "claude-api-key-approved")).toMatchObject({ ok: true })
+    expect(checks("codex").find((c) => c.name === "cli-version")).toMatchObject({ ok: true, detail: "codex-cli 0.171.0" })
+    // Only warnings: nothing would stop an attempt.
+    expect(out.status).toBe(0)
   })
 })

@@ -28,7 +28,8 @@ export const versionCheck = (profile: ProfileConfig, env: Readonly<Record<string
       .run(profile.command, ["--version"], { cwd: os.tmpdir(), env: { ...env, ...profile.env }, timeoutMs: 20_000, tailChars: 400 })
       .pipe(Effect.either)
     if (result._tag === "Left") return check("cli-version", false, `${profile.command} --version could not run: ${result.left.reason}`)
-    const firstLine = result.right.outputTail.trim().split("\n")[0] ?? ""
+    // The version is on stdout; stderr may carry warnings (codex under a temporary HOME, say).
+    const firstLine = (result.right.stdout.trim() || result.right.outputTail.trim()).split("\n")[0] ?? ""
     return result.right.exitCode === 0 && firstLine !== ""
       ? check("cli-version", true, firstLine)
       : check("cli-version", false, `${profile.command} --version exited ${result.right.exitCode ?? result.right.signal}: ${firstLine}`)
