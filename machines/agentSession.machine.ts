@@ -302,7 +302,7 @@ export const agentSessionMachine = setup({
     watchAgent: fromCallback<SessionEvent, WatchInput>(notProvided("watchAgent")),
     capture: fromPromise<CaptureOutput, AttemptRef & { sessionName: string | null }>(notProvided("capture")),
     verify: fromPromise<VerifyOutput, AttemptRef & { baseCommit: string | null }>(notProvided("verify")),
-    clean: fromPromise<StepOutput, AttemptRef & { sessionName: string | null }>(notProvided("clean")),
+    clean: fromPromise<StepOutput, AttemptRef & { sessionName: string | null; launchInterrupted: boolean }>(notProvided("clean")),
     notify: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(notProvided("notify")),
     remember: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(notProvided("remember"))
   },
@@ -318,7 +318,7 @@ export const agentSessionMachine = setup({
     preflightPassed: ({ event }) => out<PreflightOutput>(event).ok,
     launched: ({ event }) => out<LaunchOutput>(event).ok,
     verificationPassed: ({ event }) => out<VerifyOutput>(event).overall === "pass",
-    claimsDone: ({ context }) => context.claim?.kind === "done" && context.outcome === null,
+    claimsDone: ({ context }) => context.claim?.kind === "done" && context.outcome === null && !context.cancelRequested,
     signalIsStale: ({ context, event }) =>
       event.type === "AGENT.SIGNAL" &&
       event.signal.attemptId !== null &&
@@ -354,7 +354,7 @@ export const agentSessionMachine = setup({
         deadlineAt: output.at + context.policy.timeoutMs
       }
     }),
-    failPreflight: assign(({ event }) => {
+    failPreflight: assign(({ context, event }) => {
       const output = out<PreflightOutput>(event)
       const failed = output.checks.filter((check) => !check.ok && check.advisory !== true)
       const decision: Decision = {
@@ -363,7 +363,13 @@ export const agentSessionMachine = setup({
         at: output.at,
         detail: { reason: failed.map((check) => `${check.name}: ${check.detail}`).join("; ") }
       }
-      return { outcome: "failed" as const, failureReason: "preflight-failed" as const, claim: decision, finishedAt: output.at }
+      return {
+        outcome: "failed" as const,
+        failureReason: "preflight-failed" as const,
+        claim: decision,
+        finishedAt: output.at,
+        evidence: [...context.evidence, decision]
+      }
     }),
     recordLaunch: assign(({ event }) => {
       const output = out<LaunchOutput>(event)
@@ -399,17 +405,17 @@ export const agentSessionMachine = setup({
         evidence: [...context.evidence, decision]
       }
     }),
-    failActorError: assign(({ context, event }) => {
+    failStageError: assign(({ context, event }, params: { stage: "preflight" | "launch" | "watch" }) => {
       const error = (event as { error?: unknown }).error
       const decision: Decision = {
         kind: "failed",
-        source: context.launch === null ? "launch" : "preflight",
+        source: params.stage === "preflight" ? "preflight" : "launch",
         at: context.now,
-        detail: { reason: error instanceof Error ? error.message : String(error) }
+        detail: { reason: `${params.stage} failed: ${error instanceof Error ? error.message : String(error)}` }
       }
       return {
         outcome: "failed" as const,
-        failureReason: context.launch === null ? ("launch-failed" as const) : ("preflight-failed" as const),
+        failureReason: params.stage === "preflight" ? ("preflight-failed" as const) : ("launch-failed" as const),
         claim: decision,
         finishedAt: context.now,
         evidence: [...context.evidence, decision]
@@ -708,7 +714,7 @@ export const agentSessionMachine = setup({
           { guard: "preflightPassed", target: "launching", actions: "recordPreflight" },
           { target: "recording", actions: ["recordPreflight", "failPreflight"] }
         ],
-        onError: { target: "recording", actions: "failActorError" }
+        onError: { target: "recording", actions: { type: "failStageError", params: { stage: "preflight" } } }
       },
       on: { CANCEL: { target: "recording", actions: "markCancelled" } }
     },
@@ -721,7 +727,7 @@ export const agentSessionMachine = setup({
           { guard: "launched", target: "running", actions: "recordLaunch" },
           { target: "recording", actions: "failLaunch" }
         ],
-        onError: { target: "recording", actions: "failActorError" }
+        onError: { target: "recording", actions: { type: "failStageError", params: { stage: "launch" } } }
       },
       after: { attemptDeadline: { target: "recording", actions: "markTimeout" } },
       on: { CANCEL: { target: "recording", actions: "markCancelled" } }
@@ -740,7 +746,9 @@ export const agentSessionMachine = setup({
           since: context.launch?.at ?? context.now,
           signalsOffset: context.launch?.signalsOffset ?? 0,
           promptPending: context.launch?.promptPending ?? false
-        })
+        }),
+        // A watch that cannot run (no inotify left, say) must not leave the agent unsupervised.
+        onError: { target: "recording", actions: { type: "failStageError", params: { stage: "watch" } } }
       },
       after: { attemptDeadline: { target: "recording", actions: "markTimeout" } },
       on: {
@@ -826,7 +834,10 @@ export const agentSessionMachine = setup({
           bead: context.bead,
           attempt: context.attempt,
           attemptId: context.attemptId,
-          sessionName: context.launch?.sessionName ?? null
+          // A launch that failed ended its own session (and a name it could not create is not ours to kill).
+          sessionName: context.launch?.ok ? context.launch.sessionName : null,
+          // A launch stopped half way (cancel, deadline) may have created the session already.
+          launchInterrupted: context.launch === null && context.preflight?.ok === true
         }),
         onDone: { target: "notifying", actions: ["stamp", "decideRetry"] },
         onError: { target: "notifying", actions: "decideRetry" }
@@ -890,22 +901,3 @@ export const agentSessionMachine = setup({
 })
 
 export type AgentSessionMachine = typeof agentSessionMachine
-
-/** The lifecycle's top-level state names, in order, for renderers and records. */
-export const lifecycleStates = [
-  "queued",
-  "preflight",
-  "launching",
-  "running",
-  "recording",
-  "verifying",
-  "cleaning",
-  "notifying",
-  "remembering",
-  "settling",
-  "backoff",
-  "done",
-  "failed",
-  "timeout",
-  "cancelled"
-] as const

@@ -33,7 +33,7 @@ interface HarnessOptions {
   readonly launchOk?: (attempt: number) => boolean
   readonly verify?: (attempt: number) => VerifyOutput["overall"]
   /** Holds the launch or the verification until the test resolves the promise. */
-  readonly gate?: { readonly launch?: Promise<void>; readonly verify?: Promise<void> }
+  readonly gate?: { readonly launch?: Promise<void>; readonly verify?: Promise<void>; readonly capture?: Promise<void> }
 }
 
 /** The machine with in-memory actors on a simulated clock; the watcher hands its `sendBack` to the test. */
@@ -75,6 +75,7 @@ const harness = (options: HarnessOptions = {}) => {
       }),
       capture: fromPromise(async () => {
         calls.push("capture")
+        await options.gate?.capture
         return { at: clock.now(), outputSummary: "last screen", screen: ["last screen"], report: null }
       }),
       verify: fromPromise(async ({ input }) => {
@@ -378,6 +379,38 @@ describe("agentSession machine (simulated clock)", () => {
     }
   })
 
+  it("cancel while recording a claimed done skips verification and ends cancelled", async () => {
+    let release = () => undefined as void
+    const h = harness({ gate: { capture: new Promise<void>((resolve) => (release = resolve)) } })
+    await h.admit()
+    h.watcher().sendBack(h.signal({}))
+    await h.settle()
+    expect(h.state()).toBe("recording")
+    h.actor.send({ type: "CANCEL", at: h.clock.now() })
+    release()
+    await h.settle()
+    expect(h.state()).toBe("cancelled")
+    expect(h.calls).not.toContain("verify#1")
+    expect(h.calls).toContain("clean")
+  })
+
+  it.each(["notifying", "remembering"])("cancel during %s stops the retry that would have come", async (where) => {
+    const h = harness()
+    await h.admit()
+    h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
+    // Stop right where the attempt is being reported.
+    for (let i = 0; i < 40 && h.state() !== where; i++) await new Promise((r) => setImmediate(r))
+    if (h.state() === where) {
+      h.actor.send({ type: "CANCEL", at: h.clock.now() })
+      await h.settle()
+      expect(h.state()).toBe("cancelled")
+      expect(h.context().willRetry).toBe(false)
+    } else {
+      // The state passed too quickly to catch: the run must at least have been headed for a retry.
+      expect(h.state()).toBe("backoff")
+    }
+  })
+
   it("cancel during verification stops it and ends cancelled", async () => {
     const h = harness({ gate: { verify: new Promise(() => undefined) } })
     await h.admit()
@@ -434,12 +467,20 @@ describe("agentSession machine (simulated clock)", () => {
       `for attempt ${firstId}, not the current ${h.context().attemptId}`,
       "no attempt id, and written before this attempt started"
     ])
-    // A signal when no attempt runs is ignored too.
     h.watcher().sendBack(h.signal({}))
     await h.settle()
     expect(h.state()).toBe("done")
-    h.actor.send({ type: "AGENT.SIGNAL", signal: { attemptId: "att-x", status: "done", summary: null, source: "signal", at: 0 } })
-    expect(h.state()).toBe("done")
+  })
+
+  it("a signal while no attempt runs (during the backoff) is ignored and logged", async () => {
+    const h = harness()
+    await h.admit()
+    h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
+    await h.settle()
+    expect(h.state()).toBe("backoff")
+    h.actor.send(h.signal({ summary: "late" }))
+    expect(h.state()).toBe("backoff")
+    expect(h.context().ignored.map((i) => i.reason)).toEqual(["no attempt is running"])
   })
 
   it("a session that disappears is failed with session-lost and retried", async () => {
@@ -486,5 +527,7 @@ describe("agentSession machine (simulated clock)", () => {
     const snapshot = actor.getSnapshot()
     expect(snapshot.value).toBe("failed")
     expect(snapshot.context.claim?.detail.reason).toMatch(/actor "preflight" is not provided/)
+    expect(snapshot.context.failureReason).toBe("preflight-failed")
+    expect(snapshot.context.willRetry).toBe(false)
   })
 })

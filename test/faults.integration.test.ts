@@ -127,12 +127,12 @@ describe("the seed's and peers' known faults stay fixed", () => {
     child.kill("SIGKILL")
     await exited(child)
     fs.writeFileSync(gate, "")
-    // The pane stays (remain-on-exit) until someone ends it; kill it as Argus or an operator would.
+    // tmux keeps the dead pane (remain-on-exit): ps must see through it and clean it up.
     await eventually(() => fs.existsSync(path.join(ws.dir, "repo-kill2", "k.txt")), 10_000, "agent finished")
     await new Promise((resolve) => setTimeout(resolve, 300))
-    ws.tmux("kill-session", "-t", "=agent-bd-kill2")
     const after = JSON.parse((await ws.warden("ps", "--json")).stdout).find((r: { bead: string }) => r.bead === "bd-kill2")
     expect(after).toMatchObject({ status: "failed", failure_reason: "unverified", exit_code: 0 })
+    expect(ws.tmux("has-session", "-t", "=agent-bd-kill2").status).not.toBe(0)
     const verify = await ws.warden("verify", "bd-kill2")
     expect(verify.status, verify.stdout + verify.stderr).toBe(0)
     expect(jq("[.status, .outcome, .verification.overall] | @tsv", ws.runFile("bd-kill2"))).toBe("done\tdone\tpass")
@@ -150,6 +150,38 @@ describe("the seed's and peers' known faults stay fixed", () => {
     const again = await ws.warden("cancel", "bd-cancel")
     expect(again.status).toBe(1)
     expect(again.stderr).toContain("bd-cancel is not running (it ended cancelled)")
+  })
+
+  it("a cancel while the agent is still starting ends its session too", async () => {
+    const repo = ws.makeRepo("repo-starting")
+    // A TUI that never shows its ready prompt: the launch waits for it.
+    const child = ws.start("dispatch", "bd-starting", "--repo", repo, "--agent", "shell-tui", "--command", "echo booting; sleep 600", "--prompt", "x", "--wait")
+    await eventually(() => ws.readRun("bd-starting")?.lifecycle_state === "launching", 20_000, "launching")
+    await eventually(() => ws.tmux("has-session", "-t", "=agent-bd-starting").status === 0, 10_000, "session created")
+    expect((await ws.warden("cancel", "bd-starting")).status).toBe(0)
+    expect(await exited(child)).toBe(130)
+    expect(ws.readRun("bd-starting")).toMatchObject({ outcome: "cancelled" })
+    await eventually(() => ws.tmux("has-session", "-t", "=agent-bd-starting").status !== 0, 10_000, "session ended")
+  })
+
+  it("a nohup job the agent left behind dies with its session", async () => {
+    const repo = ws.makeRepo("repo-nohup")
+    const pidFile = path.join(ws.dir, "nohup.pid")
+    const out = await ws.warden(
+      "dispatch", "bd-nohup", "--repo", repo, "--agent", "shell", "--prompt", "x",
+      // The subshell exits at once, so the job is reparented: only its session id still ties it to the pane.
+      "--command", `(nohup sleep 600 >/dev/null 2>&1 & echo $! > ${pidFile}); echo x > n.txt; echo WARDEN_DONE; sleep 600`,
+      "--wait"
+    )
+    expect(out.status, out.stdout + out.stderr).toBe(0)
+    const pid = Number(fs.readFileSync(pidFile, "utf8"))
+    await eventually(() => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") === true
+      } catch {
+        return true
+      }
+    }, 5_000, "the nohup job killed")
   })
 
   it("kills target the agents' socket and the exact session name, nothing else", async () => {

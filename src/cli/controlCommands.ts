@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import { Effect } from "effect"
 import { RecordStore } from "../records/RecordStore.js"
-import { finalizeLostRun, observeRuns } from "../sessions/reconcile.js"
+import { finalizeLostRun, observeRuns, runIsLive } from "../sessions/reconcile.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { supervisorAlive } from "../sessions/supervisorLiveness.js"
 import { type TerminalError, Terminals, sessionNameFor } from "../terminals/Terminals.js"
@@ -93,7 +93,7 @@ export const signalCommand = (env: CliEnvironment, input: SignalInput) =>
     const attemptId = input.attempt ?? process.env.WARDEN_ATTEMPT ?? null
     appendSignalLine(env, bead, { bead, attempt_id: attemptId, status, summary, source, payload, at: Date.now(), pid: process.pid })
     const run = yield* onRuntime(env, Effect.flatMap(RecordStore, (s) => s.readRun(bead))).pipe(Effect.orElseSucceed(() => null))
-    if (attemptId === null) yield* warn(`warden signal: no attempt id (WARDEN_ATTEMPT); the supervisor will ignore this signal`)
+    if (attemptId === null) yield* warn(`warden signal: no attempt id (WARDEN_ATTEMPT): it counts for whichever attempt of ${bead} is running`)
     else if (run === null || run.status !== "running") yield* warn(`warden signal: ${bead} has no running session; the signal is kept but will be ignored`)
     else if (run.attempt_id !== attemptId) yield* warn(`warden signal: attempt ${attemptId} is not the current attempt ${run.attempt_id}; it will be ignored`)
   })
@@ -175,7 +175,7 @@ export const cancelCommand = (env: CliEnvironment, bead: string) =>
     yield* checkBead(bead)
     const store = yield* onRuntime(env, RecordStore)
     const run = yield* onRuntime(env, store.readRun(bead)).pipe(Effect.orElseSucceed(() => null))
-    if (run === null || run.status !== "running") {
+    if (run === null || !runIsLive(run)) {
       return yield* new CliError({ message: `${bead} is not running${run === null ? "" : ` (it ended ${run.outcome ?? run.status})`}` })
     }
     if (supervisorAlive(run.supervisor)) {

@@ -63,8 +63,7 @@ export const dispatcherEnv = (): Record<string, string> => {
   return env
 }
 
-export const resolveRepo = (repo: string): string => path.resolve(repo)
-
 /** Runs an effect that needs the live services on the environment's runtime. */
 export const onRuntime = <A, E>(env: CliEnvironment, effect: Effect.Effect<A, E, SessionServices>) =>
-  Effect.promise(() => env.runtime.runPromiseExit(effect)).pipe(Effect.flatMap((exit) => exit))
+  // Interrupting the command (Ctrl-C) interrupts the effect too: no check is left running behind.
+  Effect.promise((signal) => env.runtime.runPromiseExit(effect, { signal })).pipe(Effect.flatMap((exit) => exit))

@@ -6,6 +6,7 @@ import { runVerification } from "../sessions/verify.js"
 import { RecordStore } from "../records/RecordStore.js"
 import { verificationRecord } from "../records/buildRecords.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
+import { runIsLive } from "../sessions/reconcile.js"
 import { buildSpec, type DispatchRequest } from "./buildSpec.js"
 import { CliError, dispatcherEnv, onRuntime, type CliEnvironment } from "./environment.js"
 import { openLogger } from "./logger.js"
@@ -72,7 +73,8 @@ export const preflightCommand = (env: CliEnvironment, request: DispatchRequest, 
       prompt: request.prompt ?? (request.template === undefined && request.promptFile === undefined ? "(preflight)" : request.prompt)
     })
     const checks = yield* onRuntime(env, runPreflight(spec))
-    const ok = checks.every((check) => check.ok)
+    // What a TUI would ask is a warning: the attempt runs and shows the dialog as waiting-input.
+    const ok = checks.every((check) => check.ok || check.advisory === true)
     if (json) yield* print(JSON.stringify({ ok, checks }, null, 2))
     else
       yield* print(
@@ -80,7 +82,7 @@ export const preflightCommand = (env: CliEnvironment, request: DispatchRequest, 
       )
     if (!ok) {
       return yield* new CliError({
-        message: `preflight failed: ${checks.filter((c) => !c.ok).map((c) => c.name).join(", ")}`,
+        message: `preflight failed: ${checks.filter((c) => !c.ok && c.advisory !== true).map((c) => c.name).join(", ")}`,
         exitCode: 1
       })
     }
@@ -100,13 +102,15 @@ export const verifyCommand = (env: CliEnvironment, bead: string, json: boolean) 
     const output = yield* onRuntime(env, runVerification(env.config, run.repo, run.base_commit, dispatcherEnv()))
     const verification = verificationRecord(output)
     const result = yield* onRuntime(env, store.readResult(bead).pipe(Effect.orElseSucceed(() => null)))
-    const promote = run.status !== "running" && run.failure_reason === "unverified" && output.overall === "pass"
+    const live = runIsLive(run)
+    const promote = !live && run.failure_reason === "unverified" && output.overall === "pass"
     const updates = {
       verification,
       updated_at: new Date().toISOString(),
       ...(promote ? { status: "done" as const, outcome: "done" as const, failure_reason: null } : {})
     }
-    if (run.status !== "running" && result !== null) {
+    // A live run's records belong to its supervisor: verify only reports on it.
+    if (!live && result !== null) {
       yield* onRuntime(
         env,
         store.write(

@@ -76,22 +76,29 @@ const runLive = (command: string, args: ReadonlyArray<string>, options: RunOptio
             killGroup("SIGTERM")
             setTimeout(() => killGroup("SIGKILL"), 2_000).unref()
           }, options.timeoutMs)
+    let settled = false
+    const finish = (code: number | null, sig: NodeJS.Signals | null) => {
+      if (settled) return
+      settled = true
+      if (timer) clearTimeout(timer)
+      resume(Effect.succeed({ exitCode: code, signal: sig, timedOut, durationMs: Date.now() - started, stdout, outputTail: tail }))
+    }
     child.on("error", (error) => {
+      if (settled) return
+      settled = true
       if (timer) clearTimeout(timer)
       resume(Effect.fail(new ProcessError({ command, reason: error.message })))
     })
-    child.on("close", (code, sig) => {
-      if (timer) clearTimeout(timer)
-      resume(
-        Effect.succeed({
-          exitCode: code,
-          signal: sig,
-          timedOut,
-          durationMs: Date.now() - started,
-          stdout,
-          outputTail: tail
-        })
-      )
+    child.on("close", (code, sig) => finish(code, sig))
+    // A process that left something behind holding its stdout (a server it started in another
+    // process group) would keep "close" from ever firing: its exit is enough, after a moment for the last output.
+    child.on("exit", (code, sig) => {
+      setTimeout(() => {
+        if (settled) return
+        child.stdout?.destroy()
+        child.stderr?.destroy()
+        finish(code, sig)
+      }, 500).unref()
     })
     signal.addEventListener("abort", () => killGroup("SIGKILL"))
   })

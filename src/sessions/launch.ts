@@ -205,29 +205,38 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
       .pipe(Effect.either)
     if (created._tag === "Left") return yield* failure(`could not create the tmux session: ${created.left.reason}`)
 
-    let promptPending = false
-    if (profile.prompt.mode === "keys") {
-      const ready = new RegExp(profile.prompt.readyPattern ?? "[\\s\\S]", "m")
-      const rules = compileRules(profile.completion.waitingPatterns, null)
-      const readiness = yield* waitForScreen(
-        name,
-        transcriptPath,
-        (screen) => screenShows(screen, ready) || readScreen(screen, rules).kind === "dialog",
-        profile.prompt.readyTimeoutMs
-      )
-      if (readiness._tag === "Exited") return yield* failure(`the agent exited (status ${readiness.status}) before it was ready for the prompt`, readiness.screen)
-      if (readiness._tag === "TimedOut")
-        return yield* failure(`the agent did not show its ready prompt /${ready.source}/ within ${profile.prompt.readyTimeoutMs} ms`, readiness.screen)
-      if (readScreen(readiness.screen, rules).kind === "dialog") {
-        // A dialog came first (folder trust, an API key): the session waits for its answer, and the
-        // watcher types the prompt once the agent is ready.
-        promptPending = true
-      } else {
-        const delivered = yield* deliverByKeys(name, transcriptPath, profile, prompt, readiness.screen)
-        if (!delivered.ok) return yield* failure(delivered.error, delivered.screen)
+    // From here on the session exists: whatever stops the launch (a failure, a cancel, the deadline) ends it too.
+    const endSession = terminals.kill(name).pipe(Effect.ignore)
+    const deliver = Effect.gen(function* () {
+      let promptPending = false
+      if (profile.prompt.mode === "keys") {
+        const ready = new RegExp(profile.prompt.readyPattern ?? "[\\s\\S]", "m")
+        const rules = compileRules(profile.completion.waitingPatterns, null)
+        const readiness = yield* waitForScreen(
+          name,
+          transcriptPath,
+          (screen) => screenShows(screen, ready) || readScreen(screen, rules).kind === "dialog",
+          profile.prompt.readyTimeoutMs
+        )
+        if (readiness._tag === "Exited") return yield* failure(`the agent exited (status ${readiness.status}) before it was ready for the prompt`, readiness.screen)
+        if (readiness._tag === "TimedOut")
+          return yield* failure(`the agent did not show its ready prompt /${ready.source}/ within ${profile.prompt.readyTimeoutMs} ms`, readiness.screen)
+        if (readScreen(readiness.screen, rules).kind === "dialog") {
+          // A dialog came first (folder trust, an API key): the session waits for its answer, and the
+          // watcher types the prompt once the agent is ready.
+          promptPending = true
+        } else {
+          const delivered = yield* deliverByKeys(name, transcriptPath, profile, prompt, readiness.screen)
+          if (!delivered.ok) return yield* failure(delivered.error, delivered.screen)
+        }
       }
-    }
-    const screen = yield* terminals.capture(name).pipe(Effect.catchAll(() => Effect.succeed([] as ReadonlyArray<string>)))
-    const at = yield* Clock.currentTimeMillis
-    return { at, ok: true, error: null, sessionName: name, transcriptPath, baseCommit, screen, signalsOffset, promptPending } satisfies LaunchOutput
+      const screen = yield* terminals.capture(name).pipe(Effect.catchAll(() => Effect.succeed([] as ReadonlyArray<string>)))
+      const at = yield* Clock.currentTimeMillis
+      return { at, ok: true, error: null, sessionName: name, transcriptPath, baseCommit, screen, signalsOffset, promptPending } satisfies LaunchOutput
+    })
+    return yield* deliver.pipe(
+      Effect.tap((output) => (output.ok ? Effect.void : endSession)),
+      Effect.tapError(() => endSession),
+      Effect.onInterrupt(() => endSession)
+    )
   })

@@ -10,6 +10,7 @@ import { expandHome } from "../workspace/paths.js"
 import { BEAD_ID, type DispatchSpec } from "./dispatchSpec.js"
 import { RecordStore } from "../records/RecordStore.js"
 import { supervisorAlive } from "./supervisorLiveness.js"
+import { runIsLive } from "./reconcile.js"
 import { cliChecks } from "../agents/cliChecks.js"
 
 const check = (name: string, ok: boolean, detail: string): PreflightCheck => ({ name, ok, detail })
@@ -113,19 +114,28 @@ export const runPreflight = (spec: DispatchSpec) =>
     checks.push(check("memory-free", memMb >= spec.config.minFreeMemoryMb, `${memMb} MB available, need ${spec.config.minFreeMemoryMb} MB`))
 
     const sessionName = sessionNameFor(spec.bead)
-    const live = beadOk ? yield* terminals.exists(sessionName).pipe(Effect.catchAll(() => Effect.succeed(false))) : false
     const record = beadOk ? yield* records.readRun(spec.bead).pipe(Effect.catchAll(() => Effect.succeed(null))) : null
     const otherSupervisor =
-      record !== null && record.status === "running" && record.supervisor.pid !== spec.supervisor.pid && supervisorAlive(record.supervisor)
+      record !== null && runIsLive(record) && record.supervisor.pid !== spec.supervisor.pid && supervisorAlive(record.supervisor)
+    let info = beadOk ? yield* terminals.info(sessionName).pipe(Effect.catchAll(() => Effect.succeed(null))) : null
+    let removed = false
+    if (info !== null && info.dead && !otherSupervisor) {
+      // A dead pane nobody supervises is a leftover (its program ended; tmux kept it for capture).
+      yield* terminals.kill(sessionName).pipe(Effect.ignore)
+      info = null
+      removed = true
+    }
     checks.push(
       check(
         "no-live-session",
-        !live && !otherSupervisor,
-        live
-          ? `tmux session ${sessionName} already exists on ${terminals.socket}`
-          : otherSupervisor
-            ? `bead is being supervised by pid ${record!.supervisor.pid}`
-            : `${sessionName} is free`
+        info === null && !otherSupervisor,
+        otherSupervisor
+          ? `bead is being supervised by pid ${record!.supervisor.pid}`
+          : info !== null
+            ? `tmux session ${sessionName} already exists on ${terminals.socket}`
+            : removed
+              ? `${sessionName} is free (removed a dead leftover session)`
+              : `${sessionName} is free`
       )
     )
 

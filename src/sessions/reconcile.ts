@@ -7,6 +7,9 @@ import { Terminals } from "../terminals/Terminals.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
 import { supervisorAlive } from "./supervisorLiveness.js"
 
+/** A run still under way: an attempt is running, or another one is coming (a retry waiting out its backoff). */
+export const runIsLive = (run: Pick<RunRecord, "status" | "will_retry">): boolean => run.status === "running" || run.will_retry
+
 /** How `warden ps` sees a run after checking its supervisor and its tmux session. */
 export interface ObservedRun {
   readonly run: RunRecord
@@ -29,10 +32,16 @@ const readJson = (file: string): Record<string, unknown> | null => {
  * is gone, from what the attempt left behind (its exit file, its status
  * file). Never `done`: nothing verified the work (`warden verify` can).
  */
-export const finalizeLostRun = (paths: WorkspacePaths, run: RunRecord, result: ResultRecord | null, now: number) => {
+export const finalizeLostRun = (
+  paths: WorkspacePaths,
+  run: RunRecord,
+  result: ResultRecord | null,
+  now: number,
+  paneExitStatus: number | null = null
+) => {
   const attemptId = run.attempt_id
   const exit = attemptId === null ? null : readJson(paths.exitFile(run.bead, attemptId))
-  const exitCode = exit !== null && exit.attempt_id === attemptId && typeof exit.exit_code === "number" ? exit.exit_code : null
+  const exitCode = exit !== null && exit.attempt_id === attemptId && typeof exit.exit_code === "number" ? exit.exit_code : paneExitStatus
   const status = readJson(paths.statusFile(run.bead))
   const statusMatches = status !== null && (status.attempt_id === undefined || status.attempt_id === attemptId)
   const trace =
@@ -92,7 +101,7 @@ export const observeRuns = (paths: WorkspacePaths) =>
     const { runs } = yield* records.listRuns
     const observed: ObservedRun[] = []
     for (const run of runs) {
-      if (run.status !== "running") {
+      if (!runIsLive(run)) {
         observed.push({ run, liveness: "finished", reconciled: false })
         continue
       }
@@ -100,8 +109,19 @@ export const observeRuns = (paths: WorkspacePaths) =>
         observed.push({ run, liveness: "supervised", reconciled: false })
         continue
       }
-      const live = yield* terminals.exists(run.session_name).pipe(Effect.catchAll(() => Effect.succeed(false)))
-      if (live) {
+      const now = Date.now()
+      if (run.status !== "running") {
+        // Its supervisor died during the backoff: the retry it announced will not come.
+        const at = new Date(now).toISOString()
+        const note = `; the retry did not run: its supervisor (pid ${run.supervisor.pid}) died`
+        const result = yield* records.readResult(run.bead).pipe(Effect.catchAll(() => Effect.succeed(null)))
+        const final = { ...run, will_retry: false, updated_at: at }
+        if (result !== null) yield* records.write(final, { ...result, will_retry: false, updated_at: at, reason: `${result.reason}${note}` })
+        observed.push({ run: final, liveness: "finished", reconciled: true })
+        continue
+      }
+      const info = yield* terminals.info(run.session_name).pipe(Effect.catchAll(() => Effect.succeed(null)))
+      if (info !== null && !info.dead) {
         observed.push({ run, liveness: "unsupervised", reconciled: false })
         continue
       }
@@ -111,9 +131,10 @@ export const observeRuns = (paths: WorkspacePaths) =>
         observed.push({ run: fresh, liveness: "finished", reconciled: false })
         continue
       }
+      // A dead pane is kept by tmux for capture only; nobody is left to clean it up.
+      if (info !== null) yield* terminals.kill(run.session_name).pipe(Effect.ignore)
       const result = yield* records.readResult(run.bead).pipe(Effect.catchAll(() => Effect.succeed(null)))
-      const now = Date.now()
-      const final = finalizeLostRun(paths, run, result, now)
+      const final = finalizeLostRun(paths, run, result, now, info?.deadStatus ?? null)
       yield* records.write(final.run, final.result)
       yield* records.appendMemory(localDate(now), memoryLine(final.run, final.result)).pipe(Effect.ignore)
       observed.push({ run: final.run, liveness: "finished", reconciled: true })

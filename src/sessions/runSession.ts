@@ -65,8 +65,8 @@ export class SessionRunner {
   }
 
   start(): this {
+    // Starting notifies the subscription with the initial snapshot: the observer sees `queued` from there.
     this.actor.start()
-    this.observe()
     return this
   }
 

@@ -19,7 +19,7 @@ import { Git } from "../git/Git.js"
 import { Processes } from "../processes/Processes.js"
 import { RecordStore } from "../records/RecordStore.js"
 import { localDate, memoryLine, type SessionView } from "../records/buildRecords.js"
-import { Terminals } from "../terminals/Terminals.js"
+import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { expandHome } from "../workspace/paths.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import { launchAttempt } from "./launch.js"
@@ -153,12 +153,14 @@ export const sessionImplementations = (
       verify: fromPromise<VerifyOutput, AttemptRef & { baseCommit: string | null }>(({ input, signal }) =>
         run(runVerification(spec.config, repoPath(spec), input.baseCommit, { ...spec.env }), signal)
       ),
-      clean: fromPromise<StepOutput, AttemptRef & { sessionName: string | null }>(({ input, signal }) =>
+      clean: fromPromise<StepOutput, AttemptRef & { sessionName: string | null; launchInterrupted: boolean }>(({ input, signal }) =>
         run(
           Effect.gen(function* () {
             const terminals = yield* Terminals
-            if (input.sessionName !== null && input.sessionName !== "") {
-              yield* terminals.kill(input.sessionName).pipe(
+            // Preflight made sure no session of this name was live, so one there now is this attempt's.
+            const name = input.sessionName ?? (input.launchInterrupted ? sessionNameFor(spec.bead) : null)
+            if (name !== null && name !== "") {
+              yield* terminals.kill(name).pipe(
                 Effect.catchAll((error) => Effect.sync(() => hooks.log("could not kill the session", { reason: error.reason })))
               )
             }

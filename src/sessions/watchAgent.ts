@@ -204,8 +204,12 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     delivering = true
     const prompt = spec.prompt.ok ? spec.prompt.text : ""
     Effect.runPromise(
-      deliverByKeys(input.sessionName, input.transcriptPath, spec.profile.config, prompt, screen).pipe(Effect.provideService(Terminals, terminals))
+      deliverByKeys(input.sessionName, input.transcriptPath, spec.profile.config, prompt, screen).pipe(
+        Effect.provideService(Terminals, terminals),
+        Effect.catchAll((error) => Effect.succeed({ ok: false as const, error: `could not type the prompt: ${error.reason}`, screen }))
+      )
     ).then((delivered) => {
+      if (stopped) return
       if (delivered.ok) {
         promptPending = false
         deps.log("prompt typed after the dialog was answered", { bead: input.bead })
@@ -303,12 +307,16 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
   // A session killed from outside without its launcher running its trap leaves no exit file:
   // this slow check is the safety net for that, not a completion poll.
   const liveness = setInterval(() => {
-    Effect.runPromise(terminals.exists(input.sessionName).pipe(Effect.either)).then((result) => {
-      if (result._tag === "Right" && !result.right && !exited) {
+    Effect.runPromise(terminals.info(input.sessionName).pipe(Effect.either)).then((result) => {
+      if (result._tag === "Left" || exited || stopped) return
+      const info = result.right
+      // Gone, or a dead pane (tmux keeps it for capture): the program ended without its launcher's exit file.
+      if (info === null || info.dead) {
         readExit()
         if (!exited) {
           exited = true
-          send({ type: "AGENT.EXITED", at: deps.now(), exitCode: null, lost: true })
+          if (info === null) send({ type: "AGENT.EXITED", at: deps.now(), exitCode: null, lost: true })
+          else send({ type: "AGENT.EXITED", at: deps.now(), exitCode: info.deadStatus, lost: false })
         }
       }
     })

@@ -110,6 +110,8 @@ const dropTrailingEmpty = (lines: Array<string>): Array<string> => {
 interface PsEntry {
   readonly pid: number
   readonly ppid: number
+  /** The process's session id: a pane's program leads its own session, and a `nohup` job keeps it. */
+  readonly sid: number
   readonly zombie: boolean
   /** Start time as ps prints it: with the pid, it identifies the process (pids are reused). */
   readonly started: string
@@ -117,11 +119,12 @@ interface PsEntry {
 
 const parsePs = (stdout: string): Array<PsEntry> =>
   nonEmptyLines(stdout).flatMap((line) => {
-    const [pid, ppid, stat, ...started] = line.trim().split(/\s+/)
+    const [pid, ppid, sid, stat, ...started] = line.trim().split(/\s+/)
     const p = Number(pid)
     const pp = Number(ppid)
-    if (!Number.isInteger(p) || !Number.isInteger(pp) || stat === undefined) return []
-    return [{ pid: p, ppid: pp, zombie: stat.startsWith("Z"), started: started.join(" ") }]
+    const sd = Number(sid)
+    if (!Number.isInteger(p) || !Number.isInteger(pp) || !Number.isInteger(sd) || stat === undefined) return []
+    return [{ pid: p, ppid: pp, sid: sd, zombie: stat.startsWith("Z"), started: started.join(" ") }]
   })
 
 /** Every process descending from `roots` (roots included), from one `ps` snapshot. */
@@ -398,7 +401,7 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
     Effect.flatMap(
       exec(
         "ps",
-        ["-e", "-o", "pid=,ppid=,stat=,lstart="],
+        ["-e", "-o", "pid=,ppid=,sid=,stat=,lstart="],
         undefined,
         (reason) => new TerminalError({ operation, session, reason })
       ),
@@ -430,7 +433,10 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
         const n = Number(pid)
         return session.join(" ") === name && dead === "0" && Number.isInteger(n) && n > 0 ? [n] : []
       })
-      const tree = roots.length > 0 ? descendants(yield* ps("kill", name), roots).filter((e) => !e.zombie) : []
+      const entries = roots.length > 0 ? yield* ps("kill", name) : []
+      // The pane's tree, plus what left it but stayed in its session (reparented `nohup` or `&` jobs).
+      const inTree = new Set(descendants(entries, roots).map((e) => e.pid))
+      const tree = entries.filter((e) => !e.zombie && (inTree.has(e.pid) || roots.includes(e.sid)))
       for (const p of tree) signal(p.pid, "SIGTERM")
 
       const killed = yield* tmux("kill", name, ["kill-session", "-t", sessionTarget(name)])
