@@ -1,5 +1,4 @@
 import * as os from "node:os"
-import * as path from "node:path"
 import * as fs from "node:fs"
 import { Data, Effect, Either, Layer, ManagedRuntime } from "effect"
 import { loadConfigSync, type ResolvedConfig } from "../config/loadConfig.js"
