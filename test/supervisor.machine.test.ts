@@ -1,0 +1,104 @@
+import { Effect, ManagedRuntime } from "effect"
+import { describe, expect, it } from "vitest"
+import { createActor, fromPromise } from "xstate"
+import { supervisorMachine, type AdmittedItem, type SupervisorLimits } from "../machines/supervisor.machine.js"
+import { memoryWorkQueueLayer, WorkQueue } from "../src/daemon/WorkQueue.js"
+
+/** The supervisor with the in-memory WorkQueue behind its claims. */
+const harness = (limits: Partial<SupervisorLimits> = {}) => {
+  const runtime = ManagedRuntime.make(memoryWorkQueueLayer())
+  const admitted: AdmittedItem[] = []
+  const machine = supervisorMachine.provide({
+    actors: {
+      claimNext: fromPromise(({ input }) =>
+        runtime.runPromise(
+          Effect.flatMap(WorkQueue, (queue) => queue.claim((profile) => !input.blocked.includes(profile)))
+        )
+      )
+    }
+  })
+  const actor = createActor(machine, { input: { limits: { concurrency: 10, quotas: {}, minFreeMemoryMb: 100, ...limits } } })
+  actor.on("admit", (event) => admitted.push(event.item))
+  actor.start()
+  const settle = async () => {
+    for (let i = 0; i < 30; i++) await new Promise((resolve) => setImmediate(resolve))
+  }
+  let at = 0
+  const enqueue = async (bead: string, priority: number, profile = "demo") => {
+    await runtime.runPromise(Effect.flatMap(WorkQueue, (q) => q.enqueue({ bead, profile, priority, enqueuedAt: ++at, retry: false })))
+    actor.send({ type: "ENQUEUED" })
+    await settle()
+  }
+  const queued = () => runtime.runPromise(Effect.flatMap(WorkQueue, (q) => q.list))
+  return { actor, admitted, settle, enqueue, queued, runtime }
+}
+
+describe("supervisor machine", () => {
+  it("admits by priority (0 first), then first come first served, within the concurrency limit", async () => {
+    const h = harness({ concurrency: 1 })
+    // Hold the one slot, then queue three beads.
+    await h.enqueue("bd-first", 2)
+    expect(h.admitted.map((i) => i.bead)).toEqual(["bd-first"])
+    await h.enqueue("bd-low", 4)
+    await h.enqueue("bd-high", 0)
+    await h.enqueue("bd-high-2", 0)
+    expect(h.admitted.map((i) => i.bead)).toEqual(["bd-first"])
+    for (const done of ["bd-first", "bd-high", "bd-high-2"]) {
+      h.actor.send({ type: "RELEASED", bead: done })
+      await h.settle()
+    }
+    expect(h.admitted.map((i) => i.bead)).toEqual(["bd-first", "bd-high", "bd-high-2", "bd-low"])
+    expect(await h.queued()).toEqual([])
+  })
+
+  it("keeps each profile within its quota while others still run", async () => {
+    const h = harness({ concurrency: 3, quotas: { claude: 1 } })
+    await h.enqueue("bd-c1", 1, "claude")
+    await h.enqueue("bd-c2", 0, "claude")
+    await h.enqueue("bd-d1", 3, "demo")
+    expect(h.admitted.map((i) => i.bead)).toEqual(["bd-c1", "bd-d1"])
+    expect((await h.queued()).map((i) => i.bead)).toEqual(["bd-c2"])
+    h.actor.send({ type: "RELEASED", bead: "bd-c1" })
+    await h.settle()
+    expect(h.admitted.map((i) => i.bead)).toEqual(["bd-c1", "bd-d1", "bd-c2"])
+  })
+
+  it("admits nothing without memory headroom, and resumes when memory frees up", async () => {
+    const h = harness({ minFreeMemoryMb: 500 })
+    h.actor.send({ type: "MEMORY", freeMb: 200 })
+    await h.enqueue("bd-1", 1)
+    expect(h.admitted).toEqual([])
+    h.actor.send({ type: "MEMORY", freeMb: 800 })
+    await h.settle()
+    expect(h.admitted.map((i) => i.bead)).toEqual(["bd-1"])
+  })
+
+  it("a draining supervisor admits nothing new", async () => {
+    const h = harness()
+    h.actor.send({ type: "DRAIN", on: true })
+    await h.enqueue("bd-1", 1)
+    expect(h.admitted).toEqual([])
+    h.actor.send({ type: "DRAIN", on: false })
+    await h.settle()
+    expect(h.admitted.map((i) => i.bead)).toEqual(["bd-1"])
+  })
+
+  it("adopted sessions (restored after a restart) hold their slots", async () => {
+    const h = harness({ concurrency: 1 })
+    h.actor.send({ type: "ADOPTED", bead: "bd-restored", profile: "demo" })
+    await h.enqueue("bd-new", 0)
+    expect(h.admitted).toEqual([])
+    h.actor.send({ type: "RELEASED", bead: "bd-restored" })
+    await h.settle()
+    expect(h.admitted.map((i) => i.bead)).toEqual(["bd-new"])
+  })
+
+  it("an unprovided claim fails loudly and the supervisor waits instead of spinning", async () => {
+    const actor = createActor(supervisorMachine, { input: { limits: { concurrency: 1, quotas: {}, minFreeMemoryMb: 0 } } })
+    actor.start()
+    for (let i = 0; i < 30; i++) await new Promise((resolve) => setImmediate(resolve))
+    expect(actor.getSnapshot().value).toBe("idle")
+    expect(actor.getSnapshot().context.mayHaveWork).toBe(false)
+  })
+})
+
