@@ -8,6 +8,7 @@ import { type TerminalError, Terminals, sessionNameFor } from "../terminals/Term
 import { localDate, memoryLine } from "../records/buildRecords.js"
 import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
 import { psTable, showText } from "./format.js"
+import { callDaemon, runningDaemon } from "./daemonClient.js"
 import { verdictFromClaudeHook, verdictFromCodexNotify } from "../agents/hookSignals.js"
 
 const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
@@ -177,6 +178,12 @@ export const cancelCommand = (env: CliEnvironment, bead: string) =>
     const run = yield* onRuntime(env, store.readRun(bead)).pipe(Effect.orElseSucceed(() => null))
     if (run === null || !runIsLive(run)) {
       return yield* new CliError({ message: `${bead} is not running${run === null ? "" : ` (it ended ${run.outcome ?? run.status})`}` })
+    }
+    const daemon = runningDaemon(env.paths)
+    if (daemon !== null && run.supervisor.kind === "daemon" && run.supervisor.pid === daemon.pid) {
+      yield* callDaemon(env.paths, daemon, "POST", `/v1/sessions/${encodeURIComponent(bead)}/cancel`, {})
+      yield* print(`asked the daemon (pid ${daemon.pid}) to cancel ${bead}`)
+      return
     }
     if (supervisorAlive(run.supervisor)) {
       process.kill(run.supervisor.pid, "SIGINT")

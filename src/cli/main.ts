@@ -11,6 +11,7 @@ import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionComma
 import { cancelCommand, psCommand, sendCommand, showCommand, signalCommand } from "./controlCommands.js"
 import type { DispatchRequest } from "./buildSpec.js"
 import { doctorCommand } from "./doctorCommand.js"
+import { daemonCommand } from "./daemonCommand.js"
 
 const workspace = Options.text("workspace").pipe(
   Options.withDescription("the workspace directory (default ~/.openclaw/workspace)"),
@@ -49,7 +50,8 @@ const dispatchOptions = {
   command: optionalText("command", "for the custom profile: the command line to run (sh -c)"),
   timeout: Options.integer("timeout").pipe(Options.withDescription("deadline per attempt, seconds"), Options.optional),
   stall: Options.integer("stall").pipe(Options.withDescription("no output for this many seconds is a stall"), Options.optional),
-  maxRetries: Options.integer("max-retries").pipe(Options.withDescription("most attempts (the seed's max_retries)"), Options.optional)
+  maxRetries: Options.integer("max-retries").pipe(Options.withDescription("most attempts (the seed's max_retries)"), Options.optional),
+  priority: Options.integer("priority").pipe(Options.withDescription("0 (most urgent) to 4, for the daemon's queue"), Options.withDefault(2))
 }
 
 type DispatchArgs = {
@@ -76,7 +78,7 @@ const toRequest = (a: DispatchArgs): DispatchRequest => ({
 const dispatch = Command.make(
   "dispatch",
   { ...dispatchOptions, wait: Options.boolean("wait").pipe(Options.withDescription("run the session in the foreground until it ends")), json },
-  (a) => withEnvironment((env) => dispatchCommand(env, toRequest(a), { wait: a.wait, json: a.json }))
+  (a) => withEnvironment((env) => dispatchCommand(env, toRequest(a), { wait: a.wait, json: a.json, priority: a.priority }))
 ).pipe(Command.withDescription("dispatch a bead to an agent"))
 
 const preflight = Command.make(
@@ -153,9 +155,36 @@ const doctor = Command.make(
   (a) => withEnvironment((env) => doctorCommand(env, Option.getOrUndefined(a.repo), a.json))
 ).pipe(Command.withDescription("check every configured agent profile: command, version, and what its TUI would ask first"))
 
+const daemon = Command.make(
+  "daemon",
+  {
+    port: Options.integer("port").pipe(
+      Options.withDescription("the API's port on 127.0.0.1 (default 9000, or WARDEN_PORT)"),
+      Options.withFallbackConfig(Config.integer("WARDEN_PORT")),
+      Options.withDefault(9000)
+    ),
+    concurrency: Options.integer("concurrency").pipe(Options.withDescription("sessions running at once"), Options.withDefault(10)),
+    quota: Options.text("quota").pipe(Options.withDescription("PROFILE=N: at most N sessions of that profile at once; repeatable"), Options.repeated),
+    allowOrigin: Options.text("allow-origin").pipe(Options.withDescription("a browser origin allowed to call the API; repeatable"), Options.repeated)
+  },
+  (a) =>
+    withEnvironment((env) =>
+      Effect.gen(function* () {
+        const quotas: Record<string, number> = {}
+        for (const entry of a.quota) {
+          const match = /^([^=]+)=(\d+)$/.exec(entry)
+          if (match === null) return yield* new CliError({ message: `--quota ${entry}: write PROFILE=N` })
+          quotas[match[1]!] = Number(match[2])
+        }
+        if (a.concurrency < 1) return yield* new CliError({ message: "--concurrency must be at least 1" })
+        return yield* daemonCommand(env, { port: a.port, host: "127.0.0.1", concurrency: a.concurrency, quotas, allowedOrigins: a.allowOrigin })
+      })
+    )
+).pipe(Command.withDescription("run the supervisor: a queue, a session actor per bead, the HTTP API (SIGTERM leaves agents running)"))
+
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
-  Command.withSubcommands([dispatch, preflight, verify, signal, ps, show, cancel, send, doctor])
+  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, cancel, send, doctor])
 )
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })

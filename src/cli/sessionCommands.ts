@@ -12,6 +12,10 @@ import { CliError, dispatcherEnv, onRuntime, type CliEnvironment } from "./envir
 import { openLogger } from "./logger.js"
 import { Progress } from "./progress.js"
 import { table } from "./format.js"
+import { callDaemon, runningDaemon } from "./daemonClient.js"
+import type { DaemonInfo } from "../daemon/daemon.js"
+import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
+import * as path from "node:path"
 
 const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
 
@@ -20,16 +24,18 @@ const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\
  * until it ends. Interrupting it (Ctrl-C, SIGTERM) cancels the session
  * cleanly: the agent is stopped and the records say `cancelled`.
  */
-export const dispatchCommand = (env: CliEnvironment, request: DispatchRequest, options: { wait: boolean; json: boolean }) =>
+export const dispatchCommand = (env: CliEnvironment, request: DispatchRequest, options: { wait: boolean; json: boolean; priority: number }) =>
   Effect.gen(function* () {
     if (!BEAD_ID.test(request.bead)) {
       return yield* new CliError({ message: `invalid bead id "${request.bead}": it must match ${BEAD_ID.source}` })
     }
+    const daemon = runningDaemon(env.paths)
+    if (daemon !== null) return yield* dispatchToDaemon(env, daemon, request, options)
     if (!options.wait) {
       return yield* new CliError({
         message:
           "no warden daemon runs for this workspace, so dispatch cannot queue the bead and return; " +
-          "run it in the foreground with --wait"
+          "start one with `warden daemon`, or run the session in the foreground with --wait"
       })
     }
     const spec = yield* buildSpec(env, request)
@@ -63,6 +69,73 @@ export const dispatchCommand = (env: CliEnvironment, request: DispatchRequest, o
       yield* print(`records: ${env.paths.runFile(spec.bead)} ${env.paths.resultFile(spec.bead)}`)
     }
     if (run.status !== "done") return yield* new CliError({ message: `${spec.bead} ended ${outcome}`, exitCode: 1 })
+  })
+
+const finalStates = new Set(["done", "failed", "timeout", "cancelled"])
+
+/**
+ * Dispatch through the daemon: it queues the bead and answers at once; with
+ * `--wait` the CLI follows the session's records to its end, state by state.
+ */
+const dispatchToDaemon = (
+  env: CliEnvironment,
+  daemon: DaemonInfo,
+  request: DispatchRequest,
+  options: { wait: boolean; json: boolean; priority: number }
+) =>
+  Effect.gen(function* () {
+    let prompt = request.prompt
+    if (request.promptFile !== undefined) {
+      try {
+        prompt = fs.readFileSync(request.promptFile, "utf8")
+      } catch (error) {
+        return yield* new CliError({ message: `cannot read --prompt-file ${request.promptFile}: ${(error as Error).message}` })
+      }
+    }
+    const body = {
+      bead: request.bead,
+      repo: path.resolve(request.repo),
+      agent: request.agent,
+      priority: options.priority,
+      ...(request.template === undefined ? {} : { template: request.template }),
+      ...(prompt === undefined ? {} : { prompt }),
+      ...(request.title === undefined ? {} : { title: request.title }),
+      ...(request.acceptance === undefined ? {} : { acceptance: request.acceptance }),
+      ...(request.command === undefined ? {} : { command: request.command }),
+      ...(request.overrides.timeoutMs === undefined ? {} : { timeoutSeconds: Math.ceil(request.overrides.timeoutMs / 1000) }),
+      ...(request.overrides.stallMs === undefined ? {} : { stallSeconds: Math.ceil(request.overrides.stallMs / 1000) }),
+      ...(request.overrides.maxAttempts === undefined ? {} : { maxRetries: request.overrides.maxAttempts })
+    }
+    const queued = yield* callDaemon(env.paths, daemon, "POST", "/v1/dispatch", body)
+    if (!options.wait) {
+      yield* print(options.json ? JSON.stringify(queued, null, 2) : `${request.bead}: queued with the daemon (pid ${daemon.pid}), priority ${options.priority}`)
+      return
+    }
+    const progress = new Progress(request.bead, options.json ? process.stderr : process.stdout)
+    progress.start()
+    let shown = 0
+    let run: RunRecord | null = null
+    let result: ResultRecord | null = null
+    for (;;) {
+      const shownNow = yield* callDaemon(env.paths, daemon, "GET", `/v1/sessions/${encodeURIComponent(request.bead)}`).pipe(
+        Effect.map((json) => json as unknown as { run: RunRecord; result: ResultRecord | null }),
+        Effect.orElseSucceed(() => null)
+      )
+      if (shownNow !== null) {
+        run = shownNow.run
+        result = shownNow.result
+        for (; shown < run.state_history.length; shown++) {
+          const entry = run.state_history[shown]!
+          progress.line(`${entry.at.slice(11, 23)}  ${request.bead}  #${entry.attempt}  ${entry.state}`)
+        }
+        if (finalStates.has(run.lifecycle_state)) break
+      }
+      yield* Effect.sleep(250)
+    }
+    progress.stop()
+    if (options.json) yield* print(JSON.stringify(result, null, 2))
+    else yield* print(`${request.bead}: ${run?.outcome ?? run?.status} - ${result?.reason ?? ""}`)
+    if (run?.status !== "done") return yield* new CliError({ message: `${request.bead} ended ${run?.outcome ?? run?.status}`, exitCode: 1 })
   })
 
 /** `warden preflight`: every check, each named, exit 1 when one fails. */

@@ -137,7 +137,7 @@ export const deliverByKeys = (
  * delivery the prompt is typed only after the profile's ready pattern shows,
  * and the delivery is confirmed by the screen changing (or the accepted pattern).
  */
-export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: number) =>
+export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: number, mayEndSession: () => boolean = () => true) =>
   Effect.gen(function* () {
     const terminals = yield* Terminals
     const git = yield* Git
@@ -206,7 +206,8 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
     if (created._tag === "Left") return yield* failure(`could not create the tmux session: ${created.left.reason}`)
 
     // From here on the session exists: whatever stops the launch (a failure, a cancel, the deadline) ends it too.
-    const endSession = terminals.kill(name).pipe(Effect.ignore)
+    // Not when the supervisor itself is stopping: agents outlive it and are re-adopted.
+    const endSession = Effect.suspend(() => (mayEndSession() ? terminals.kill(name).pipe(Effect.ignore) : Effect.void))
     const deliver = Effect.gen(function* () {
       let promptPending = false
       if (profile.prompt.mode === "keys") {

@@ -15,6 +15,13 @@ export interface SessionObserver {
   /** A signal was ignored (stale attempt, over session), with why. */
   readonly onIgnored?: (reason: string, signal: unknown) => void
   readonly log?: (message: string, detail?: Record<string, unknown>) => void
+  /** Every snapshot, for persistence (the daemon's SnapshotStore). */
+  readonly onSnapshot?: (runner: SessionRunner) => void
+}
+
+export interface RunnerOptions {
+  /** `auto`: a queued session starts at once (the foreground CLI); `external`: the supervisor admits it. */
+  readonly admit: "auto" | "external"
 }
 
 /**
@@ -33,15 +40,19 @@ export class SessionRunner {
   private writePending = false
   private readonly repoPath: string
 
+  /** Set when the supervisor goes away (daemon stop): the agent keeps running and is not killed. */
+  private detaching = false
+
   constructor(
     readonly spec: DispatchSpec,
     private readonly runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>,
-    private readonly observer: SessionObserver = {}
+    private readonly observer: SessionObserver = {},
+    private readonly options: RunnerOptions = { admit: "auto" }
   ) {
     const resolved = path.resolve(expandHome(spec.repo))
     this.repoPath = fs.existsSync(resolved) ? fs.realpathSync(resolved) : resolved
     const log = observer.log ?? (() => undefined)
-    const logic = provideSession(spec, runtime, { records: () => this.records(), log })
+    const logic = provideSession(spec, runtime, { records: () => this.records(), log, detaching: () => this.detaching })
     this.actor = createActor(logic, { input: { bead: spec.bead, policy: spec.profile.policy } })
     this.finished = new Promise((resolve, reject) => {
       this.actor.subscribe({
@@ -88,7 +99,7 @@ export class SessionRunner {
       this.history.push(entry)
       this.observer.onState?.(view, entry)
       // In the foreground nothing else admits work: a queued session starts at once.
-      if (view.state === "queued") this.actor.send({ type: "ADMIT", at: Date.now() })
+      if (view.state === "queued" && this.options.admit === "auto") this.actor.send({ type: "ADMIT", at: Date.now() })
     }
     const ignored = view.context.ignored
     for (; this.ignoredSeen < ignored.length; this.ignoredSeen++) {
@@ -98,6 +109,18 @@ export class SessionRunner {
     }
     if (entered) this.writeNow()
     else this.writeSoon()
+    this.observer.onSnapshot?.(this)
+  }
+
+  /** The supervisor lets go of the session (daemon stop): the actor stops, the agent runs on in tmux. */
+  detach(): Promise<void> {
+    this.detaching = true
+    this.actor.stop()
+    return this.flush()
+  }
+
+  admit(): void {
+    this.actor.send({ type: "ADMIT", at: Date.now() })
   }
 
   /** A new state: its records are built now and written in order, so every state reaches the disk. */

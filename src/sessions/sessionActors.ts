@@ -35,6 +35,8 @@ export interface SessionHooks {
   /** The records as they stand now (the observer owns the state history). */
   readonly records: () => ReturnType<typeof import("../records/buildRecords.js").buildRecords>
   readonly log: (message: string, detail?: Record<string, unknown>) => void
+  /** True while the supervisor lets go of the session (daemon stop): interrupted effects leave the agent alone. */
+  readonly detaching?: () => boolean
 }
 
 /** A new attempt id: unique across retries and restarts, short enough to read. */
@@ -117,7 +119,7 @@ export const sessionImplementations = (
             promptPending: false
           }))
         return run(
-          launchAttempt(spec, input.attemptId ?? newAttemptId(), input.attempt).pipe(
+          launchAttempt(spec, input.attemptId ?? newAttemptId(), input.attempt, () => hooks.detaching?.() !== true).pipe(
             Effect.catchAll((error) => failed(`${error.operation} ${error.session}: ${error.reason}`)),
             Effect.catchAllDefect((defect) => failed(`launch failed: ${defect instanceof Error ? defect.message : String(defect)}`))
           ),

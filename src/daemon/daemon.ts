@@ -1,0 +1,395 @@
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Effect, Either, Layer, ManagedRuntime } from "effect"
+import { createActor, fromPromise, type Actor } from "xstate"
+import { supervisorMachine } from "../../machines/supervisor.machine.js"
+import { buildSpec, type DispatchRequest } from "../cli/buildSpec.js"
+import { liveLayer, type CliEnvironment } from "../cli/environment.js"
+import type { ResolvedConfig } from "../config/loadConfig.js"
+import { RecordStore, writeFileAtomic } from "../records/RecordStore.js"
+import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
+import { SessionRunner } from "../sessions/runSession.js"
+import { runIsLive } from "../sessions/reconcile.js"
+import { processStartTicks, supervisorAlive } from "../sessions/supervisorLiveness.js"
+import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
+import { expandHome, type WorkspacePaths } from "../workspace/paths.js"
+import type { DispatchBody } from "../server/apiSchemas.js"
+import { SNAPSHOT_VERSION, SnapshotStore, fileSnapshotStoreLayer } from "./SnapshotStore.js"
+import { WorkQueue, fileWorkQueueLayer, type QueueItem } from "./WorkQueue.js"
+
+/** A refusal the API turns into a 4xx with this reason. */
+export class DaemonRefusal extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409 | 413 | 422,
+    readonly reason: string
+  ) {
+    super(reason)
+  }
+}
+
+/** Where a running daemon can be found: written at start, removed at a clean stop. */
+export interface DaemonInfo {
+  readonly pid: number
+  readonly proc_start: string | null
+  readonly port: number
+  readonly host: string
+  readonly started_at: string
+}
+
+export const daemonFiles = (paths: WorkspacePaths) => ({
+  info: path.join(paths.root, "state", "daemon.json"),
+  lock: path.join(paths.root, "state", "daemon.lock"),
+  token: path.join(paths.root, "state", "api-token"),
+  queue: path.join(paths.root, "state", "queue.json"),
+  snapshots: path.join(paths.root, "state", "snapshots")
+})
+
+/** The daemon of this workspace when one runs (its info file names a live process). */
+export const runningDaemon = (paths: WorkspacePaths): DaemonInfo | null => {
+  try {
+    const info = JSON.parse(fs.readFileSync(daemonFiles(paths).info, "utf8")) as DaemonInfo
+    return supervisorAlive({ pid: info.pid, proc_start: info.proc_start }) ? info : null
+  } catch {
+    return null
+  }
+}
+
+/** The API token, created at first start with file mode 0600. */
+export const ensureToken = (file: string): string => {
+  try {
+    return fs.readFileSync(file, "utf8").trim()
+  } catch {
+    const token = randomBytes(32).toString("hex")
+    fs.mkdirSync(path.dirname(file), { recursive: true })
+    fs.writeFileSync(file, `${token}\n`, { mode: 0o600, flag: "wx" })
+    return token
+  }
+}
+
+/** One daemon per workspace: the lock names its pid; a lock left by a dead daemon is taken over. */
+const acquireLock = (file: string): void => {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  const mine = JSON.stringify({ pid: process.pid, proc_start: processStartTicks(process.pid) })
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      fs.writeFileSync(file, mine, { flag: "wx" })
+      return
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+      let holder: { pid: number; proc_start: string | null } | null = null
+      try {
+        holder = JSON.parse(fs.readFileSync(file, "utf8"))
+      } catch {
+        holder = null
+      }
+      if (holder !== null && supervisorAlive(holder)) {
+        throw new Error(`another warden daemon (pid ${holder.pid}) runs for this workspace (${file})`)
+      }
+      fs.rmSync(file, { force: true })
+    }
+  }
+  throw new Error(`could not take the daemon lock ${file}`)
+}
+
+const availableMemoryMb = (): number => {
+  try {
+    const match = /^MemAvailable:\s+(\d+) kB$/m.exec(fs.readFileSync("/proc/meminfo", "utf8"))
+    if (match) return Math.floor(Number(match[1]) / 1024)
+  } catch {
+    // not Linux
+  }
+  return Math.floor(os.freemem() / 1024 / 1024)
+}
+
+export interface DaemonOptions {
+  readonly config: ResolvedConfig
+  readonly paths: WorkspacePaths
+  readonly concurrency: number
+  readonly quotas: Readonly<Record<string, number>>
+  readonly log: (message: string, detail?: Record<string, unknown>) => void
+}
+
+interface LiveSession {
+  readonly runner: SessionRunner
+  readonly body: DispatchBody
+}
+
+type DaemonServices = Terminals | RecordStore | WorkQueue | SnapshotStore
+
+/**
+ * The supervisor process: a root supervisor actor admitting queued beads into
+ * slots, a session actor per dispatched bead, their snapshots persisted on
+ * every transition, and the operations the HTTP API exposes.
+ */
+export class Daemon {
+  readonly sessions = new Map<string, LiveSession>()
+  readonly supervisor: Actor<typeof supervisorMachine>
+  readonly runtime: ManagedRuntime.ManagedRuntime<DaemonServices | Layer.Layer.Success<ReturnType<typeof liveLayer>>, never>
+  readonly token: string
+  readonly startedAt = Date.now()
+  private readonly memoryTimer: NodeJS.Timeout
+  private stopping = false
+
+  constructor(private readonly options: DaemonOptions) {
+    const files = daemonFiles(options.paths)
+    acquireLock(files.lock)
+    this.token = ensureToken(files.token)
+    this.runtime = ManagedRuntime.make(
+      Layer.mergeAll(liveLayer(options.config, options.paths), fileWorkQueueLayer(files.queue), fileSnapshotStoreLayer(files.snapshots))
+    )
+    const claimNext = fromPromise<{ bead: string; profile: string; priority: number; retry: boolean } | null, { blocked: ReadonlyArray<string> }>(
+      ({ input }) =>
+        this.runtime.runPromise(
+          Effect.flatMap(WorkQueue, (queue) => queue.claim((profile) => !input.blocked.includes(profile))).pipe(
+            Effect.tapError((error) => Effect.sync(() => options.log("queue claim failed", { reason: error.reason })))
+          )
+        )
+    )
+    this.supervisor = createActor(supervisorMachine.provide({ actors: { claimNext } }), {
+      input: { limits: { concurrency: options.concurrency, quotas: options.quotas, minFreeMemoryMb: options.config.minFreeMemoryMb } }
+    })
+    this.supervisor.on("admit", (event) => this.admit(event.item.bead))
+    this.memoryTimer = setInterval(() => this.supervisor.send({ type: "MEMORY", freeMb: availableMemoryMb() }), 5_000)
+    this.memoryTimer.unref()
+  }
+
+  start(): void {
+    this.supervisor.send({ type: "MEMORY", freeMb: availableMemoryMb() })
+    this.supervisor.start()
+  }
+
+  /** The CLI-shaped environment the session code expects. */
+  private environment(): CliEnvironment {
+    return { config: this.options.config, paths: this.options.paths, runtime: this.runtime as never }
+  }
+
+  private run<A, E>(effect: Effect.Effect<A, E, DaemonServices>): Promise<A> {
+    return this.runtime.runPromise(effect as Effect.Effect<A, E, never>)
+  }
+
+  /** Checks a dispatch and queues it; the bead starts when the supervisor admits it. */
+  async dispatch(body: DispatchBody): Promise<{ bead: string; priority: number; queued: number }> {
+    if (this.stopping) throw new DaemonRefusal(409, "the daemon is stopping; dispatch again once it is back")
+    const existing = this.sessions.get(body.bead)
+    if (existing !== undefined) throw new DaemonRefusal(409, `bead ${body.bead} is already dispatched (state ${existing.runner.view().state})`)
+    const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(body.bead)).pipe(Effect.orElseSucceed(() => null)))
+    if (record !== null && runIsLive(record) && supervisorAlive(record.supervisor)) {
+      throw new DaemonRefusal(409, `bead ${body.bead} is being supervised by pid ${record.supervisor.pid}`)
+    }
+    if (!(body.agent in this.options.config.profiles)) {
+      throw new DaemonRefusal(422, `unknown agent profile "${body.agent}"; configured: ${Object.keys(this.options.config.profiles).sort().join(", ")}`)
+    }
+    const repo = path.resolve(expandHome(body.repo))
+    let real: string
+    try {
+      real = fs.realpathSync(repo)
+    } catch {
+      throw new DaemonRefusal(422, `repo ${repo} does not exist`)
+    }
+    const roots = this.options.config.allowedRoots.flatMap((root) => {
+      try {
+        return [fs.realpathSync(expandHome(root))]
+      } catch {
+        return []
+      }
+    })
+    if (!roots.some((root) => real === root || real.startsWith(root.endsWith("/") ? root : `${root}/`))) {
+      throw new DaemonRefusal(422, `repo ${real} is not under an allowed root (${this.options.config.allowedRoots.join(", ")})`)
+    }
+    const request: DispatchRequest = {
+      bead: body.bead,
+      repo: real,
+      agent: body.agent,
+      template: body.template,
+      prompt: body.prompt,
+      promptFile: undefined,
+      title: body.title,
+      acceptance: body.acceptance,
+      command: body.command,
+      overrides: {
+        timeoutMs: body.timeoutSeconds === undefined ? undefined : body.timeoutSeconds * 1000,
+        stallMs: body.stallSeconds === undefined ? undefined : body.stallSeconds * 1000,
+        maxAttempts: body.maxRetries
+      }
+    }
+    const built = await Effect.runPromise(Effect.either(buildSpec(this.environment(), request)))
+    if (Either.isLeft(built)) throw new DaemonRefusal(422, built.left.message)
+    const spec = { ...built.right, supervisor: { pid: process.pid, procStart: processStartTicks(process.pid), host: os.hostname(), kind: "daemon" as const, startedAt: this.startedAt } }
+    const runner = new SessionRunner(
+      spec,
+      this.runtime as never,
+      {
+        log: this.options.log,
+        onState: (view) => this.onSessionState(body, view.state, view.context.attempt),
+        onSnapshot: (r) => this.persist(body, r)
+      },
+      { admit: "external" }
+    )
+    this.sessions.set(body.bead, { runner, body })
+    runner.start()
+    this.rememberRequest(body)
+    const item = await this.enqueue(body, false)
+    return { bead: body.bead, priority: body.priority, queued: item.seq }
+  }
+
+  private async enqueue(body: DispatchBody, retry: boolean): Promise<QueueItem> {
+    const item = await this.run(
+      Effect.flatMap(WorkQueue, (queue) => queue.enqueue({ bead: body.bead, profile: body.agent, priority: body.priority, enqueuedAt: Date.now(), retry }))
+    )
+    this.supervisor.send({ type: "ENQUEUED" })
+    return item
+  }
+
+  private admit(bead: string): void {
+    const session = this.sessions.get(bead)
+    if (session === undefined || session.runner.view().state !== "queued") {
+      // Cancelled (or gone) while it waited: give the slot back.
+      this.supervisor.send({ type: "RELEASED", bead })
+      return
+    }
+    session.runner.admit()
+  }
+
+  /** The supervisor follows each session: a retry comes back through the queue, the slot is freed in cleaning. */
+  private onSessionState(body: DispatchBody, state: string, attempt: number): void {
+    if (state === "queued" && attempt > 0) void this.enqueue(body, true)
+    if (state === "cleaning") this.supervisor.send({ type: "RELEASED", bead: body.bead })
+    if (["done", "failed", "timeout", "cancelled"].includes(state)) {
+      this.supervisor.send({ type: "RELEASED", bead: body.bead })
+      const session = this.sessions.get(body.bead)
+      void session?.runner.flush().then(() =>
+        this.run(Effect.flatMap(SnapshotStore, (store) => store.remove(body.bead)).pipe(Effect.ignore)).then(() => {
+          if (this.sessions.get(body.bead) === session) this.sessions.delete(body.bead)
+        })
+      )
+    }
+  }
+
+  private persist(body: DispatchBody, runner: SessionRunner): void {
+    if (this.stopping) return
+    const snapshot = {
+      version: SNAPSHOT_VERSION,
+      bead: body.bead,
+      request: body,
+      actor: runner.actor.getPersistedSnapshot(),
+      history: runner.history,
+      savedAt: Date.now()
+    }
+    void this.run(
+      Effect.flatMap(SnapshotStore, (store) => store.save(snapshot)).pipe(
+        Effect.catchAll((error) => Effect.sync(() => this.options.log("snapshot not saved", { bead: body.bead, reason: error.reason })))
+      )
+    )
+  }
+
+  async cancel(bead: string): Promise<{ bead: string; cancelled: true }> {
+    const session = this.sessions.get(bead)
+    if (session === undefined) {
+      const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
+      if (record === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
+      throw new DaemonRefusal(409, `${bead} is not running (it ended ${record.outcome ?? record.status})`)
+    }
+    await this.run(Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)))
+    session.runner.cancel("cancelled through the API")
+    return { bead, cancelled: true }
+  }
+
+  /** Dispatches a finished bead again with the request it was dispatched with. */
+  async retry(bead: string): Promise<{ bead: string; priority: number; queued: number }> {
+    if (this.sessions.has(bead)) throw new DaemonRefusal(409, `${bead} is still running`)
+    const file = path.join(daemonFiles(this.options.paths).snapshots, "..", "requests", `${bead}.json`)
+    let body: DispatchBody
+    try {
+      body = JSON.parse(fs.readFileSync(file, "utf8")) as DispatchBody
+    } catch {
+      throw new DaemonRefusal(404, `no dispatch of ${bead} is known to this daemon`)
+    }
+    return this.dispatch(body)
+  }
+
+  /** Keeps each dispatch request, so `retry` can send the same bead again. */
+  private rememberRequest(body: DispatchBody): void {
+    const file = path.join(daemonFiles(this.options.paths).snapshots, "..", "requests", `${body.bead}.json`)
+    writeFileAtomic(file, JSON.stringify(body))
+  }
+
+  async input(bead: string, text: string | undefined, keys: ReadonlyArray<string>, enter: boolean): Promise<{ bead: string; sent: true }> {
+    const session = this.sessions.get(bead)
+    if (session === undefined) throw new DaemonRefusal(404, `${bead} has no running session`)
+    const name = sessionNameFor(bead)
+    await this.run(
+      Effect.gen(function* () {
+        const terminals = yield* Terminals
+        if (text !== undefined && text !== "") yield* terminals.sendText(name, text, enter)
+        else if (enter && keys.length === 0) yield* terminals.sendText(name, "", true)
+        if (keys.length > 0) yield* terminals.sendKeys(name, keys)
+      }).pipe(Effect.mapError((error) => new DaemonRefusal(409, `could not send to ${name}: ${error.reason}`)))
+    )
+    const attemptId = session.runner.view().context.attemptId
+    if (attemptId !== null) {
+      fs.appendFileSync(
+        this.options.paths.signalsFile(bead),
+        `${JSON.stringify({ type: "input", bead, attempt_id: attemptId, text: text ?? keys.join(" "), at: Date.now(), pid: process.pid })}\n`
+      )
+    }
+    return { bead, sent: true }
+  }
+
+  signal(bead: string, status: string, summary: string | null, attemptId: string | null): { bead: string; accepted: true } {
+    if (!this.sessions.has(bead)) throw new DaemonRefusal(404, `${bead} has no running session`)
+    fs.mkdirSync(this.options.paths.watch, { recursive: true })
+    fs.appendFileSync(
+      this.options.paths.signalsFile(bead),
+      `${JSON.stringify({ bead, attempt_id: attemptId, status, summary, source: "signal", at: Date.now(), pid: process.pid })}\n`
+    )
+    return { bead, accepted: true }
+  }
+
+  async records(): Promise<ReadonlyArray<RunRecord>> {
+    const listed = await this.run(Effect.flatMap(RecordStore, (store) => store.listRuns))
+    return listed.runs
+  }
+
+  async show(bead: string): Promise<{ run: RunRecord; result: ResultRecord | null }> {
+    const [run, result] = await this.run(
+      Effect.flatMap(RecordStore, (store) => Effect.all([store.readRun(bead), store.readResult(bead)])).pipe(
+        Effect.orElseSucceed(() => [null, null] as const)
+      )
+    )
+    if (run === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
+    return { run, result }
+  }
+
+  async queue(): Promise<ReadonlyArray<QueueItem>> {
+    return this.run(Effect.flatMap(WorkQueue, (queue) => queue.list))
+  }
+
+  health() {
+    const snapshot = this.supervisor.getSnapshot()
+    return {
+      ok: true,
+      pid: process.pid,
+      uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
+      sessions: this.sessions.size,
+      running: snapshot.context.running.length,
+      concurrency: snapshot.context.limits.concurrency,
+      draining: snapshot.context.draining
+    }
+  }
+
+  /**
+   * Stops supervising: the session actors stop and their snapshots stay, the
+   * agents keep running in tmux for the next start to re-adopt.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true
+    clearInterval(this.memoryTimer)
+    this.supervisor.stop()
+    await Promise.all([...this.sessions.values()].map((session) => session.runner.detach()))
+    fs.rmSync(daemonFiles(this.options.paths).info, { force: true })
+    fs.rmSync(daemonFiles(this.options.paths).lock, { force: true })
+    await this.runtime.dispose()
+  }
+}

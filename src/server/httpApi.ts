@@ -1,0 +1,150 @@
+import { createHash, timingSafeEqual } from "node:crypto"
+import * as http from "node:http"
+import { Either, ParseResult, Schema } from "effect"
+import type { Daemon } from "../daemon/daemon.js"
+import { DaemonRefusal } from "../daemon/daemon.js"
+import { BEAD_ID } from "../sessions/dispatchSpec.js"
+import { DispatchBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
+
+/** Request bodies larger than this are refused with 413. */
+export const MAX_BODY_BYTES = 64 * 1024
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string
+  ) {
+    super(reason)
+  }
+}
+
+const digest = (text: string) => createHash("sha256").update(text).digest()
+
+/** Compares the bearer token in constant time (hashes first, so lengths never leak). */
+export const tokenMatches = (header: string | undefined, token: string): boolean => {
+  if (header === undefined || !header.startsWith("Bearer ")) return false
+  return timingSafeEqual(digest(header.slice("Bearer ".length).trim()), digest(token))
+}
+
+const readBody = (req: http.IncomingMessage): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? "0")
+    if (declared > MAX_BODY_BYTES) {
+      reject(new HttpError(413, `the body is ${declared} bytes; at most ${MAX_BODY_BYTES} are accepted`))
+      req.resume()
+      return
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length
+      if (size > MAX_BODY_BYTES) {
+        reject(new HttpError(413, `the body is over ${MAX_BODY_BYTES} bytes`))
+        req.destroy()
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+    req.on("error", reject)
+  })
+
+const decodeBody = async <A, I>(req: http.IncomingMessage, schema: Schema.Schema<A, I>): Promise<A> => {
+  const text = await readBody(req)
+  let json: unknown
+  try {
+    json = text.trim() === "" ? {} : JSON.parse(text)
+  } catch (error) {
+    throw new HttpError(400, `the body is not JSON: ${(error as Error).message}`)
+  }
+  const decoded = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(json)
+  if (Either.isLeft(decoded)) {
+    const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+    throw new HttpError(422, issues.map((i) => `${i.path.length > 0 ? i.path.join(".") : "(body)"}: ${i.message}`).join("; "))
+  }
+  return decoded.right
+}
+
+const send = (res: http.ServerResponse, status: number, body: unknown) => {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store" })
+  res.end(text)
+}
+
+const beadParam = (raw: string): string => {
+  const bead = decodeURIComponent(raw)
+  if (!BEAD_ID.test(bead)) throw new HttpError(400, `invalid bead id "${bead}": it must match ${BEAD_ID.source}`)
+  return bead
+}
+
+/**
+ * The daemon's HTTP API, JSON in and out, on 127.0.0.1. Everything but
+ * `/healthz` needs the bearer token. Errors are `{ "error": reason }` with
+ * 400 (malformed), 401 (no or wrong token), 403 (origin), 404, 405, 409
+ * (conflicts with what runs), 413 (too large) or 422 (valid JSON, invalid
+ * request).
+ */
+export const apiHandler =
+  (daemon: Daemon, options: { allowedOrigins: ReadonlyArray<string>; metrics: () => Promise<{ contentType: string; body: string }> }) =>
+  async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    try {
+      const url = new URL(req.url ?? "/", "http://localhost")
+      const method = req.method ?? "GET"
+      if (url.pathname === "/healthz") {
+        if (method !== "GET") throw new HttpError(405, "use GET")
+        return send(res, 200, daemon.health())
+      }
+      const origin = req.headers.origin
+      if (origin !== undefined && !options.allowedOrigins.includes(origin)) throw new HttpError(403, `origin ${origin} is not allowed`)
+      if (!tokenMatches(req.headers.authorization, daemon.token)) {
+        throw new HttpError(401, "a bearer token is required (Authorization: Bearer <the token in state/api-token>)")
+      }
+      if (url.pathname === "/metrics") {
+        if (method !== "GET") throw new HttpError(405, "use GET")
+        const metrics = await options.metrics()
+        res.writeHead(200, { "content-type": metrics.contentType })
+        res.end(metrics.body)
+        return
+      }
+      const route = `${method} ${url.pathname}`
+      if (route === "POST /v1/dispatch") {
+        const body = await decodeBody(req, DispatchBody)
+        return send(res, 202, await daemon.dispatch(body))
+      }
+      if (route === "GET /v1/sessions") return send(res, 200, { sessions: await daemon.records() })
+      if (route === "GET /v1/queue") return send(res, 200, { queue: await daemon.queue() })
+      const match = /^\/v1\/sessions\/([^/]+)(?:\/(cancel|retry|signal|input))?$/.exec(url.pathname)
+      if (match !== null) {
+        const bead = beadParam(match[1]!)
+        const action = match[2]
+        if (action === undefined) {
+          if (method !== "GET") throw new HttpError(405, "use GET")
+          return send(res, 200, await daemon.show(bead))
+        }
+        if (method !== "POST") throw new HttpError(405, "use POST")
+        if (action === "cancel") {
+          await decodeBody(req, EmptyBody)
+          return send(res, 202, await daemon.cancel(bead))
+        }
+        if (action === "retry") {
+          await decodeBody(req, EmptyBody)
+          return send(res, 202, await daemon.retry(bead))
+        }
+        if (action === "signal") {
+          const body = await decodeBody(req, SignalBody)
+          return send(res, 202, daemon.signal(bead, body.status, body.summary ?? null, body.attempt_id ?? null))
+        }
+        const body = await decodeBody(req, InputBody)
+        if ((body.text === undefined || body.text === "") && (body.keys ?? []).length === 0 && !body.enter) {
+          throw new HttpError(422, "nothing to send: give text or keys")
+        }
+        return send(res, 202, await daemon.input(bead, body.text, body.keys ?? [], body.enter && (body.keys ?? []).length === 0))
+      }
+      if (["/v1/dispatch", "/v1/sessions", "/v1/queue"].includes(url.pathname)) throw new HttpError(405, `${method} is not allowed on ${url.pathname}`)
+      throw new HttpError(404, `no such endpoint: ${url.pathname}`)
+    } catch (error) {
+      if (error instanceof HttpError) return send(res, error.status, { error: error.reason })
+      if (error instanceof DaemonRefusal) return send(res, error.status, { error: error.reason })
+      send(res, 500, { error: `internal error: ${error instanceof Error ? error.message : String(error)}` })
+    }
+  }

@@ -1,0 +1,121 @@
+import { spawn, type ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { cliEntry, eventually, exited, makeWorkspace } from "./support/workspace.js"
+
+/**
+ * The built daemon as a child process, used only through its CLI and HTTP
+ * API, as an operator would.
+ */
+const ws = makeWorkspace()
+let daemon: ChildProcess
+let base = ""
+let token = ""
+
+const api = async (method: string, route: string, body?: unknown, headers: Record<string, string> = {}) => {
+  const response = await fetch(`${base}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
+    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
+  })
+  return { status: response.status, json: (await response.json().catch(() => null)) as any }
+}
+
+beforeAll(async () => {
+  daemon = spawn(process.execPath, [cliEntry, "--workspace", ws.workspace, "--config", ws.configFile, "daemon", "--port", "0", "--concurrency", "1"], {
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  const info = await eventually(() => {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(ws.workspace, "state", "daemon.json"), "utf8"))
+    } catch {
+      return null
+    }
+  }, 20_000, "the daemon's info file")
+  base = `http://127.0.0.1:${info.port}`
+  token = fs.readFileSync(path.join(ws.workspace, "state", "api-token"), "utf8").trim()
+})
+
+afterAll(async () => {
+  daemon.kill("SIGTERM")
+  await exited(daemon)
+  ws.cleanup()
+})
+
+describe("the daemon", () => {
+  it("creates its API token with file mode 0600, and answers /healthz without it", async () => {
+    expect(fs.statSync(path.join(ws.workspace, "state", "api-token")).mode & 0o777).toBe(0o600)
+    const health = await fetch(`${base}/healthz`)
+    expect(health.status).toBe(200)
+    expect(await health.json()).toMatchObject({ ok: true, concurrency: 1 })
+  })
+
+  it("runs queued beads by priority, then first come first served, one at a time", async () => {
+    const repos = ["p-first", "p-low", "p-high"].map((name) => ws.makeRepo(`repo-${name}`))
+    // The first takes the only slot; the other two wait and must start by priority, not arrival.
+    const first = await ws.warden("dispatch", "bd-p-first", "--repo", repos[0]!, "--agent", "shell", "--command", "sleep 2; echo a > a.txt", "--prompt", "x", "--priority", "2")
+    expect(first.status, first.stderr).toBe(0)
+    expect(first.stdout).toContain("queued with the daemon")
+    await ws.warden("dispatch", "bd-p-low", "--repo", repos[1]!, "--agent", "shell", "--command", "echo b > b.txt", "--prompt", "x", "--priority", "4")
+    const waited = await ws.warden("dispatch", "bd-p-high", "--repo", repos[2]!, "--agent", "shell", "--command", "echo c > c.txt", "--prompt", "x", "--priority", "0", "--wait")
+    expect(waited.status, waited.stdout + waited.stderr).toBe(0)
+    expect(waited.stdout).toMatch(/bd-p-high {2}#1 {2}running\.working/)
+    await eventually(() => ws.readRun("bd-p-low")?.status === "done", 30_000, "the low-priority bead done")
+    const started = (bead: string) => Date.parse(ws.readRun(bead).started_at)
+    expect(started("bd-p-first")).toBeLessThan(started("bd-p-high"))
+    expect(started("bd-p-high")).toBeLessThan(started("bd-p-low"))
+    // One slot: the high-priority bead started only after the first one released it.
+    expect(started("bd-p-high")).toBeGreaterThanOrEqual(Date.parse(ws.readRun("bd-p-first").finished_at))
+    expect(ws.readRun("bd-p-high").supervisor).toMatchObject({ kind: "daemon", pid: daemon.pid })
+    const queue = await api("GET", "/v1/queue")
+    expect(queue).toMatchObject({ status: 200, json: { queue: [] } })
+  })
+
+  it("refuses requests without the right token, from a foreign origin, and bad requests, with a reason and no change", async () => {
+    const repo = ws.makeRepo("repo-refusals")
+    const before = fs.readdirSync(path.join(ws.workspace, "state", "runs")).sort()
+    const noToken = await fetch(`${base}/v1/sessions`)
+    expect(noToken.status).toBe(401)
+    expect((await api("GET", "/v1/sessions", undefined, { authorization: "Bearer wrong" })).status).toBe(401)
+    expect((await api("GET", "/v1/sessions", undefined, { origin: "http://evil.example" })).status).toBe(403)
+    const cases: Array<[unknown, number, RegExp]> = [
+      ["{not json", 400, /not JSON/],
+      [{ bead: "../x", repo, agent: "shell" }, 422, /bead id must match/],
+      [{ bead: "bd-r1", repo, agent: "nope", prompt: "x" }, 422, /unknown agent profile "nope"/],
+      [{ bead: "bd-r2", repo: "/usr", agent: "shell", prompt: "x", command: "true" }, 422, /not under an allowed root/],
+      [{ bead: "bd-r3", repo, agent: "shell", prompt: "x", priority: 9 }, 422, /priority/],
+      [{ bead: "bd-r4", repo, agent: "shell", prompt: "x", surprise: true }, 422, /surprise/],
+      ["x".repeat(70 * 1024), 413, /bytes/]
+    ]
+    for (const [body, status, reason] of cases) {
+      const response = await api("POST", "/v1/dispatch", body)
+      expect(response.status, JSON.stringify(response.json)).toBe(status)
+      expect(response.json.error).toMatch(reason)
+    }
+    expect((await api("GET", "/v1/sessions/..%2Fx")).status).toBe(400)
+    expect((await api("GET", "/v1/sessions/bd-never")).status).toBe(404)
+    expect((await api("POST", "/v1/sessions/bd-never/cancel", {})).status).toBe(404)
+    expect((await api("DELETE", "/v1/dispatch")).status).toBe(405)
+    expect((await api("GET", "/v1/nothing")).status).toBe(404)
+    expect(fs.readdirSync(path.join(ws.workspace, "state", "runs")).sort()).toEqual(before)
+  })
+
+  it("a second daemon for the same workspace is refused", async () => {
+    const second = await ws.warden("daemon", "--port", "0")
+    expect(second.status).not.toBe(0)
+    expect(second.stderr).toMatch(/another warden daemon \(pid \d+\) runs for this workspace/)
+  })
+
+  it("cancels through the API when the CLI asks, and the records say cancelled", async () => {
+    const repo = ws.makeRepo("repo-dcancel")
+    await ws.warden("dispatch", "bd-dcancel", "--repo", repo, "--agent", "shell", "--command", "echo busy; sleep 600", "--prompt", "x")
+    await eventually(() => ws.readRun("bd-dcancel")?.lifecycle_state === "running.working", 20_000, "running")
+    const out = await ws.warden("cancel", "bd-dcancel")
+    expect(out.status, out.stderr).toBe(0)
+    expect(out.stdout).toContain("asked the daemon")
+    await eventually(() => ws.readRun("bd-dcancel")?.outcome === "cancelled", 20_000, "cancelled")
+    expect(ws.tmux("has-session", "-t", "=agent-bd-dcancel").status).not.toBe(0)
+    expect((await api("POST", "/v1/sessions/bd-dcancel/cancel", {})).status).toBe(409)
+  })
+})
