@@ -213,6 +213,8 @@ export interface SessionContext {
 
 export type SessionEvent =
   | { readonly type: "ADMIT"; readonly at: number }
+  /** Sent once to a session restored from a snapshot: timers are not persisted, so it re-arms them. */
+  | { readonly type: "RESUME"; readonly at: number }
   | { readonly type: "CANCEL"; readonly at: number; readonly reason?: string }
   | { readonly type: "AGENT.SIGNAL"; readonly signal: AgentSignal }
   | { readonly type: "AGENT.OUTPUT"; readonly at: number }
@@ -435,6 +437,7 @@ export const agentSessionMachine = setup({
         evidence: [...context.evidence, decision]
       }
     }),
+    noteResume: assign(({ context, event }) => (event.type === "RESUME" ? { now: Math.max(context.now, event.at) } : {})),
     noteReport: assign(({ context, event }) => {
       if (event.type !== "AGENT.REPORT") return {}
       const report = event.report
@@ -750,7 +753,6 @@ export const agentSessionMachine = setup({
         // A watch that cannot run (no inotify left, say) must not leave the agent unsupervised.
         onError: { target: "recording", actions: { type: "failStageError", params: { stage: "watch" } } }
       },
-      after: { attemptDeadline: { target: "recording", actions: "markTimeout" } },
       on: {
         CANCEL: { target: "recording", actions: "markCancelled" },
         "AGENT.SIGNAL": [
@@ -769,23 +771,33 @@ export const agentSessionMachine = setup({
       initial: "working",
       states: {
         /** Output is flowing; no output for the profile's stall time is a stall. */
+        // The deadline is armed in each sub-state (from the absolute `deadlineAt`), so re-entering
+        // one after a restore (RESUME) re-arms it without losing where the session was.
         working: {
-          after: { stallTime: { target: "stalled", actions: "noteStall" } },
+          after: {
+            attemptDeadline: { target: "#agentSession.recording", actions: "markTimeout" },
+            stallTime: { target: "stalled", actions: "noteStall" }
+          },
           on: {
             "AGENT.OUTPUT": { target: "working", reenter: true, actions: "noteOutput" },
-            "AGENT.DIALOG": { target: "waitingInput", actions: "noteDialog" }
+            "AGENT.DIALOG": { target: "waitingInput", actions: "noteDialog" },
+            RESUME: { target: "working", reenter: true, actions: "noteResume" }
           }
         },
         /** No output for the stall time; the deadline still runs, and output brings it back. */
         stalled: {
+          after: { attemptDeadline: { target: "#agentSession.recording", actions: "markTimeout" } },
           on: {
             "AGENT.OUTPUT": { target: "working", actions: ["noteOutput", "noteResumed"] },
-            "AGENT.DIALOG": { target: "waitingInput", actions: "noteDialog" }
+            "AGENT.DIALOG": { target: "waitingInput", actions: "noteDialog" },
+            RESUME: { target: "stalled", reenter: true, actions: "noteResume" }
           }
         },
         /** A dialog or question waits for an answer (`warden send`); not done, not a stall; the deadline runs. */
         waitingInput: {
+          after: { attemptDeadline: { target: "#agentSession.recording", actions: "markTimeout" } },
           on: {
+            RESUME: { target: "waitingInput", reenter: true, actions: "noteResume" },
             "AGENT.DIALOG_CLEARED": { target: "working", actions: ["noteOutput", "noteResumed"] },
             // A wait the agent announced (a question, a permission prompt) ends when the operator answers (`warden send`).
             "AGENT.INPUT": { guard: "waitingFromSignal", target: "working", actions: ["noteOutput", "noteResumed"] }
@@ -887,7 +899,10 @@ export const agentSessionMachine = setup({
     /** Waits out the exponential backoff, then queues the next attempt. */
     backoff: {
       after: { retryBackoff: { target: "queued" } },
-      on: { CANCEL: { target: "cancelled", actions: "finishCancelled" } }
+      on: {
+        CANCEL: { target: "cancelled", actions: "finishCancelled" },
+        RESUME: { target: "backoff", reenter: true, actions: "noteResume" }
+      }
     },
     /** The work was done and verified. */
     done: { type: "final" },

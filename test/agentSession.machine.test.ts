@@ -134,7 +134,7 @@ const harness = (options: HarnessOptions = {}) => {
     clock.increment(ms)
     await settle()
   }
-  return { actor, clock, states, calls, watchers, settle, state, context, watcher, signal, admit, advance }
+  return { actor, machine, clock, states, calls, watchers, settle, state, context, watcher, signal, admit, advance }
 }
 
 describe("agentSession machine (simulated clock)", () => {
@@ -501,6 +501,51 @@ describe("agentSession machine (simulated clock)", () => {
     await h.advance(1_000)
     await h.admit()
     expect(h.state()).toBe("running.working")
+  })
+
+  it("restored from a persisted snapshot (JSON), RESUME re-arms the deadline at its absolute time", async () => {
+    const h = harness({ policy: policy({ timeoutMs: 30_000, stallMs: 100_000 }, { maxAttempts: 1 }) })
+    await h.admit()
+    h.watcher().sendBack({ type: "AGENT.DIALOG", at: h.clock.now(), text: "Proceed? [y/n]", screen: [] })
+    await h.settle()
+    await h.advance(10_000)
+    const persisted = JSON.parse(JSON.stringify(h.actor.getPersistedSnapshot()))
+    h.actor.stop()
+    // The daemon was away for 5 s; a new actor takes over from the snapshot on the same clock.
+    h.clock.increment(5_000)
+    const restored = createActor(h.machine, { clock: h.clock, snapshot: persisted, input: { bead: "bd-1", policy: policy() } })
+    restored.start()
+    restored.send({ type: "RESUME", at: h.clock.now() })
+    await h.settle()
+    expect(flattenState(restored.getSnapshot().value)).toBe("running.waitingInput")
+    h.clock.increment(14_999)
+    await h.settle()
+    expect(flattenState(restored.getSnapshot().value)).toBe("running.waitingInput")
+    h.clock.increment(1)
+    await h.settle()
+    expect(restored.getSnapshot().value).toBe("timeout")
+    expect(restored.getSnapshot().context.claim).toMatchObject({ source: "deadline", at: 1_000_000 + 30_000 })
+  })
+
+  it("a restored backoff waits only for what is left of it", async () => {
+    const h = harness()
+    await h.admit()
+    h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
+    await h.settle()
+    expect(h.state()).toBe("backoff")
+    const until = h.context().backoffUntil!
+    const persisted = JSON.parse(JSON.stringify(h.actor.getPersistedSnapshot()))
+    h.actor.stop()
+    h.clock.increment(600)
+    const restored = createActor(h.machine, { clock: h.clock, snapshot: persisted, input: { bead: "bd-1", policy: policy() } })
+    restored.start()
+    restored.send({ type: "RESUME", at: h.clock.now() })
+    h.clock.increment(until - h.clock.now() - 1)
+    await h.settle()
+    expect(restored.getSnapshot().value).toBe("backoff")
+    h.clock.increment(1)
+    await h.settle()
+    expect(restored.getSnapshot().value).toBe("queued")
   })
 
   it("pure transitions: the machine computes the next state without running anything", () => {
