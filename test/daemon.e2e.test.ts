@@ -119,3 +119,76 @@ describe("the daemon", () => {
     expect((await api("POST", "/v1/sessions/bd-dcancel/cancel", {})).status).toBe(409)
   })
 })
+
+describe("the daemon across a crash and a restart", () => {
+  const ws2 = makeWorkspace()
+  const start = () => {
+    const child = spawn(process.execPath, [cliEntry, "--workspace", ws2.workspace, "--config", ws2.configFile, "daemon", "--port", "0", "--concurrency", "2"], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
+    return { child, output: () => output }
+  }
+  const ready = (d: { output: () => string }) => eventually(() => /session\(s\) restored/.test(d.output()), 20_000, "the daemon ready")
+  afterAll(() => ws2.cleanup())
+
+  it("kill -9 while two sessions run: the restart re-adopts both, learns what happened meanwhile, and both finish with complete records", async () => {
+    let d = start()
+    await ready(d)
+    const gates = ["a", "b"].map((name) => path.join(ws2.dir, `gate-${name}`))
+    for (const [i, name] of ["a", "b"].entries()) {
+      const repo = ws2.makeRepo(`repo-k${name}`)
+      const out = await ws2.warden("dispatch", `bd-k${name}`, "--repo", repo, "--agent", "shell", "--prompt", "x", "--command", `while [ ! -f ${gates[i]} ]; do sleep 0.1; done; echo ${name} > ${name}.txt`)
+      expect(out.status, out.stderr).toBe(0)
+    }
+    await eventually(() => ["bd-ka", "bd-kb"].every((bead) => ws2.readRun(bead)?.lifecycle_state === "running.working"), 20_000, "both running")
+    d.child.kill("SIGKILL")
+    await exited(d.child)
+    // bd-ka finishes while no daemon runs; ps does not finalize it behind the daemon's back.
+    fs.writeFileSync(gates[0]!, "")
+    await eventually(() => fs.existsSync(path.join(ws2.dir, "repo-ka", "a.txt")), 10_000, "bd-ka's agent done")
+    const ps = JSON.parse((await ws2.warden("ps", "--json")).stdout)
+    expect(ps.find((r: { bead: string }) => r.bead === "bd-ka")).toMatchObject({ status: "running", liveness: "awaiting-daemon" })
+    d = start()
+    await ready(d)
+    expect(d.output()).toContain("2 session(s) restored")
+    await eventually(() => ws2.readRun("bd-ka")?.status === "done", 20_000, "bd-ka done after the restart")
+    fs.writeFileSync(gates[1]!, "")
+    await eventually(() => ws2.readRun("bd-kb")?.status === "done", 20_000, "bd-kb done")
+    for (const bead of ["bd-ka", "bd-kb"]) {
+      const run = ws2.readRun(bead)
+      expect(run).toMatchObject({ status: "done", completion: { source: "exit" }, verification: { overall: "pass" } })
+      expect(run.state_history.map((s: { state: string }) => s.state)).toEqual([
+        "queued", "preflight", "launching", "running.working", "recording", "verifying", "cleaning", "notifying", "remembering", "done"
+      ])
+      expect(run.supervisor.pid).toBe(d.child.pid)
+    }
+    expect(fs.readdirSync(path.join(ws2.workspace, "state", "snapshots"))).toEqual([])
+    d.child.kill("SIGTERM")
+    await exited(d.child)
+  })
+
+  it("SIGTERM leaves the agent working in tmux; the next start re-adopts it and records the finish", async () => {
+    let d = start()
+    await ready(d)
+    const gate = path.join(ws2.dir, "gate-term")
+    const repo = ws2.makeRepo("repo-term")
+    await ws2.warden("dispatch", "bd-term", "--repo", repo, "--agent", "shell", "--prompt", "x", "--command", `while [ ! -f ${gate} ]; do sleep 0.1; done; echo t > t.txt`)
+    await eventually(() => ws2.readRun("bd-term")?.lifecycle_state === "running.working", 20_000, "running")
+    d.child.kill("SIGTERM")
+    // A clean stop (systemd's Restart=on-failure must not restart it).
+    expect(await exited(d.child)).toBe(0)
+    expect(fs.existsSync(path.join(ws2.workspace, "state", "daemon.json"))).toBe(false)
+    // The agent is still there, still working.
+    expect(ws2.tmux("has-session", "-t", "=agent-bd-term").status).toBe(0)
+    expect(ws2.readRun("bd-term").status).toBe("running")
+    fs.writeFileSync(gate, "")
+    d = start()
+    await ready(d)
+    await eventually(() => ws2.readRun("bd-term")?.status === "done", 20_000, "done after the restart")
+    expect(fs.readFileSync(path.join(repo, "t.txt"), "utf8")).toBe("t\n")
+    d.child.kill("SIGTERM")
+    await exited(d.child)
+  })
+})

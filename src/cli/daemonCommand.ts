@@ -70,6 +70,9 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     )
     const address = server.address()
     const port = typeof address === "object" && address !== null ? address.port : options.port
+    // Ready only once every unfinished session is back under supervision.
+    const { restored, refused } = yield* Effect.promise(() => daemon.restore())
+    for (const reason of refused) process.stderr.write(`warden daemon: snapshot refused: ${reason}\n`)
     daemon.start()
     const info: DaemonInfo = {
       pid: process.pid,
@@ -79,7 +82,9 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
       started_at: new Date(daemon.startedAt).toISOString()
     }
     writeFileAtomic(daemonFiles(env.paths).info, `${JSON.stringify(info, null, 2)}\n`)
-    log("daemon ready", { port, workspace: env.paths.root })
-    process.stdout.write(`warden daemon: pid ${process.pid}, http://${options.host}:${port}, workspace ${env.paths.root}\n`)
+    log("daemon ready", { port, workspace: env.paths.root, restored })
+    process.stdout.write(
+      `warden daemon: pid ${process.pid}, http://${options.host}:${port}, workspace ${env.paths.root}, ${restored.length} session(s) restored\n`
+    )
     return yield* Effect.never
   }).pipe(Effect.scoped)

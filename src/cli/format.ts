@@ -16,6 +16,8 @@ export const psTable = (observed: ReadonlyArray<ObservedRun>): string => {
     const note =
       liveness === "unsupervised"
         ? `supervisor pid ${run.supervisor.pid} gone; agent still running in tmux ${run.session_name}`
+        : liveness === "awaiting-daemon"
+          ? `the daemon (pid ${run.supervisor.pid}) is down; its next start re-adopts this session`
         : reconciled
           ? `reconciled now: ${run.failure_reason}`
           : liveness === "supervised"

@@ -155,6 +155,9 @@ const doctor = Command.make(
   (a) => withEnvironment((env) => doctorCommand(env, Option.getOrUndefined(a.repo), a.json))
 ).pipe(Command.withDescription("check every configured agent profile: command, version, and what its TUI would ask first"))
 
+/** Set once `warden daemon` serves: its SIGTERM is a clean stop, not an interruption. */
+let daemonRunning = false
+
 const daemon = Command.make(
   "daemon",
   {
@@ -177,6 +180,7 @@ const daemon = Command.make(
           quotas[match[1]!] = Number(match[2])
         }
         if (a.concurrency < 1) return yield* new CliError({ message: "--concurrency must be at least 1" })
+        daemonRunning = true
         return yield* daemonCommand(env, { port: a.port, host: "127.0.0.1", concurrency: a.concurrency, quotas, allowedOrigins: a.allowOrigin })
       })
     )
@@ -219,9 +223,18 @@ run(argv).pipe(
   Effect.provide(NodeContext.layer),
   NodeRuntime.runMain({
     // Interrupted (Ctrl-C, SIGTERM) exits 130 after the cleanup ran; a command's own error code is kept.
+    // The daemon stopped by SIGTERM has done its job (systemd must not take it for a failure): exit 0.
     teardown: (exit, onExit) =>
       onExit(
-        Exit.isFailure(exit) ? (Cause.isInterruptedOnly(exit.cause) ? 130 : 1) : typeof process.exitCode === "number" ? process.exitCode : 0
+        Exit.isFailure(exit)
+          ? Cause.isInterruptedOnly(exit.cause)
+            ? daemonRunning
+              ? 0
+              : 130
+            : 1
+          : typeof process.exitCode === "number"
+            ? process.exitCode
+            : 0
       )
   })
 )

@@ -16,7 +16,7 @@ import { processStartTicks, supervisorAlive } from "../sessions/supervisorLivene
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { expandHome, type WorkspacePaths } from "../workspace/paths.js"
 import type { DispatchBody } from "../server/apiSchemas.js"
-import { SNAPSHOT_VERSION, SnapshotStore, fileSnapshotStoreLayer } from "./SnapshotStore.js"
+import { SNAPSHOT_VERSION, SnapshotStore, fileSnapshotStoreLayer, type SessionSnapshot } from "./SnapshotStore.js"
 import { WorkQueue, fileWorkQueueLayer, type QueueItem } from "./WorkQueue.js"
 
 /** A refusal the API turns into a 4xx with this reason. */
@@ -198,9 +198,19 @@ export class Daemon {
     if (!roots.some((root) => real === root || real.startsWith(root.endsWith("/") ? root : `${root}/`))) {
       throw new DaemonRefusal(422, `repo ${real} is not under an allowed root (${this.options.config.allowedRoots.join(", ")})`)
     }
+    const request = { ...body, repo: real }
+    const runner = await this.sessionFor(request, undefined)
+    runner.start()
+    this.rememberRequest(request)
+    const item = await this.enqueue(body, false)
+    return { bead: body.bead, priority: body.priority, queued: item.seq }
+  }
+
+  /** The session actor of a dispatch: new, or taken over from its snapshot. */
+  private async sessionFor(body: DispatchBody, restore: { snapshot: unknown; history: SessionSnapshot["history"] } | undefined): Promise<SessionRunner> {
     const request: DispatchRequest = {
       bead: body.bead,
-      repo: real,
+      repo: body.repo,
       agent: body.agent,
       template: body.template,
       prompt: body.prompt,
@@ -216,7 +226,10 @@ export class Daemon {
     }
     const built = await Effect.runPromise(Effect.either(buildSpec(this.environment(), request)))
     if (Either.isLeft(built)) throw new DaemonRefusal(422, built.left.message)
-    const spec = { ...built.right, supervisor: { pid: process.pid, procStart: processStartTicks(process.pid), host: os.hostname(), kind: "daemon" as const, startedAt: this.startedAt } }
+    const spec = {
+      ...built.right,
+      supervisor: { pid: process.pid, procStart: processStartTicks(process.pid), host: os.hostname(), kind: "daemon" as const, startedAt: this.startedAt }
+    }
     const runner = new SessionRunner(
       spec,
       this.runtime as never,
@@ -225,13 +238,38 @@ export class Daemon {
         onState: (view) => this.onSessionState(body, view.state, view.context.attempt),
         onSnapshot: (r) => this.persist(body, r)
       },
-      { admit: "external" }
+      { admit: "external", ...(restore === undefined ? {} : { restore }) }
     )
     this.sessions.set(body.bead, { runner, body })
-    runner.start()
-    this.rememberRequest(body)
-    const item = await this.enqueue(body, false)
-    return { bead: body.bead, priority: body.priority, queued: item.seq }
+    return runner
+  }
+
+  /**
+   * Takes over every unfinished session from its snapshot: the actor resumes
+   * where it was, re-adopts its tmux session and transcript, and re-reads what
+   * happened while no daemon ran (exit file, status file, signals). A session
+   * holding a slot keeps it; a queued one stays queued.
+   */
+  async restore(): Promise<{ restored: ReadonlyArray<string>; refused: ReadonlyArray<string> }> {
+    const { snapshots, refused } = await this.run(Effect.flatMap(SnapshotStore, (store) => store.loadAll))
+    for (const error of refused) this.options.log("snapshot refused", { bead: error.bead, reason: error.reason })
+    const restored: string[] = []
+    for (const snapshot of snapshots) {
+      const body = snapshot.request as DispatchBody
+      try {
+        const runner = await this.sessionFor(body, { snapshot: snapshot.actor, history: snapshot.history })
+        runner.start()
+        const state = runner.view().state
+        if (state === "queued") await this.enqueue(body, runner.view().context.attempt > 0)
+        else if (!["backoff", "cleaning", "notifying", "remembering", "settling"].includes(state)) {
+          this.supervisor.send({ type: "ADOPTED", bead: body.bead, profile: body.agent })
+        }
+        restored.push(body.bead)
+      } catch (error) {
+        this.options.log("session not restored", { bead: snapshot.bead, reason: (error as Error).message })
+      }
+    }
+    return { restored, refused: refused.map((error) => `${error.bead}: ${error.reason}`) }
   }
 
   private async enqueue(body: DispatchBody, retry: boolean): Promise<QueueItem> {

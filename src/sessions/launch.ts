@@ -3,12 +3,35 @@ import * as path from "node:path"
 import { Clock, Effect } from "effect"
 import type { LaunchOutput } from "../../machines/agentSession.machine.js"
 import { Git } from "../git/Git.js"
+import { writeFileAtomic } from "../records/RecordStore.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { expandHome, wardenCliEntry } from "../workspace/paths.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import { waitForScreen } from "./screenWait.js"
 import { compileRules, readScreen, screenShows } from "./screenRules.js"
 import type { ProfileConfig } from "../config/schema.js"
+
+/** What a launch left for a restored supervisor to adopt it by: the base commit, the signal log's offset, whether the prompt went in. */
+interface LaunchRecord {
+  readonly baseCommit: string | null
+  readonly signalsOffset: number
+  readonly delivered: boolean
+  readonly at: number
+}
+
+const readLaunchRecord = (file: string): LaunchRecord | null => {
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8")) as LaunchRecord
+  } catch {
+    return null
+  }
+}
+
+/** The prompt was typed and taken: a restored supervisor must not type it again. */
+export const markDelivered = (file: string): void => {
+  const record = readLaunchRecord(file)
+  if (record !== null) writeFileAtomic(file, JSON.stringify({ ...record, delivered: true }))
+}
 
 /** Quotes a word for POSIX sh. */
 export const shQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`
@@ -164,6 +187,23 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
       }))
 
     for (const dir of [paths.watch, paths.transcripts]) fs.mkdirSync(dir, { recursive: true })
+    // Run again for an attempt that already launched (a supervisor restored from its snapshot):
+    // adopt the session as it is, never launch twice, never clear what the agent wrote meanwhile.
+    const launched = readLaunchRecord(paths.launchRecordFile(spec.bead, attemptId))
+    if (launched !== null) {
+      const screen = yield* terminals.capture(name).pipe(Effect.catchAll(() => Effect.succeed([] as ReadonlyArray<string>)))
+      return {
+        at: yield* Clock.currentTimeMillis,
+        ok: true,
+        error: null,
+        sessionName: name,
+        transcriptPath,
+        baseCommit: launched.baseCommit,
+        screen,
+        signalsOffset: launched.signalsOffset,
+        promptPending: profile.prompt.mode === "keys" && !launched.delivered
+      } satisfies LaunchOutput
+    }
     ensureWardenShim(paths.bin)
     // A retry must never read the previous attempt's status file.
     fs.rmSync(paths.statusFile(spec.bead), { force: true })
@@ -204,6 +244,8 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
       })
       .pipe(Effect.either)
     if (created._tag === "Left") return yield* failure(`could not create the tmux session: ${created.left.reason}`)
+    const launchRecord = { baseCommit, signalsOffset, delivered: profile.prompt.mode !== "keys", at: yield* Clock.currentTimeMillis }
+    writeFileAtomic(paths.launchRecordFile(spec.bead, attemptId), JSON.stringify(launchRecord))
 
     // From here on the session exists: whatever stops the launch (a failure, a cancel, the deadline) ends it too.
     // Not when the supervisor itself is stopping: agents outlive it and are re-adopted.
@@ -229,6 +271,7 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
         } else {
           const delivered = yield* deliverByKeys(name, transcriptPath, profile, prompt, readiness.screen)
           if (!delivered.ok) return yield* failure(delivered.error, delivered.screen)
+          markDelivered(paths.launchRecordFile(spec.bead, attemptId))
         }
       }
       const screen = yield* terminals.capture(name).pipe(Effect.catchAll(() => Effect.succeed([] as ReadonlyArray<string>)))

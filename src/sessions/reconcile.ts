@@ -1,4 +1,5 @@
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { Effect } from "effect"
 import { iso, localDate, memoryLine } from "../records/buildRecords.js"
 import { RecordStore } from "../records/RecordStore.js"
@@ -14,7 +15,7 @@ export const runIsLive = (run: Pick<RunRecord, "status" | "will_retry">): boolea
 export interface ObservedRun {
   readonly run: RunRecord
   /** `supervised`: its supervisor runs; `unsupervised`: the supervisor is gone but the agent still runs in tmux; `finished`: the record is final. */
-  readonly liveness: "supervised" | "unsupervised" | "finished"
+  readonly liveness: "supervised" | "unsupervised" | "awaiting-daemon" | "finished"
   /** Set when this look found a stale `running` record and finalized it. */
   readonly reconciled: boolean
 }
@@ -107,6 +108,11 @@ export const observeRuns = (paths: WorkspacePaths) =>
       }
       if (supervisorAlive(run.supervisor)) {
         observed.push({ run, liveness: "supervised", reconciled: false })
+        continue
+      }
+      // The daemon kept a snapshot: its next start re-adopts the session and reconciles it itself.
+      if (run.supervisor.kind === "daemon" && fs.existsSync(path.join(paths.root, "state", "snapshots", `${run.bead}.json`))) {
+        observed.push({ run, liveness: "awaiting-daemon", reconciled: false })
         continue
       }
       const now = Date.now()

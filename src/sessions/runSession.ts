@@ -22,6 +22,8 @@ export interface SessionObserver {
 export interface RunnerOptions {
   /** `auto`: a queued session starts at once (the foreground CLI); `external`: the supervisor admits it. */
   readonly admit: "auto" | "external"
+  /** Take over a session from its persisted snapshot (a daemon restart) instead of starting a new one. */
+  readonly restore?: { readonly snapshot: unknown; readonly history: ReadonlyArray<HistoryEntry> }
 }
 
 /**
@@ -34,7 +36,7 @@ export class SessionRunner {
   readonly history: HistoryEntry[] = []
   readonly actor: Actor<ReturnType<typeof provideSession>>
   readonly finished: Promise<Outcome>
-  private lastState = ""
+  private lastState: string = ""
   private ignoredSeen = 0
   private writing: Promise<void> = Promise.resolve()
   private writePending = false
@@ -53,7 +55,12 @@ export class SessionRunner {
     this.repoPath = fs.existsSync(resolved) ? fs.realpathSync(resolved) : resolved
     const log = observer.log ?? (() => undefined)
     const logic = provideSession(spec, runtime, { records: () => this.records(), log, detaching: () => this.detaching })
-    this.actor = createActor(logic, { input: { bead: spec.bead, policy: spec.profile.policy } })
+    const input = { bead: spec.bead, policy: spec.profile.policy }
+    if (options.restore !== undefined) {
+      this.history.push(...options.restore.history)
+      this.lastState = this.history[this.history.length - 1]?.state ?? ""
+      this.actor = createActor(logic, { input, snapshot: options.restore.snapshot as never })
+    } else this.actor = createActor(logic, { input })
     this.finished = new Promise((resolve, reject) => {
       this.actor.subscribe({
         next: (snapshot) => {
@@ -78,6 +85,8 @@ export class SessionRunner {
   start(): this {
     // Starting notifies the subscription with the initial snapshot: the observer sees `queued` from there.
     this.actor.start()
+    // A restored actor has lost its timers (they are not persisted): re-arm them from their absolute times.
+    if (this.options.restore !== undefined) this.actor.send({ type: "RESUME", at: Date.now() })
     return this
   }
 

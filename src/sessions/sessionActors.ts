@@ -171,6 +171,7 @@ export const sessionImplementations = (
                 spec.paths.promptFile(spec.bead, input.attemptId),
                 spec.paths.launcherFile(spec.bead, input.attemptId),
                 spec.paths.settingsFile(spec.bead, input.attemptId),
+                spec.paths.launchRecordFile(spec.bead, input.attemptId),
                 spec.paths.exitFile(spec.bead, input.attemptId)
               ]) {
                 fs.rmSync(file, { force: true })

@@ -5,7 +5,7 @@ import type { AgentReport, AgentSignal, SessionEvent, WatchInput } from "../../m
 import { mergeReports, reportFromLine } from "../agents/agentOutput.js"
 import { compileRules, readScreen, screenShows } from "./screenRules.js"
 import { Terminals } from "../terminals/Terminals.js"
-import { deliverByKeys } from "./launch.js"
+import { deliverByKeys, markDelivered } from "./launch.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 
 /** Strips terminal escape sequences so output lines can be matched as text. */
@@ -212,6 +212,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
       if (stopped) return
       if (delivered.ok) {
         promptPending = false
+        markDelivered(paths.launchRecordFile(input.bead, input.attemptId))
         deps.log("prompt typed after the dialog was answered", { bead: input.bead })
       } else send({ type: "AGENT.DELIVERY_FAILED", at: deps.now(), reason: delivered.error, screen: delivered.screen })
       delivering = false
