@@ -7,6 +7,7 @@ import { apiHandler } from "../server/httpApi.js"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { CliError, type CliEnvironment } from "./environment.js"
 import { openLogger } from "./logger.js"
+import { systemdNotifier } from "../daemon/systemdNotify.js"
 
 export interface DaemonCommandOptions {
   readonly port: number
@@ -82,6 +83,14 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
       started_at: new Date(daemon.startedAt).toISOString()
     }
     writeFileAtomic(daemonFiles(env.paths).info, `${JSON.stringify(info, null, 2)}\n`)
+    const notifier = systemdNotifier(process.env, (message) => log(message))
+    notifier.ready(`${restored.length} session(s) restored; API on ${options.host}:${port}`)
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        notifier.stopping()
+        notifier.close()
+      })
+    )
     log("daemon ready", { port, workspace: env.paths.root, restored })
     process.stdout.write(
       `warden daemon: pid ${process.pid}, http://${options.host}:${port}, workspace ${env.paths.root}, ${restored.length} session(s) restored\n`
