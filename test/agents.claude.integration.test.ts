@@ -163,7 +163,7 @@ describe("Claude Code through Warden", () => {
       const r = ws.readRun("bd-untrusted")
       return r?.lifecycle_state === "running.waitingInput" ? r : null
     }, 60_000, "waiting-input")
-    expect(ws.readResult("bd-untrusted").reason).toMatch(/^waiting for input: .*Is this a project you created or one you trust\?/)
+    await eventually(() => { const reason = ws.readResult("bd-untrusted")?.reason ?? ""; return /^waiting for input: .*Is this a project you created or one you trust\?/.test(reason) }, 5_000, "the result record caught up")
     expect(run.evidence[0]).toMatchObject({ kind: "waiting-input", source: "dialog" })
     // Longer than the stall time: still waiting, not stalled, not done.
     await new Promise((resolve) => setTimeout(resolve, 2_500))

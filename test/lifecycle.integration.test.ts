@@ -147,7 +147,7 @@ describe("the session lifecycle with real tmux and scripted agents", () => {
     ].join("; ")
     const child = ws.start("dispatch", "bd-trust", "--repo", repo, "--agent", "shell-tui", "--command", tui, "--prompt", "make trusted.txt", "--wait")
     await eventually(() => ws.readRun("bd-trust")?.lifecycle_state === "running.waitingInput", 20_000, "waiting-input")
-    expect(ws.readResult("bd-trust").reason).toBe("waiting for input: Trust this folder? [y/n]")
+    await eventually(() => { const reason = ws.readResult("bd-trust")?.reason ?? ""; return reason === "waiting for input: Trust this folder? [y/n]" }, 5_000, "the result record caught up")
     expect(fs.existsSync(path.join(repo, "trusted.txt"))).toBe(false)
     const sent = await ws.warden("send", "bd-trust", "y")
     expect(sent.status, sent.stderr).toBe(0)
@@ -179,7 +179,7 @@ describe("the session lifecycle with real tmux and scripted agents", () => {
     // Longer than the stall time: still waiting for input, not stalled.
     await new Promise((resolve) => setTimeout(resolve, 1_500))
     expect(ws.readRun("bd-ask").lifecycle_state).toBe("running.waitingInput")
-    expect(ws.readResult("bd-ask").reason).toBe("waiting for input: Overwrite the existing notes? [y/n]")
+    await eventually(() => { const reason = ws.readResult("bd-ask")?.reason ?? ""; return reason === "waiting for input: Overwrite the existing notes? [y/n]" }, 5_000, "the result record caught up")
     const sent = await ws.warden("send", "bd-ask", "y")
     expect(sent.status, sent.stderr).toBe(0)
     expect(await exited(child)).toBe(0)
