@@ -3,7 +3,10 @@ import { Effect } from "effect"
 import client from "prom-client"
 import { Daemon, daemonFiles, type DaemonInfo } from "../daemon/daemon.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
-import { apiHandler } from "../server/httpApi.js"
+import { apiHandler, tokenMatches } from "../server/httpApi.js"
+import { Feed } from "../server/feed.js"
+import { streamTerminal } from "../server/terminalStream.js"
+import * as path from "node:path"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { CliError, type CliEnvironment } from "./environment.js"
 import { openLogger } from "./logger.js"
@@ -15,6 +18,7 @@ export interface DaemonCommandOptions {
   readonly concurrency: number
   readonly quotas: Readonly<Record<string, number>>
   readonly allowedOrigins: ReadonlyArray<string>
+  readonly feedWindow: number
 }
 
 /**
@@ -26,11 +30,26 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
   Effect.gen(function* () {
     const logger = openLogger(env.paths, { daemon: true })
     const log = (message: string, detail?: Record<string, unknown>) => logger.info(detail ?? {}, message)
+    const feed = new Feed({
+      file: path.join(env.paths.root, "state", "feed.jsonl"),
+      window: options.feedWindow,
+      maxBufferedBytes: 1024 * 1024,
+      heartbeatMs: 15_000
+    })
     const daemon = yield* Effect.try({
-      try: () => new Daemon({ config: env.config, paths: env.paths, concurrency: options.concurrency, quotas: options.quotas, log }),
+      try: () =>
+        new Daemon({
+          config: env.config,
+          paths: env.paths,
+          concurrency: options.concurrency,
+          quotas: options.quotas,
+          log,
+          events: (topic, type, data) => feed.publish(topic, type, data)
+        }),
       catch: (error) => new CliError({ message: (error as Error).message })
     })
     yield* Effect.addFinalizer(() => Effect.promise(() => daemon.stop()))
+    yield* Effect.addFinalizer(() => Effect.sync(() => feed.close()))
 
     const registry = new client.Registry()
     client.collectDefaultMetrics({ register: registry, prefix: "warden_" })
@@ -56,6 +75,33 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() })
       })
     )
+    server.on("upgrade", (req, socket, head) => {
+      const url = new URL(req.url ?? "/", "http://localhost")
+      const refuse = (status: number, reason: string) =>
+        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\n\r\n${JSON.stringify({ error: reason })}`)
+      const origin = req.headers.origin
+      if (origin !== undefined && !options.allowedOrigins.includes(origin)) return refuse(403, `origin ${origin} is not allowed`)
+      // Browsers cannot set headers on a websocket: the token may come as ?token= too.
+      const query = url.searchParams.get("token")
+      if (!tokenMatches(req.headers.authorization ?? (query === null ? undefined : `Bearer ${query}`), daemon.token)) {
+        return refuse(401, "a bearer token is required")
+      }
+      if (url.pathname === "/v1/feed") return feed.handleUpgrade(req, socket, head, url)
+      const terminal = /^\/v1\/sessions\/([^/]+)\/terminal$/.exec(url.pathname)
+      if (terminal !== null) {
+        const bead = decodeURIComponent(terminal[1]!)
+        const transcript = daemon.transcriptOf(bead)
+        if (transcript === null) return refuse(404, `${bead} has no running session`)
+        const wantsInput = url.searchParams.get("input") === "1"
+        return streamTerminal(req, socket, head, {
+          transcriptPath: transcript,
+          input: wantsInput ? (text) => void daemon.input(bead, text, [], false).catch(() => undefined) : null,
+          maxBufferedBytes: 1024 * 1024,
+          backlogBytes: 64 * 1024
+        })
+      }
+      refuse(404, `no websocket at ${url.pathname}`)
+    })
     yield* Effect.async<void, CliError>((resume) => {
       server.once("error", (error) => {
         resume(Effect.fail(new CliError({ message: `cannot listen on ${options.host}:${options.port}: ${error.message}` })))
@@ -75,6 +121,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     const { restored, refused } = yield* Effect.promise(() => daemon.restore())
     for (const reason of refused) process.stderr.write(`warden daemon: snapshot refused: ${reason}\n`)
     daemon.start()
+    feed.publish("daemon", "daemon.ready", { pid: process.pid, restored })
     const info: DaemonInfo = {
       pid: process.pid,
       proc_start: processStartTicks(process.pid),

@@ -168,7 +168,8 @@ const daemon = Command.make(
     ),
     concurrency: Options.integer("concurrency").pipe(Options.withDescription("sessions running at once"), Options.withDefault(10)),
     quota: Options.text("quota").pipe(Options.withDescription("PROFILE=N: at most N sessions of that profile at once; repeatable"), Options.repeated),
-    allowOrigin: Options.text("allow-origin").pipe(Options.withDescription("a browser origin allowed to call the API; repeatable"), Options.repeated)
+    allowOrigin: Options.text("allow-origin").pipe(Options.withDescription("a browser origin allowed to call the API; repeatable"), Options.repeated),
+    feedWindow: Options.integer("feed-window").pipe(Options.withDescription("feed events kept for replay (persisted)"), Options.withDefault(1000))
   },
   (a) =>
     withEnvironment((env) =>
@@ -181,7 +182,7 @@ const daemon = Command.make(
         }
         if (a.concurrency < 1) return yield* new CliError({ message: "--concurrency must be at least 1" })
         daemonRunning = true
-        return yield* daemonCommand(env, { port: a.port, host: "127.0.0.1", concurrency: a.concurrency, quotas, allowedOrigins: a.allowOrigin })
+        return yield* daemonCommand(env, { port: a.port, host: "127.0.0.1", concurrency: a.concurrency, quotas, allowedOrigins: a.allowOrigin, feedWindow: a.feedWindow })
       })
     )
 ).pipe(Command.withDescription("run the supervisor: a queue, a session actor per bead, the HTTP API (SIGTERM leaves agents running)"))

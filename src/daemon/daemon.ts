@@ -103,7 +103,11 @@ const availableMemoryMb = (): number => {
   return Math.floor(os.freemem() / 1024 / 1024)
 }
 
+/** Where the daemon reports what happens (the websocket feed); one observer for everything visible. */
+export type DaemonEvents = (topic: "sessions" | "records" | "queue" | "daemon", type: string, data: unknown) => void
+
 export interface DaemonOptions {
+  readonly events?: DaemonEvents
   readonly config: ResolvedConfig
   readonly paths: WorkspacePaths
   readonly concurrency: number
@@ -235,7 +239,32 @@ export class Daemon {
       this.runtime as never,
       {
         log: this.options.log,
-        onState: (view) => this.onSessionState(body, view.state, view.context.attempt),
+        onState: (view, entry) => {
+          this.onSessionState(body, view.state, view.context.attempt)
+          const c = view.context
+          this.options.events?.("sessions", "session.state", {
+            bead: body.bead,
+            state: view.state,
+            at: new Date(entry.at).toISOString(),
+            attempt: c.attempt,
+            attempt_id: c.attemptId,
+            profile: body.agent,
+            outcome: c.outcome,
+            failure_reason: c.failureReason,
+            decision: c.claim,
+            waiting: c.waiting,
+            will_retry: c.willRetry
+          })
+        },
+        onRecords: (run, result) =>
+          this.options.events?.("records", "records.written", {
+            bead: run.bead,
+            status: run.status,
+            lifecycle_state: run.lifecycle_state,
+            run_file: result.run_file,
+            result_file: run.result_file,
+            reason: result.reason
+          }),
         onSnapshot: (r) => this.persist(body, r)
       },
       { admit: "external", ...(restore === undefined ? {} : { restore }) }
@@ -277,10 +306,12 @@ export class Daemon {
       Effect.flatMap(WorkQueue, (queue) => queue.enqueue({ bead: body.bead, profile: body.agent, priority: body.priority, enqueuedAt: Date.now(), retry }))
     )
     this.supervisor.send({ type: "ENQUEUED" })
+    this.options.events?.("queue", "queue.enqueued", { bead: item.bead, profile: item.profile, priority: item.priority, seq: item.seq, retry: item.retry })
     return item
   }
 
   private admit(bead: string): void {
+    this.options.events?.("queue", "queue.admitted", { bead })
     const session = this.sessions.get(bead)
     if (session === undefined || session.runner.view().state !== "queued") {
       // Cancelled (or gone) while it waited: give the slot back.
@@ -329,7 +360,7 @@ export class Daemon {
       if (record === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
       throw new DaemonRefusal(409, `${bead} is not running (it ended ${record.outcome ?? record.status})`)
     }
-    await this.run(Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)))
+    if (await this.run(Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)))) this.options.events?.("queue", "queue.removed", { bead })
     session.runner.cancel("cancelled through the API")
     return { bead, cancelled: true }
   }
@@ -398,6 +429,11 @@ export class Daemon {
     )
     if (run === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
     return { run, result }
+  }
+
+  /** The transcript of a bead's current attempt, for the terminal stream. */
+  transcriptOf(bead: string): string | null {
+    return this.sessions.get(bead)?.runner.view().context.launch?.transcriptPath ?? null
   }
 
   async queue(): Promise<ReadonlyArray<QueueItem>> {

@@ -5,6 +5,7 @@ import { createActor, type Actor } from "xstate"
 import type { Outcome } from "../../machines/agentSession.machine.js"
 import { buildRecords, flattenState, type HistoryEntry, type SessionView } from "../records/buildRecords.js"
 import { RecordStore } from "../records/RecordStore.js"
+import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
 import { expandHome } from "../workspace/paths.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import { provideSession, type SessionServices } from "./sessionActors.js"
@@ -17,6 +18,8 @@ export interface SessionObserver {
   readonly log?: (message: string, detail?: Record<string, unknown>) => void
   /** Every snapshot, for persistence (the daemon's SnapshotStore). */
   readonly onSnapshot?: (runner: SessionRunner) => void
+  /** Both records reached the disk. */
+  readonly onRecords?: (run: RunRecord, result: ResultRecord) => void
 }
 
 export interface RunnerOptions {
@@ -151,6 +154,7 @@ export class SessionRunner {
   private write({ run, result }: ReturnType<SessionRunner["records"]>): Promise<void> {
     return this.runtime.runPromise(
       Effect.flatMap(RecordStore, (store) => store.write(run, result)).pipe(
+        Effect.tap(() => Effect.sync(() => this.observer.onRecords?.(run, result))),
         Effect.catchAll((error) => Effect.sync(() => this.observer.log?.("record write failed", { file: error.file, reason: error.reason })))
       )
     )

@@ -8,6 +8,8 @@ import { Terminals } from "../terminals/Terminals.js"
 import { deliverByKeys, markDelivered } from "./launch.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 
+const MAX_PARTIAL_LINE = 64 * 1024
+
 /** Strips terminal escape sequences so output lines can be matched as text. */
 export const stripAnsi = (text: string): string =>
   // CSI, OSC (ended by BEL or ST), and single-character escapes.
@@ -263,7 +265,8 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     if (doneMarker !== null || failedMarker !== null || outputFormat !== "text") {
       const text = partialLine + stripAnsi(buffer.toString("utf8"))
       const lines = text.split(/\r?\n|\r/)
-      partialLine = lines.pop() ?? ""
+      // A line that never ends (a progress bar, a binary dump) is kept only by its tail: markers are whole short lines.
+      partialLine = (lines.pop() ?? "").slice(-MAX_PARTIAL_LINE)
       let reported = false
       for (const raw of lines) {
         const line = raw.trim()

@@ -1,0 +1,161 @@
+import * as fs from "node:fs"
+import type { IncomingMessage } from "node:http"
+import type { Duplex } from "node:stream"
+import { WebSocketServer, type WebSocket } from "ws"
+import { writeFileAtomic } from "../records/RecordStore.js"
+
+/** The feed's wire format version: every event carries it as `v`. */
+export const FEED_VERSION = 1
+
+export type FeedTopic = "sessions" | "records" | "queue" | "daemon"
+export const FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon"]
+
+export interface FeedEvent {
+  readonly v: typeof FEED_VERSION
+  /** Strictly increasing across the daemon's restarts (the window is persisted). */
+  readonly seq: number
+  readonly at: string
+  readonly topic: FeedTopic
+  readonly type: string
+  readonly data: unknown
+}
+
+export interface FeedOptions {
+  /** Where the replay window is kept, so a client can resume across a daemon restart. */
+  readonly file: string
+  /** How many recent events can be replayed. */
+  readonly window: number
+  /** A client whose unsent data passes this is disconnected (close 1013), never buffered without bound. */
+  readonly maxBufferedBytes: number
+  readonly heartbeatMs: number
+}
+
+interface Client {
+  readonly socket: WebSocket
+  readonly topics: ReadonlySet<FeedTopic>
+  alive: boolean
+}
+
+/**
+ * The websocket feed: versioned JSON events with sequence numbers, by topic,
+ * resumable from a sequence number out of a bounded, persisted window (a
+ * `gap` event says when the window no longer reaches back that far).
+ */
+export class Feed {
+  private seq = 0
+  private readonly window: FeedEvent[] = []
+  private readonly clients = new Set<Client>()
+  private readonly server = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 })
+  private readonly heartbeat: NodeJS.Timeout
+  private appended = 0
+
+  constructor(private readonly options: FeedOptions) {
+    try {
+      const lines = fs.readFileSync(options.file, "utf8").split("\n").filter((line) => line.trim() !== "")
+      for (const line of lines.slice(-options.window)) {
+        try {
+          const event = JSON.parse(line) as FeedEvent
+          if (event.v === FEED_VERSION) this.window.push(event)
+        } catch {
+          // a torn last line after a crash: skipped
+        }
+      }
+      this.seq = this.window[this.window.length - 1]?.seq ?? 0
+    } catch {
+      // no window yet
+    }
+    this.heartbeat = setInterval(() => this.beat(), options.heartbeatMs)
+    this.heartbeat.unref()
+  }
+
+  get lastSeq(): number {
+    return this.seq
+  }
+
+  get clientCount(): number {
+    return this.clients.size
+  }
+
+  publish(topic: FeedTopic, type: string, data: unknown): FeedEvent {
+    const event: FeedEvent = { v: FEED_VERSION, seq: ++this.seq, at: new Date().toISOString(), topic, type, data }
+    this.window.push(event)
+    if (this.window.length > this.options.window) this.window.splice(0, this.window.length - this.options.window)
+    this.persist(event)
+    const text = JSON.stringify(event)
+    for (const client of this.clients) if (client.topics.has(topic)) this.deliver(client, text)
+    return event
+  }
+
+  /** Appends to the window file; now and then rewrites it to the window alone, so it stays bounded too. */
+  private persist(event: FeedEvent): void {
+    try {
+      fs.appendFileSync(this.options.file, `${JSON.stringify(event)}\n`)
+      if (++this.appended >= this.options.window) {
+        this.appended = 0
+        writeFileAtomic(this.options.file, this.window.map((e) => JSON.stringify(e)).join("\n") + "\n")
+      }
+    } catch {
+      // the feed must never stop the daemon; the window in memory still serves
+    }
+  }
+
+  private deliver(client: Client, text: string): void {
+    if (client.socket.readyState !== client.socket.OPEN) return
+    if (client.socket.bufferedAmount + text.length > this.options.maxBufferedBytes) {
+      client.socket.close(1013, "slow consumer: resume from your last seq")
+      client.socket.terminate()
+      this.clients.delete(client)
+      return
+    }
+    client.socket.send(text)
+  }
+
+  private beat(): void {
+    for (const client of this.clients) {
+      if (!client.alive) {
+        client.socket.terminate()
+        this.clients.delete(client)
+        continue
+      }
+      client.alive = false
+      client.socket.ping()
+      this.deliver(client, JSON.stringify({ v: FEED_VERSION, type: "heartbeat", at: new Date().toISOString(), seq: this.seq }))
+    }
+  }
+
+  /** Takes over an authenticated upgrade request: `?topics=a,b&since=N`. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
+    const requested = (url.searchParams.get("topics") ?? FEED_TOPICS.join(",")).split(",").filter((t) => t !== "")
+    const unknown = requested.filter((t) => !FEED_TOPICS.includes(t as FeedTopic))
+    const sinceText = url.searchParams.get("since")
+    const since = sinceText === null ? null : Number(sinceText)
+    if (unknown.length > 0 || (since !== null && (!Number.isInteger(since) || since < 0))) {
+      const reason = unknown.length > 0 ? `unknown topics: ${unknown.join(", ")}` : "since must be a sequence number"
+      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\r\n${JSON.stringify({ error: reason })}`)
+      return
+    }
+    this.server.handleUpgrade(req, socket, head, (ws) => {
+      const client: Client = { socket: ws, topics: new Set(requested as FeedTopic[]), alive: true }
+      ws.on("pong", () => (client.alive = true))
+      ws.on("close", () => this.clients.delete(client))
+      ws.on("error", () => this.clients.delete(client))
+      ws.on("message", () => undefined)
+      this.deliver(client, JSON.stringify({ v: FEED_VERSION, type: "hello", at: new Date().toISOString(), seq: this.seq, topics: [...client.topics] }))
+      if (since !== null) {
+        const oldest = this.window[0]?.seq ?? this.seq + 1
+        if (since + 1 < oldest) {
+          this.deliver(client, JSON.stringify({ v: FEED_VERSION, type: "gap", at: new Date().toISOString(), seq: this.seq, from: since + 1, to: oldest - 1 }))
+        }
+        for (const event of this.window) if (event.seq > since && client.topics.has(event.topic)) this.deliver(client, JSON.stringify(event))
+      }
+      this.clients.add(client)
+    })
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat)
+    for (const client of this.clients) client.socket.close(1001, "the daemon is stopping")
+    this.clients.clear()
+    this.server.close()
+  }
+}

@@ -1,0 +1,80 @@
+import * as fs from "node:fs"
+import type { IncomingMessage } from "node:http"
+import type { Duplex } from "node:stream"
+import { WebSocketServer } from "ws"
+
+export interface TerminalStreamOptions {
+  readonly transcriptPath: string
+  /** Sends what the client types to the agent's terminal; absent for a read-only stream. */
+  readonly input: ((text: string) => void) | null
+  readonly maxBufferedBytes: number
+  /** How much of the transcript a new client gets first. */
+  readonly backlogBytes: number
+}
+
+const server = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 })
+
+/**
+ * One session's terminal, live: the transcript's tail, then every byte the
+ * agent prints, as binary frames. Read-only unless the client asked for input
+ * and may have it; a client that does not keep up is disconnected, never
+ * buffered without bound.
+ */
+export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffer, options: TerminalStreamOptions): void => {
+  server.handleUpgrade(req, socket, head, (ws) => {
+    let offset = 0
+    try {
+      offset = Math.max(0, fs.statSync(options.transcriptPath).size - options.backlogBytes)
+    } catch {
+      offset = 0
+    }
+    let reading = false
+    const pump = () => {
+      if (reading || ws.readyState !== ws.OPEN) return
+      reading = true
+      try {
+        const size = fs.statSync(options.transcriptPath).size
+        if (size > offset) {
+          const length = Math.min(size - offset, 256 * 1024)
+          if (ws.bufferedAmount + length > options.maxBufferedBytes) {
+            ws.close(1013, "slow consumer")
+            ws.terminate()
+            return
+          }
+          const fd = fs.openSync(options.transcriptPath, "r")
+          const buffer = Buffer.alloc(length)
+          try {
+            fs.readSync(fd, buffer, 0, length, offset)
+          } finally {
+            fs.closeSync(fd)
+          }
+          offset += length
+          ws.send(buffer, { binary: true })
+          if (offset < size) setImmediate(() => ((reading = false), pump()))
+          else reading = false
+          return
+        }
+      } catch {
+        // the transcript is not there (yet): the next change brings it
+      }
+      reading = false
+    }
+    let watcher: fs.FSWatcher | null = null
+    try {
+      watcher = fs.watch(options.transcriptPath, () => pump())
+    } catch {
+      ws.close(1011, "the session has no transcript")
+      return
+    }
+    pump()
+    ws.on("message", (data) => {
+      if (options.input === null) {
+        ws.close(1008, "this stream is read-only: connect with ?input=1 to type")
+        return
+      }
+      options.input(data.toString())
+    })
+    ws.on("close", () => watcher?.close())
+    ws.on("error", () => watcher?.close())
+  })
+}

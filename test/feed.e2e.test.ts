@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as path from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import WebSocket from "ws"
+import { cliEntry, eventually, exited, makeWorkspace } from "./support/workspace.js"
+
+/** The daemon's websocket feed and terminal stream, from the outside. */
+const ws = makeWorkspace()
+afterAll(() => ws.cleanup())
+
+interface Running {
+  readonly child: ChildProcess
+  readonly port: number
+  readonly token: string
+}
+
+const startDaemon = async (extra: string[] = []): Promise<Running> => {
+  const infoFile = path.join(ws.workspace, "state", "daemon.json")
+  fs.rmSync(infoFile, { force: true })
+  const child = spawn(process.execPath, [cliEntry, "--workspace", ws.workspace, "--config", ws.configFile, "daemon", "--port", "0", ...extra], { stdio: "ignore" })
+  const info = await eventually(() => {
+    try {
+      return JSON.parse(fs.readFileSync(infoFile, "utf8"))
+    } catch {
+      return null
+    }
+  }, 20_000, "the daemon")
+  return { child, port: info.port, token: fs.readFileSync(path.join(ws.workspace, "state", "api-token"), "utf8").trim() }
+}
+
+const stop = async (d: Running, signal: NodeJS.Signals = "SIGTERM") => {
+  d.child.kill(signal)
+  await exited(d.child)
+}
+
+/** A feed client that keeps every message. */
+const connect = (d: Running, query: string, headers: Record<string, string> = { authorization: `Bearer ${d.token}` }) =>
+  new Promise<{ socket: WebSocket; messages: any[] }>((resolve, reject) => {
+    const socket = new WebSocket(`ws://127.0.0.1:${d.port}/v1/feed${query}`, { headers })
+    const messages: any[] = []
+    socket.on("message", (data) => messages.push(JSON.parse(data.toString())))
+    socket.on("open", () => resolve({ socket, messages }))
+    socket.on("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
+    socket.on("error", reject)
+  })
+
+const dispatch = async (d: Running, bead: string, command: string) => {
+  const repo = ws.makeRepo(`repo-${bead}`)
+  const response = await fetch(`http://127.0.0.1:${d.port}/v1/dispatch`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${d.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ bead, repo, agent: "shell", command, prompt: "x" })
+  })
+  expect(response.status).toBe(202)
+}
+
+const events = (messages: any[]) => messages.filter((m) => typeof m.seq === "number" && m.topic !== undefined)
+
+describe("the websocket feed", () => {
+  it("refuses a client without the token or from a foreign origin", async () => {
+    const d = await startDaemon()
+    try {
+      await expect(connect(d, "", {})).rejects.toThrow("HTTP 401")
+      await expect(connect(d, "", { authorization: `Bearer ${d.token}`, origin: "http://evil.example" })).rejects.toThrow("HTTP 403")
+      await expect(connect(d, "?topics=nonsense")).rejects.toThrow("HTTP 400")
+    } finally {
+      await stop(d)
+    }
+  })
+
+  it("carries versioned events in sequence; a client resumes from its last seq without a gap, across a kill -9 of the daemon", async () => {
+    let d = await startDaemon()
+    const first = await connect(d, "?topics=sessions,records,queue")
+    await dispatch(d, "bd-feed-1", "echo one > one.txt")
+    await eventually(() => events(first.messages).some((e) => e.type === "session.state" && e.data.bead === "bd-feed-1" && e.data.state === "done"), 20_000, "bd-feed-1 done on the feed")
+    const seen = events(first.messages)
+    expect(first.messages[0]).toMatchObject({ v: 1, type: "hello" })
+    expect(seen.every((e) => e.v === 1)).toBe(true)
+    const seqs = seen.map((e) => e.seq)
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b))
+    expect(new Set(seqs).size).toBe(seqs.length)
+    expect(seen.map((e) => e.type)).toEqual(expect.arrayContaining(["queue.enqueued", "queue.admitted", "session.state", "records.written"]))
+    const states = seen.filter((e) => e.type === "session.state").map((e) => e.data.state)
+    expect(states).toEqual(["queued", "preflight", "launching", "running.working", "recording", "verifying", "cleaning", "notifying", "remembering", "done"])
+    const last = seqs[seqs.length - 1]!
+    first.socket.close()
+
+    // Missed while away: another bead, then a crash of the daemon itself.
+    await dispatch(d, "bd-feed-2", "echo two > two.txt")
+    await eventually(() => ws.readRun("bd-feed-2")?.status === "done", 20_000, "bd-feed-2 done")
+    await stop(d, "SIGKILL")
+    d = await startDaemon()
+    const resumed = await connect(d, `?topics=sessions,records,queue&since=${last}`)
+    await eventually(() => events(resumed.messages).some((e) => e.data?.bead === "bd-feed-2" && e.data?.state === "done"), 10_000, "the replay")
+    expect(resumed.messages.some((m) => m.type === "gap")).toBe(false)
+    const replayed = events(resumed.messages)
+    expect(replayed[0].seq).toBe(last + 1)
+    // Without a gap: consecutive, except for events of topics this client did not ask for.
+    expect(replayed.every((e, i) => i === 0 || e.seq > replayed[i - 1].seq)).toBe(true)
+    expect(replayed.filter((e) => e.data.bead === "bd-feed-2" && e.type === "session.state").map((e) => e.data.state)).toContain("running.working")
+    resumed.socket.close()
+    await stop(d)
+  })
+
+  it("says `gap` when the window no longer reaches back to the client's seq", async () => {
+    const d = await startDaemon(["--feed-window", "5"])
+    try {
+      await dispatch(d, "bd-feed-3", "echo three > three.txt")
+      await eventually(() => ws.readRun("bd-feed-3")?.status === "done", 20_000, "bd-feed-3 done")
+      const client = await connect(d, "?since=0")
+      await eventually(() => client.messages.length >= 2, 5_000, "the replay")
+      expect(client.messages[1]).toMatchObject({ v: 1, type: "gap", from: 1 })
+      expect(events(client.messages).length).toBeLessThanOrEqual(5)
+      client.socket.close()
+    } finally {
+      await stop(d)
+    }
+  })
+
+  it("a terminal stream consumer that does not read is cut off; the daemon's memory does not grow with it", async () => {
+    const d = await startDaemon()
+    try {
+      await dispatch(d, "bd-chatty", "sleep 1; head -c 30000000 /dev/zero | tr '\\\\0' 'w'; sleep 600")
+      await eventually(() => ws.readRun("bd-chatty")?.lifecycle_state === "running.working", 20_000, "running")
+      const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${d.child.pid}/status`, "utf8"))![1]) / 1024
+      const before = rss()
+      // A raw websocket handshake, then the client never reads a byte.
+      const socket = net.connect(d.port, "127.0.0.1")
+      await new Promise((resolve) => socket.once("connect", resolve))
+      socket.write(
+        `GET /v1/sessions/bd-chatty/terminal HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${d.token}\r\n\r\n`
+      )
+      socket.pause()
+      const transcript = () => {
+        const file = ws.readRun("bd-chatty")?.transcript_path
+        return file ? fs.statSync(file).size : 0
+      }
+      await eventually(() => transcript() >= 30_000_000, 60_000, "the agent printed 30 MB")
+      const after = rss()
+      // 30 MB went through the transcript; buffered for this client it would all be in the daemon's memory.
+      // The daemon keeps at most 1 MiB of unsent data per client (and only the tail of an endless line).
+      expect(after - before, `daemon RSS ${before.toFixed(1)} MB -> ${after.toFixed(1)} MB`).toBeLessThan(25)
+      socket.destroy()
+      const cancel = await fetch(`http://127.0.0.1:${d.port}/v1/sessions/bd-chatty/cancel`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${d.token}`, "content-type": "application/json" },
+        body: "{}"
+      })
+      expect(cancel.status).toBe(202)
+    } finally {
+      await stop(d)
+    }
+  })
+})
