@@ -101,6 +101,27 @@ describe("the daemon", () => {
     expect(fs.readdirSync(path.join(ws.workspace, "state", "runs")).sort()).toEqual(before)
   })
 
+  it("logs, retry and tail through the CLI", async () => {
+    const repo = ws.makeRepo("repo-clients")
+    await ws.warden("dispatch", "bd-clients", "--repo", repo, "--agent", "shell", "--command", "echo hello from the agent; echo x >> x.txt", "--prompt", "x", "--wait")
+    const logs = await ws.warden("logs", "bd-clients")
+    expect(logs.status, logs.stderr).toBe(0)
+    expect(logs.stdout).toContain("hello from the agent")
+    const firstAttemptId = ws.readRun("bd-clients").attempt_id
+    const retried = await ws.warden("retry", "bd-clients", "--json")
+    expect(retried.status, retried.stderr).toBe(0)
+    expect(JSON.parse(retried.stdout)).toMatchObject({ bead: "bd-clients" })
+    await eventually(() => ws.readRun("bd-clients")?.attempt_id !== firstAttemptId && ws.readRun("bd-clients")?.status === "done", 20_000, "the retry done")
+    // The feed from the start, for the queue topic: both dispatches of the bead are in it.
+    const tail = ws.start("tail", "--topics", "queue", "--since", "0", "--json")
+    await eventually(() => tail.output().split("\n").filter((line) => line.includes('"bd-clients"') && line.includes("queue.enqueued")).length >= 2, 10_000, "the queue events")
+    tail.kill("SIGINT")
+    await exited(tail)
+    const lines = tail.output().trim().split("\n").map((line) => JSON.parse(line))
+    expect(lines[0]).toMatchObject({ v: 1, type: "hello", topics: ["queue"] })
+    expect(lines.filter((e) => e.topic !== undefined).every((e) => e.topic === "queue")).toBe(true)
+  })
+
   it("a second daemon for the same workspace is refused", async () => {
     const second = await ws.warden("daemon", "--port", "0")
     expect(second.status).not.toBe(0)

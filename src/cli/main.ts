@@ -11,6 +11,7 @@ import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionComma
 import { cancelCommand, psCommand, sendCommand, showCommand, signalCommand } from "./controlCommands.js"
 import type { DispatchRequest } from "./buildSpec.js"
 import { doctorCommand } from "./doctorCommand.js"
+import { attachCommand, logsCommand, retryCommand, tailCommand } from "./followCommands.js"
 import { daemonCommand } from "./daemonCommand.js"
 
 const workspace = Options.text("workspace").pipe(
@@ -187,9 +188,33 @@ const daemon = Command.make(
     )
 ).pipe(Command.withDescription("run the supervisor: a queue, a session actor per bead, the HTTP API (SIGTERM leaves agents running)"))
 
+const logs = Command.make(
+  "logs",
+  { follow: Options.boolean("follow").pipe(Options.withAlias("f"), Options.withDescription("follow until the session ends")), json, bead },
+  (a) => withEnvironment((env) => logsCommand(env, a.bead, a.follow, a.json))
+).pipe(Command.withDescription("the agent's terminal output of the bead's latest attempt"))
+
+const attach = Command.make("attach", { bead }, (a) => withEnvironment((env) => attachCommand(env, a.bead))).pipe(
+  Command.withDescription("tmux attach to the agent's session here, or watch the daemon's read-only stream")
+)
+
+const retry = Command.make("retry", { json, bead }, (a) => withEnvironment((env) => retryCommand(env, a.bead, a.json))).pipe(
+  Command.withDescription("dispatch a finished bead again with its last request (through the daemon)")
+)
+
+const tail = Command.make(
+  "tail",
+  {
+    topics: optionalText("topics", "comma-separated: sessions, records, queue, daemon"),
+    since: Options.integer("since").pipe(Options.withDescription("replay from after this sequence number"), Options.optional),
+    json
+  },
+  (a) => withEnvironment((env) => tailCommand(env, Option.getOrUndefined(a.topics), Option.getOrUndefined(a.since), a.json))
+).pipe(Command.withDescription("the daemon's live event feed"))
+
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
-  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, cancel, send, doctor])
+  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, doctor])
 )
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })

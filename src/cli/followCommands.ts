@@ -1,0 +1,144 @@
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import { Effect } from "effect"
+import WebSocket from "ws"
+import { RecordStore } from "../records/RecordStore.js"
+import { runIsLive } from "../sessions/reconcile.js"
+import { BEAD_ID } from "../sessions/dispatchSpec.js"
+import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
+import { daemonFiles } from "../daemon/daemon.js"
+import { callDaemon, runningDaemon } from "./daemonClient.js"
+import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
+
+const checkBead = (bead: string) =>
+  BEAD_ID.test(bead) ? Effect.void : Effect.fail(new CliError({ message: `invalid bead id "${bead}": it must match ${BEAD_ID.source}` }))
+
+/**
+ * `warden logs <bead> [-f]`: the transcript of the bead's latest attempt, as
+ * the agent's terminal printed it; `-f` follows it until the session ends.
+ */
+export const logsCommand = (env: CliEnvironment, bead: string, follow: boolean, json: boolean) =>
+  Effect.gen(function* () {
+    yield* checkBead(bead)
+    const store = yield* onRuntime(env, RecordStore)
+    const run = yield* onRuntime(env, store.readRun(bead)).pipe(Effect.orElseSucceed(() => null))
+    if (run === null) return yield* new CliError({ message: `no record of bead "${bead}" in ${env.paths.runs}` })
+    const file = run.transcript_path
+    if (file === null || !fs.existsSync(file)) return yield* new CliError({ message: `${bead} has no transcript yet (state ${run.lifecycle_state})` })
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ bead, attempt: run.attempt, attempt_id: run.attempt_id, transcript_path: file, text: fs.readFileSync(file, "utf8") })}\n`)
+      return
+    }
+    let offset = 0
+    const pump = () => {
+      const size = fs.statSync(file).size
+      if (size <= offset) return
+      const fd = fs.openSync(file, "r")
+      const buffer = Buffer.alloc(size - offset)
+      try {
+        fs.readSync(fd, buffer, 0, buffer.length, offset)
+      } finally {
+        fs.closeSync(fd)
+      }
+      offset = size
+      process.stdout.write(buffer)
+    }
+    pump()
+    if (!follow || !runIsLive(run)) return
+    yield* Effect.async<void>((resume) => {
+      const watcher = fs.watch(file, () => pump())
+      // The end of the session is in its records; checked on each record change.
+      const recordWatcher = fs.watch(env.paths.runs, (_event, name) => {
+        if (name?.toString() !== `${bead}.json`) return
+        try {
+          const latest = JSON.parse(fs.readFileSync(env.paths.runFile(bead), "utf8"))
+          if (!runIsLive(latest) || latest.attempt_id !== run.attempt_id) {
+            pump()
+            watcher.close()
+            recordWatcher.close()
+            resume(Effect.void)
+          }
+        } catch {
+          // mid-rename: the next event brings the new file
+        }
+      })
+      return Effect.sync(() => {
+        watcher.close()
+        recordWatcher.close()
+      })
+    })
+  })
+
+/**
+ * `warden attach <bead>`: on this machine, tmux attach to the agent's session
+ * on the agents' socket (take over with the keyboard, detach with C-b d);
+ * otherwise the daemon's read-only terminal stream.
+ */
+export const attachCommand = (env: CliEnvironment, bead: string) =>
+  Effect.gen(function* () {
+    yield* checkBead(bead)
+    const name = sessionNameFor(bead)
+    const terminals = yield* onRuntime(env, Terminals)
+    const local = yield* onRuntime(env, terminals.exists(name)).pipe(Effect.orElseSucceed(() => false))
+    if (local) {
+      const code = yield* Effect.async<number>((resume) => {
+        const child = spawn("tmux", ["-S", terminals.socket, "attach-session", "-t", `=${name}`], { stdio: "inherit" })
+        child.on("exit", (status) => resume(Effect.succeed(status ?? 1)))
+      })
+      if (code !== 0) return yield* new CliError({ message: `tmux attach exited ${code}`, exitCode: code })
+      return
+    }
+    const daemon = runningDaemon(env.paths)
+    if (daemon === null) return yield* new CliError({ message: `no tmux session ${name} on ${terminals.socket}, and no daemon to stream it from` })
+    const token = fs.readFileSync(daemonFiles(env.paths).token, "utf8").trim()
+    process.stderr.write(`read-only stream of ${bead} from the daemon (Ctrl-C to leave)\n`)
+    yield* Effect.async<void, CliError>((resume) => {
+      const socket = new WebSocket(`ws://${daemon.host}:${daemon.port}/v1/sessions/${encodeURIComponent(bead)}/terminal`, {
+        headers: { authorization: `Bearer ${token}` }
+      })
+      socket.on("message", (data) => process.stdout.write(data as Buffer))
+      socket.on("close", () => resume(Effect.void))
+      socket.on("unexpected-response", (_req, res) => resume(Effect.fail(new CliError({ message: `the daemon refused the stream (${res.statusCode})` }))))
+      socket.on("error", (error) => resume(Effect.fail(new CliError({ message: `stream failed: ${error.message}` }))))
+      return Effect.sync(() => socket.close())
+    })
+  })
+
+/** `warden retry <bead>`: the daemon dispatches a finished bead again with its last request. */
+export const retryCommand = (env: CliEnvironment, bead: string, json: boolean) =>
+  Effect.gen(function* () {
+    yield* checkBead(bead)
+    const daemon = runningDaemon(env.paths)
+    if (daemon === null) {
+      return yield* new CliError({ message: "retry needs the daemon (`warden daemon`); without it, dispatch the bead again with --wait" })
+    }
+    const answer = yield* callDaemon(env.paths, daemon, "POST", `/v1/sessions/${encodeURIComponent(bead)}/retry`, {})
+    process.stdout.write(json ? `${JSON.stringify(answer, null, 2)}\n` : `${bead}: queued again with the daemon (pid ${daemon.pid})\n`)
+  })
+
+/** `warden tail`: the daemon's live event feed, a line per event (`--json`: the events as sent). */
+export const tailCommand = (env: CliEnvironment, topics: string | undefined, since: number | undefined, json: boolean) =>
+  Effect.gen(function* () {
+    const daemon = runningDaemon(env.paths)
+    if (daemon === null) return yield* new CliError({ message: "no warden daemon runs for this workspace: start one with `warden daemon`" })
+    const token = fs.readFileSync(daemonFiles(env.paths).token, "utf8").trim()
+    const query = new URLSearchParams()
+    if (topics !== undefined) query.set("topics", topics)
+    if (since !== undefined) query.set("since", String(since))
+    yield* Effect.async<void, CliError>((resume) => {
+      const socket = new WebSocket(`ws://${daemon.host}:${daemon.port}/v1/feed?${query}`, { headers: { authorization: `Bearer ${token}` } })
+      socket.on("message", (data) => {
+        const event = JSON.parse(data.toString()) as { seq?: number; at?: string; topic?: string; type: string; data?: Record<string, unknown> }
+        if (json) process.stdout.write(`${data.toString()}\n`)
+        else if (event.type !== "heartbeat") {
+          const d = event.data ?? {}
+          const what = [d.bead, d.state, d.status, d.reason].filter((x) => x !== undefined && x !== null).join("  ")
+          process.stdout.write(`${event.seq ?? "-"}  ${event.at?.slice(11, 23) ?? ""}  ${event.type}  ${what}\n`)
+        }
+      })
+      socket.on("close", () => resume(Effect.void))
+      socket.on("unexpected-response", (_req, res) => resume(Effect.fail(new CliError({ message: `the daemon refused the feed (${res.statusCode})` }))))
+      socket.on("error", (error) => resume(Effect.fail(new CliError({ message: `feed failed: ${error.message}` }))))
+      return Effect.sync(() => socket.close())
+    })
+  })
