@@ -328,6 +328,9 @@ export class Daemon {
     if (["done", "failed", "timeout", "cancelled"].includes(state)) {
       this.supervisor.send({ type: "RELEASED", bead: body.bead })
       const session = this.sessions.get(body.bead)
+      clearTimeout(this.persistTimers.get(body.bead))
+      this.persistTimers.delete(body.bead)
+      this.persistedStates.delete(body.bead)
       void session?.runner.flush().then(() =>
         this.run(Effect.flatMap(SnapshotStore, (store) => store.remove(body.bead)).pipe(Effect.ignore)).then(() => {
           if (this.sessions.get(body.bead) === session) this.sessions.delete(body.bead)
@@ -336,8 +339,36 @@ export class Daemon {
     }
   }
 
+  private readonly persistedStates = new Map<string, string>()
+  private readonly persistTimers = new Map<string, NodeJS.Timeout>()
+
+  /**
+   * Saves the session's snapshot: at once on a new state; a change within a
+   * state (the machine's clock moving with the agent's output) at most once a
+   * second, since a restore re-reads the agent's files anyway.
+   */
   private persist(body: DispatchBody, runner: SessionRunner): void {
     if (this.stopping) return
+    const state = runner.view().state
+    // A finished session's snapshot is removed, not saved (nothing is left to restore).
+    if (["done", "failed", "timeout", "cancelled"].includes(state)) return
+    if (this.persistedStates.get(body.bead) === state) {
+      if (!this.persistTimers.has(body.bead)) {
+        const timer = setTimeout(() => {
+          this.persistTimers.delete(body.bead)
+          this.persistNow(body, runner)
+        }, 1_000)
+        timer.unref()
+        this.persistTimers.set(body.bead, timer)
+      }
+      return
+    }
+    this.persistedStates.set(body.bead, state)
+    this.persistNow(body, runner)
+  }
+
+  private persistNow(body: DispatchBody, runner: SessionRunner): void {
+    if (this.stopping || !this.sessions.has(body.bead)) return
     const snapshot = {
       version: SNAPSHOT_VERSION,
       bead: body.bead,

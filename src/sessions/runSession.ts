@@ -141,17 +141,31 @@ export class SessionRunner {
     this.writing = this.writing.then(() => this.write(records))
   }
 
-  /** A change within a state (output seen, a signal ignored): coalesced with any write already waiting. */
+  /**
+   * A change within a state (output seen, a signal ignored): coalesced with any
+   * write already waiting, and skipped when the records would not change (a
+   * chatty agent's output moves the machine's clock, not its records).
+   */
   private writeSoon(): void {
     if (this.writePending) return
     this.writePending = true
     this.writing = this.writing.then(() => {
       this.writePending = false
-      return this.write(this.records())
+      const records = this.records()
+      if (this.fingerprint(records) === this.lastWritten) return
+      return this.write(records)
     })
   }
 
-  private write({ run, result }: ReturnType<SessionRunner["records"]>): Promise<void> {
+  private lastWritten = ""
+
+  private fingerprint({ run, result }: ReturnType<SessionRunner["records"]>): string {
+    return JSON.stringify([{ ...run, updated_at: null }, { ...result, updated_at: null }])
+  }
+
+  private write(records: ReturnType<SessionRunner["records"]>): Promise<void> {
+    const { run, result } = records
+    this.lastWritten = this.fingerprint(records)
     return this.runtime.runPromise(
       Effect.flatMap(RecordStore, (store) => store.write(run, result)).pipe(
         Effect.tap(() => Effect.sync(() => this.observer.onRecords?.(run, result))),
