@@ -247,7 +247,10 @@ const contract = (label: string, makeLayer: () => Layer.Layer<Terminals>, drive:
       await eventually(async () => expect(await run(t.info(name))).toMatchObject({ dead: true, deadStatus: 3 }))
       // tmux scrolls the first line away to print "Pane is dead": it must still be there.
       expect((await run(t.capture(name)))[0]).toBe("bye-warden")
+      // One call lists every pane with its state.
+      expect((await run(t.panes)).find((p) => p.session === name)).toEqual({ session: name, dead: true, deadStatus: 3 })
       await run(t.kill(name))
+      expect((await run(t.panes)).some((p) => p.session === name)).toBe(false)
     })
 
     it("kill removes the session and the program's children", async () => {

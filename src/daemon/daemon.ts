@@ -344,8 +344,8 @@ export class Daemon {
 
   /**
    * Saves the session's snapshot: at once on a new state; a change within a
-   * state (the machine's clock moving with the agent's output) at most once a
-   * second, since a restore re-reads the agent's files anyway.
+   * state (the machine's clock moving with the agent's output) at most every
+   * 5 s, since a restore re-reads the agent's files anyway.
    */
   private persist(body: DispatchBody, runner: SessionRunner): void {
     if (this.stopping) return
@@ -357,7 +357,7 @@ export class Daemon {
         const timer = setTimeout(() => {
           this.persistTimers.delete(body.bead)
           this.persistNow(body, runner)
-        }, 1_000)
+        }, 5_000)
         timer.unref()
         this.persistTimers.set(body.bead, timer)
       }

@@ -13,7 +13,7 @@ export class RecordError extends Data.TaggedError("RecordError")<{
 export class RecordStore extends Context.Tag("warden/RecordStore")<
   RecordStore,
   {
-    /** Writes both records of a bead, each atomically (temp file, fsync, rename), run first. */
+    /** Writes both records of a bead, each atomically (temp file, fsync, rename). */
     readonly write: (run: RunRecord, result: ResultRecord) => Effect.Effect<void, RecordError>
     readonly readRun: (bead: string) => Effect.Effect<RunRecord | null, RecordError>
     readonly readResult: (bead: string) => Effect.Effect<ResultRecord | null, RecordError>
@@ -45,6 +45,27 @@ export const writeFileAtomic = (file: string, data: string): void => {
   }
 }
 
+/** The same as `writeFileAtomic`, without blocking the event loop while the disk syncs. */
+export const writeFileAtomicAsync = async (file: string, data: string): Promise<void> => {
+  const dir = path.dirname(file)
+  await fs.promises.mkdir(dir, { recursive: true })
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`)
+  const handle = await fs.promises.open(temp, "w", 0o644)
+  try {
+    await handle.writeFile(data)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await fs.promises.rename(temp, file)
+  const dirHandle = await fs.promises.open(dir, "r")
+  try {
+    await dirHandle.sync()
+  } finally {
+    await dirHandle.close()
+  }
+}
+
 const readJsonFile = <T>(file: string): Effect.Effect<T | null, RecordError> =>
   Effect.try({
     try: () => {
@@ -57,11 +78,13 @@ const readJsonFile = <T>(file: string): Effect.Effect<T | null, RecordError> =>
 export const makeFileRecordStore = (paths: WorkspacePaths) =>
   RecordStore.of({
     write: (run, result) =>
-      Effect.try({
-        try: () => {
-          writeFileAtomic(paths.runFile(run.bead), `${JSON.stringify(run, null, 2)}\n`)
-          writeFileAtomic(paths.resultFile(result.bead), `${JSON.stringify(result, null, 2)}\n`)
-        },
+      Effect.tryPromise({
+        // Both at once, each atomically; the event loop goes on while the disk syncs.
+        try: () =>
+          Promise.all([
+            writeFileAtomicAsync(paths.runFile(run.bead), `${JSON.stringify(run, null, 2)}\n`),
+            writeFileAtomicAsync(paths.resultFile(result.bead), `${JSON.stringify(result, null, 2)}\n`)
+          ]),
         catch: (error) => new RecordError({ file: paths.runFile(run.bead), reason: (error as Error).message })
       }),
     readRun: (bead) => readJsonFile<RunRecord>(paths.runFile(bead)),

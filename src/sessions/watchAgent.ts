@@ -25,6 +25,47 @@ export const statusWord = (value: unknown): AgentSignal["status"] | null => {
   return null
 }
 
+type Pane = { readonly dead: boolean; readonly deadStatus: number | null }
+
+/** Sessions watched for their liveness, per Terminals service: one `list-panes -a` serves them all. */
+const livenessMonitors = new WeakMap<Terminals["Type"], { timer: NodeJS.Timeout; sessions: Map<string, (pane: Pane | null) => void> }>()
+
+const LIVENESS_INTERVAL_MS = 5_000
+
+/**
+ * Calls `gone` once the session has vanished (null) or its pane is dead,
+ * checking every session on the socket with one tmux call every 5 s.
+ */
+const watchLiveness = (terminals: Terminals["Type"], session: string, gone: (pane: Pane | null) => void): (() => void) => {
+  let monitor = livenessMonitors.get(terminals)
+  if (monitor === undefined) {
+    const sessions = new Map<string, (pane: Pane | null) => void>()
+    const timer = setInterval(() => {
+      Effect.runPromise(Effect.either(terminals.panes)).then((result) => {
+        if (result._tag === "Left") return
+        const bySession = new Map(result.right.map((pane) => [pane.session, pane]))
+        for (const [name, callback] of [...sessions]) {
+          const pane = bySession.get(name)
+          if (pane === undefined) callback(null)
+          else if (pane.dead) callback(pane)
+        }
+      })
+    }, LIVENESS_INTERVAL_MS)
+    timer.unref()
+    monitor = { timer, sessions }
+    livenessMonitors.set(terminals, monitor)
+  }
+  const current = monitor
+  current.sessions.set(session, gone)
+  return () => {
+    if (current.sessions.get(session) === gone) current.sessions.delete(session)
+    if (current.sessions.size === 0) {
+      clearInterval(current.timer)
+      livenessMonitors.delete(terminals)
+    }
+  }
+}
+
 export interface WatchDeps {
   readonly spec: DispatchSpec
   readonly terminals: Terminals["Type"]
@@ -309,22 +350,15 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     }
   }
   // A session killed from outside without its launcher running its trap leaves no exit file:
-  // this slow check is the safety net for that, not a completion poll.
-  const liveness = setInterval(() => {
-    Effect.runPromise(terminals.info(input.sessionName).pipe(Effect.either)).then((result) => {
-      if (result._tag === "Left" || exited || stopped) return
-      const info = result.right
-      // Gone, or a dead pane (tmux keeps it for capture): the program ended without its launcher's exit file.
-      if (info === null || info.dead) {
-        readExit()
-        if (!exited) {
-          exited = true
-          if (info === null) send({ type: "AGENT.EXITED", at: deps.now(), exitCode: null, lost: true })
-          else send({ type: "AGENT.EXITED", at: deps.now(), exitCode: info.deadStatus, lost: false })
-        }
-      }
-    })
-  }, 5_000)
+  // one shared check of every pane on the socket is the safety net for that, not a completion poll.
+  const unwatchLiveness = watchLiveness(terminals, input.sessionName, (pane) => {
+    if (exited || stopped) return
+    readExit()
+    if (exited) return
+    exited = true
+    if (pane === null) send({ type: "AGENT.EXITED", at: deps.now(), exitCode: null, lost: true })
+    else send({ type: "AGENT.EXITED", at: deps.now(), exitCode: pane.deadStatus, lost: false })
+  })
 
   // Whatever arrived between launch and this watch starting.
   readStatusFile()
@@ -336,7 +370,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
   return () => {
     stopped = true
     for (const watcher of watchers) watcher.close()
-    clearInterval(liveness)
+    unwatchLiveness()
     if (screenTimer !== null) clearTimeout(screenTimer)
     if (outputTimer !== null) clearTimeout(outputTimer)
   }

@@ -53,6 +53,8 @@ export class Terminals extends Context.Tag("warden/Terminals")<
     readonly sendKeys: (name: string, keys: ReadonlyArray<string>) => Effect.Effect<void, TerminalError>
     /** Kills the session and its program's whole process tree; a missing session is not an error. */
     readonly kill: (name: string) => Effect.Effect<void, TerminalError>
+    /** Every pane on the socket with its session and whether its program ended: one call for all sessions. */
+    readonly panes: Effect.Effect<ReadonlyArray<{ readonly session: string; readonly dead: boolean; readonly deadStatus: number | null }>, TerminalError>
     /** Names of all sessions on the socket. */
     readonly list: Effect.Effect<ReadonlyArray<string>, TerminalError>
   }

@@ -157,7 +157,10 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
 
   const list = Effect.sync(() => [...sessions.keys()])
 
-  const service: TerminalsService = { socket: "memory", create, exists, info, capture, sendText, sendKeys, kill, list }
+  const panes = Effect.sync(() =>
+    [...sessions.entries()].map(([session, s]) => ({ session, dead: s.dead, deadStatus: s.deadStatus }))
+  )
+  const service: TerminalsService = { socket: "memory", create, exists, info, capture, sendText, sendKeys, kill, panes, list }
 
   const must = (hook: string, name: string): FakeSession => {
     const s = sessions.get(name)

@@ -461,6 +461,19 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
       for (const p of left) signal(p.pid, "SIGKILL")
     })
 
+  const panes: Effect.Effect<ReadonlyArray<{ session: string; dead: boolean; deadStatus: number | null }>, TerminalError> = Effect.flatMap(
+    tmux("panes", "", ["list-panes", "-a", "-F", "#{session_name}\t#{pane_dead}\t#{pane_dead_status}"]),
+    (result) => {
+      if (result.code !== 0) return isNotFound(result.stderr) ? Effect.succeed([]) : Effect.fail(failed("panes", "", "list-panes", result))
+      return Effect.succeed(
+        nonEmptyLines(result.stdout).map((line) => {
+          const [session, dead, status] = line.split("\t")
+          return { session: session ?? "", dead: dead === "1", deadStatus: status === undefined || status === "" ? null : Number(status) }
+        })
+      )
+    }
+  )
+
   const list: Effect.Effect<ReadonlyArray<string>, TerminalError> = Effect.flatMap(
     tmux("list", "", ["list-sessions", "-F", "#{session_name}"]),
     (result) =>
@@ -471,7 +484,7 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
           : Effect.fail(failed("list", "", "list-sessions", result))
   )
 
-  return { socket, create, exists, info, capture, sendText, sendKeys, kill, list }
+  return { socket, create, exists, info, capture, sendText, sendKeys, kill, panes, list }
 }
 
 export const tmuxTerminalsLayer = (socket: string): Layer.Layer<Terminals> =>
