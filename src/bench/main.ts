@@ -90,8 +90,8 @@ const api = async (daemon: Daemon, method: string, route: string, body?: unknown
   return json
 }
 
-const dispatch = (daemon: Daemon, bead: string, command: string, extra: Record<string, unknown> = {}) =>
-  api(daemon, "POST", "/v1/dispatch", { bead, repo: makeRepo(), agent: "sh", command, prompt: "bench", ...extra })
+const dispatch = (daemon: Daemon, bead: string, command: string, extra: Record<string, unknown> = {}, repo = makeRepo()) =>
+  api(daemon, "POST", "/v1/dispatch", { bead, repo, agent: "sh", command, prompt: "bench", ...extra })
 
 const readRun = (bead: string): any => {
   try {
@@ -162,10 +162,11 @@ const dispatchOverhead = async (daemon: Daemon, samples: number) => {
     spawnSync("tmux", ["-S", socket, "kill-session", "-t", `=floor-${i}`])
   }
   const warden: number[] = []
+  const repos = Array.from({ length: samples }, () => makeRepo())
   for (let i = 0; i < samples; i++) {
     const mark = path.join(marks, `dispatch-${i}`)
     const start = nowMs()
-    await dispatch(daemon, `bd-over-${i}`, `date +%s%N > ${mark}; echo started; sleep 30`)
+    await dispatch(daemon, `bd-over-${i}`, `date +%s%N > ${mark}; echo started; sleep 30`, {}, repos[i])
     const at = await waitFor(() => readMark(mark), 20_000, "dispatch mark")
     warden.push(at - start)
     await api(daemon, "POST", `/v1/sessions/bd-over-${i}/cancel`, {})
@@ -179,18 +180,27 @@ const dispatchOverhead = async (daemon: Daemon, samples: number) => {
 
 /** 2. Agent writes its status file, or exits, to the result record on disk. */
 const detectionLatency = async (daemon: Daemon, samples: number) => {
-  say(`completion detection latency (${samples} status-file and ${samples} exit completions)`)
+  say(`completion detection latency (${samples} status-file and ${samples} exit completions, 100 ms apart among ${samples} running sessions)`)
   const results = path.join(workspace, "state", "results")
   const latencies: Record<string, number[]> = { "status-file": [], exit: [] }
   for (const kind of ["status-file", "exit"] as const) {
     const beads = Array.from({ length: samples }, (_, i) => `bd-detect-${kind}-${i}`)
+    // Repos first: the measured part is the daemon's, not this process's git calls.
+    const repos = beads.map(() => makeRepo())
     const seen = new Map<string, number>()
+    const built = new Map<string, number>()
     const watcher = fs.watch(results, (_event, name) => {
       const bead = name?.toString().replace(/\.json$/, "")
       if (bead === undefined || seen.has(bead) || !beads.includes(bead)) return
       try {
-        const record = JSON.parse(fs.readFileSync(path.join(results, `${bead}.json`), "utf8"))
-        if (record.completion !== null) seen.set(bead, nowMs())
+        const file = path.join(results, `${bead}.json`)
+        const mtime = fs.statSync(file).mtimeMs
+        const record = JSON.parse(fs.readFileSync(file, "utf8"))
+        // When the record reached the disk: its file's time (a later rewrite only makes this later, never earlier).
+        if (record.completion !== null) {
+          seen.set(bead, mtime)
+          built.set(bead, Date.parse(record.updated_at))
+        }
       } catch {
         // mid-rename
       }
@@ -199,13 +209,23 @@ const detectionLatency = async (daemon: Daemon, samples: number) => {
       kind === "status-file"
         ? `printf '{"status":"done","attempt_id":"%s"}' "$WARDEN_ATTEMPT" > "$WARDEN_STATUS_FILE.tmp"; date +%s%N > MARK; mv "$WARDEN_STATUS_FILE.tmp" "$WARDEN_STATUS_FILE"; sleep 30`
         : `date +%s%N > MARK; exit 0`
+    // All sessions start and wait at a gate, then finish 100 ms apart: completions among running sessions,
+    // not among the launches of the others.
+    const gate = path.join(marks, `go-${kind}`)
     for (const [i, bead] of beads.entries()) {
       const mark = path.join(marks, bead)
-      await dispatch(daemon, bead, `echo work > w.txt; sleep 0.${3 + (i % 5)}; ${finish.replace("MARK", mark)}`)
+      const wait = `while [ ! -f ${gate} ]; do sleep 0.05; done; sleep ${(i * 0.1).toFixed(1)}`
+      await dispatch(daemon, bead, `echo work > w.txt; ${wait}; ${finish.replace("MARK", mark)}`, {}, repos[i])
     }
+    await waitFor(() => beads.every((bead) => readRun(bead)?.lifecycle_state === "running.working"), 120_000, "every session running")
+    fs.writeFileSync(gate, "")
     await waitFor(() => beads.every((bead) => seen.has(bead) && readMark(path.join(marks, bead)) !== null), 120_000, "every completion seen")
     watcher.close()
     for (const bead of beads) latencies[kind]!.push(seen.get(bead)! - readMark(path.join(marks, bead))!)
+    if (process.env.BENCH_DEBUG) {
+      const builtLatency = beads.map((bead) => built.get(bead)! - readMark(path.join(marks, bead))!)
+      say(`  (${kind}: records built ${ms(quantile(builtLatency, 0.5))} p50 after the mark, on disk ${ms(quantile(latencies[kind]!, 0.5))})`)
+    }
     await waitFor(() => beads.every((bead) => readRun(bead)?.status !== "running"), 120_000, "every session ended")
   }
   const all = [...latencies["status-file"]!, ...latencies.exit!]
@@ -239,6 +259,8 @@ const chattyLoad = async (daemon: Daemon, sessions: number, clients: number) => 
   for (const bead of beads) await dispatch(daemon, bead, chatty)
   await waitFor(() => beads.every((bead) => readRun(bead)?.lifecycle_state?.startsWith("running")), 180_000, "every chatty session running")
   latencies.length = 0
+  // A scrape resets prom-client's event-loop histogram: what the next one reports is this window alone.
+  await eventLoopP99(daemon)
   const before = procStats(daemon.child.pid!)
   const window = 20_000
   let peakRss = before.rssMb
@@ -295,9 +317,13 @@ const recovery = async (daemon: Daemon, running: string[]) => {
 const main = async () => {
   say(`Warden benchmarks on ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version} (scratch: ${scratch})`)
   let { daemon } = await startDaemon(300)
+  // BENCH_ONLY=overhead,detection runs only those parts (for working on one figure).
+  const only = process.env.BENCH_ONLY?.split(",")
+  const wanted = (part: string) => only === undefined || only.includes(part)
   try {
-    await dispatchOverhead(daemon, 20)
-    await detectionLatency(daemon, 30)
+    if (wanted("overhead")) await dispatchOverhead(daemon, 20)
+    if (wanted("detection")) await detectionLatency(daemon, 30)
+    if (!wanted("load")) return
     await chattyLoad(daemon, 100, 20)
     const idle = await idleSessions(daemon, 200)
     // Keep 50 of them for the recovery; end the rest.

@@ -78,13 +78,13 @@ const readJsonFile = <T>(file: string): Effect.Effect<T | null, RecordError> =>
 export const makeFileRecordStore = (paths: WorkspacePaths) =>
   RecordStore.of({
     write: (run, result) =>
-      Effect.tryPromise({
-        // Both at once, each atomically; the event loop goes on while the disk syncs.
-        try: () =>
-          Promise.all([
-            writeFileAtomicAsync(paths.runFile(run.bead), `${JSON.stringify(run, null, 2)}\n`),
-            writeFileAtomicAsync(paths.resultFile(result.bead), `${JSON.stringify(result, null, 2)}\n`)
-          ]),
+      Effect.try({
+        // Synchronously: a record write is small and its latency is what completion detection is measured by;
+        // queued behind the thread pool's other work (snapshots) it would wait for seconds under load.
+        try: () => {
+          writeFileAtomic(paths.runFile(run.bead), `${JSON.stringify(run, null, 2)}\n`)
+          writeFileAtomic(paths.resultFile(result.bead), `${JSON.stringify(result, null, 2)}\n`)
+        },
         catch: (error) => new RecordError({ file: paths.runFile(run.bead), reason: (error as Error).message })
       }),
     readRun: (bead) => readJsonFile<RunRecord>(paths.runFile(bead)),
