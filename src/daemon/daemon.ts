@@ -285,6 +285,12 @@ export class Daemon {
     const restored: string[] = []
     for (const snapshot of snapshots) {
       const body = snapshot.request as DispatchBody
+      const actor = snapshot.actor as { status?: string; value?: unknown }
+      if (actor.status === "done" || ["done", "failed", "timeout", "cancelled"].includes(String(actor.value))) {
+        // A finished session's snapshot that outlived it: nothing to restore.
+        await this.run(Effect.flatMap(SnapshotStore, (store) => store.remove(snapshot.bead)).pipe(Effect.ignore))
+        continue
+      }
       try {
         const runner = await this.sessionFor(body, { snapshot: snapshot.actor, history: snapshot.history })
         runner.start()
@@ -332,7 +338,7 @@ export class Daemon {
       this.persistTimers.delete(body.bead)
       this.persistedStates.delete(body.bead)
       void session?.runner.flush().then(() =>
-        this.run(Effect.flatMap(SnapshotStore, (store) => store.remove(body.bead)).pipe(Effect.ignore)).then(() => {
+        this.snapshotOp(body.bead, () => this.run(Effect.flatMap(SnapshotStore, (store) => store.remove(body.bead)).pipe(Effect.ignore))).then(() => {
           if (this.sessions.get(body.bead) === session) this.sessions.delete(body.bead)
         })
       )
@@ -377,11 +383,25 @@ export class Daemon {
       history: runner.history,
       savedAt: Date.now()
     }
-    void this.run(
-      Effect.flatMap(SnapshotStore, (store) => store.save(snapshot)).pipe(
-        Effect.catchAll((error) => Effect.sync(() => this.options.log("snapshot not saved", { bead: body.bead, reason: error.reason })))
+    void this.snapshotOp(body.bead, () =>
+      this.run(
+        Effect.flatMap(SnapshotStore, (store) => store.save(snapshot)).pipe(
+          Effect.catchAll((error) => Effect.sync(() => this.options.log("snapshot not saved", { bead: body.bead, reason: error.reason })))
+        )
       )
     )
+  }
+
+  private readonly snapshotChains = new Map<string, Promise<void>>()
+
+  /** One bead's snapshot saves and its removal happen in order: a late save never brings back a removed snapshot. */
+  private snapshotOp(bead: string, op: () => Promise<void>): Promise<void> {
+    const next = (this.snapshotChains.get(bead) ?? Promise.resolve()).then(op, op)
+    this.snapshotChains.set(bead, next)
+    void next.then(() => {
+      if (this.snapshotChains.get(bead) === next) this.snapshotChains.delete(bead)
+    })
+    return next
   }
 
   async cancel(bead: string): Promise<{ bead: string; cancelled: true }> {
