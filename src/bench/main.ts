@@ -325,6 +325,10 @@ const main = async () => {
     if (wanted("detection")) await detectionLatency(daemon, 30)
     if (!wanted("load")) return
     await chattyLoad(daemon, 100, 20)
+    // A fresh daemon for the idle figures: its memory then is what the idle sessions add, not the load test's heap.
+    await stopDaemon(daemon)
+    daemon = (await startDaemon(300)).daemon
+    await sleep(2_000)
     const idle = await idleSessions(daemon, 200)
     // Keep 50 of them for the recovery; end the rest.
     for (const bead of idle.slice(50)) await api(daemon, "POST", `/v1/sessions/${bead}/cancel`, {})

@@ -30,11 +30,11 @@ type Pane = { readonly dead: boolean; readonly deadStatus: number | null }
 /** Sessions watched for their liveness, per Terminals service: one `list-panes -a` serves them all. */
 const livenessMonitors = new WeakMap<Terminals["Type"], { timer: NodeJS.Timeout; sessions: Map<string, (pane: Pane | null) => void> }>()
 
-const LIVENESS_INTERVAL_MS = 5_000
+const LIVENESS_INTERVAL_MS = 10_000
 
 /**
  * Calls `gone` once the session has vanished (null) or its pane is dead,
- * checking every session on the socket with one tmux call every 5 s.
+ * checking every session on the socket with one tmux call every 10 s.
  */
 const watchLiveness = (terminals: Terminals["Type"], session: string, gone: (pane: Pane | null) => void): (() => void) => {
   let monitor = livenessMonitors.get(terminals)
