@@ -1,3 +1,5 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { Processes } from "../processes/Processes.js"
 
@@ -24,6 +26,33 @@ export class Git extends Context.Tag("warden/Git")<
 
 const lines = (text: string) => text.split("\n").filter((line) => line.trim() !== "")
 
+/**
+ * HEAD read from the repo's own files, without starting git: a plain `.git`
+ * directory with a branch ref or a detached commit. Anything else (a worktree's
+ * `.git` file, a packed or symbolic oddity) is left to git itself (null).
+ */
+export const readHeadFast = (dir: string): { readonly known: boolean; readonly head: string | null } => {
+  try {
+    const gitDir = path.join(dir, ".git")
+    if (!fs.statSync(gitDir).isDirectory()) return { known: false, head: null }
+    const head = fs.readFileSync(path.join(gitDir, "HEAD"), "utf8").trim()
+    if (/^[0-9a-f]{40}$/.test(head)) return { known: true, head }
+    const ref = /^ref: (refs\/heads\/[^\s]+)$/.exec(head)?.[1]
+    if (ref === undefined) return { known: false, head: null }
+    try {
+      const sha = fs.readFileSync(path.join(gitDir, ref), "utf8").trim()
+      return /^[0-9a-f]{40}$/.test(sha) ? { known: true, head: sha } : { known: false, head: null }
+    } catch {
+      const packed = fs.existsSync(path.join(gitDir, "packed-refs")) ? fs.readFileSync(path.join(gitDir, "packed-refs"), "utf8") : ""
+      const line = packed.split("\n").find((l) => l.endsWith(` ${ref}`))
+      // A branch with no commit yet (unborn) has neither a ref file nor a packed ref.
+      return line === undefined ? { known: true, head: null } : { known: true, head: line.slice(0, 40) }
+    }
+  } catch {
+    return { known: false, head: null }
+  }
+}
+
 export const GitLive = Layer.effect(
   Git,
   Effect.gen(function* () {
@@ -34,9 +63,17 @@ export const GitLive = Layer.effect(
         Effect.catchAll(() => Effect.succeed({ ok: false, stdout: "" }))
       )
     return Git.of({
+      // The common case (a repo's top directory) is answered from its files: no git process on the dispatch path.
       isRepo: (dir) =>
-        git(dir, ["rev-parse", "--is-inside-work-tree"]).pipe(Effect.map((r) => r.ok && r.stdout.trim() === "true")),
-      head: (dir) => git(dir, ["rev-parse", "--verify", "-q", "HEAD"]).pipe(Effect.map((r) => (r.ok ? r.stdout.trim() : null))),
+        readHeadFast(dir).known
+          ? Effect.succeed(true)
+          : git(dir, ["rev-parse", "--is-inside-work-tree"]).pipe(Effect.map((r) => r.ok && r.stdout.trim() === "true")),
+      head: (dir) => {
+        const fast = readHeadFast(dir)
+        return fast.known
+          ? Effect.succeed(fast.head)
+          : git(dir, ["rev-parse", "--verify", "-q", "HEAD"]).pipe(Effect.map((r) => (r.ok ? r.stdout.trim() : null)))
+      },
       changesSince: (dir, base) =>
         Effect.gen(function* () {
           const head = yield* git(dir, ["rev-parse", "--verify", "-q", "HEAD"])
