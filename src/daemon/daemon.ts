@@ -173,10 +173,16 @@ export class Daemon {
     return this.runtime.runPromise(effect as Effect.Effect<A, E, never>)
   }
 
+  /** The bead's session while it is not over (a finished one stays in the map until its snapshot is removed). */
+  private liveSession(bead: string): LiveSession | undefined {
+    const session = this.sessions.get(bead)
+    return session === undefined || ["done", "failed", "timeout", "cancelled"].includes(session.runner.view().state) ? undefined : session
+  }
+
   /** Checks a dispatch and queues it; the bead starts when the supervisor admits it. */
   async dispatch(body: DispatchBody): Promise<{ bead: string; priority: number; queued: number }> {
     if (this.stopping) throw new DaemonRefusal(409, "the daemon is stopping; dispatch again once it is back")
-    const existing = this.sessions.get(body.bead)
+    const existing = this.liveSession(body.bead)
     if (existing !== undefined) throw new DaemonRefusal(409, `bead ${body.bead} is already dispatched (state ${existing.runner.view().state})`)
     const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(body.bead)).pipe(Effect.orElseSucceed(() => null)))
     if (record !== null && runIsLive(record) && supervisorAlive(record.supervisor)) {
@@ -405,12 +411,13 @@ export class Daemon {
   }
 
   async cancel(bead: string): Promise<{ bead: string; cancelled: true }> {
-    const session = this.sessions.get(bead)
+    const session = this.liveSession(bead)
     if (session === undefined) {
       const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
       if (record === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
       throw new DaemonRefusal(409, `${bead} is not running (it ended ${record.outcome ?? record.status})`)
     }
+    if (session.runner.view().context.cancelRequested) throw new DaemonRefusal(409, `${bead} is already being cancelled`)
     if (await this.run(Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)))) this.options.events?.("queue", "queue.removed", { bead })
     session.runner.cancel("cancelled through the API")
     return { bead, cancelled: true }
@@ -418,7 +425,7 @@ export class Daemon {
 
   /** Dispatches a finished bead again with the request it was dispatched with. */
   async retry(bead: string): Promise<{ bead: string; priority: number; queued: number }> {
-    if (this.sessions.has(bead)) throw new DaemonRefusal(409, `${bead} is still running`)
+    if (this.liveSession(bead) !== undefined) throw new DaemonRefusal(409, `${bead} is still running`)
     const file = path.join(daemonFiles(this.options.paths).snapshots, "..", "requests", `${bead}.json`)
     let body: DispatchBody
     try {
