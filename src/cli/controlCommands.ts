@@ -171,7 +171,7 @@ export const showCommand = (env: CliEnvironment, bead: string, json: boolean) =>
  * agent and records `cancelled`); without a live supervisor, stops the agent
  * itself and finalizes the records.
  */
-export const cancelCommand = (env: CliEnvironment, bead: string) =>
+export const cancelCommand = (env: CliEnvironment, bead: string, json = false) =>
   Effect.gen(function* () {
     yield* checkBead(bead)
     const store = yield* onRuntime(env, RecordStore)
@@ -181,13 +181,13 @@ export const cancelCommand = (env: CliEnvironment, bead: string) =>
     }
     const daemon = runningDaemon(env.paths)
     if (daemon !== null && run.supervisor.kind === "daemon" && run.supervisor.pid === daemon.pid) {
-      yield* callDaemon(env.paths, daemon, "POST", `/v1/sessions/${encodeURIComponent(bead)}/cancel`, {})
-      yield* print(`asked the daemon (pid ${daemon.pid}) to cancel ${bead}`)
+      const answer = yield* callDaemon(env.paths, daemon, "POST", `/v1/sessions/${encodeURIComponent(bead)}/cancel`, {})
+      yield* print(json ? JSON.stringify({ ...answer, via: "daemon", pid: daemon.pid }) : `asked the daemon (pid ${daemon.pid}) to cancel ${bead}`)
       return
     }
     if (supervisorAlive(run.supervisor)) {
       process.kill(run.supervisor.pid, "SIGINT")
-      yield* print(`asked the supervisor (pid ${run.supervisor.pid}) to cancel ${bead}`)
+      yield* print(json ? JSON.stringify({ bead, cancelled: true, via: "supervisor", pid: run.supervisor.pid }) : `asked the supervisor (pid ${run.supervisor.pid}) to cancel ${bead}`)
       return
     }
     const terminals = yield* onRuntime(env, Terminals)
@@ -205,5 +205,5 @@ export const cancelCommand = (env: CliEnvironment, bead: string) =>
     const finalResult = { ...lost.result, ...cancelled, reason: "cancelled (no supervisor was running; the agent's session was killed)" }
     yield* onRuntime(env, store.write(finalRun, finalResult)).pipe(Effect.orDie)
     yield* onRuntime(env, store.appendMemory(localDate(now), memoryLine(finalRun, finalResult))).pipe(Effect.ignore)
-    yield* print(`cancelled ${bead}: killed ${run.session_name} and finalized its records`)
+    yield* print(json ? JSON.stringify({ bead, cancelled: true, via: "cli" }) : `cancelled ${bead}: killed ${run.session_name} and finalized its records`)
   })

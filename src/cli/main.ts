@@ -132,7 +132,7 @@ const show = Command.make("show", { bead, json }, (a) => withEnvironment((env) =
   Command.withDescription("a session's states with timestamps, and why it ended as it did")
 )
 
-const cancel = Command.make("cancel", { bead }, (a) => withEnvironment((env) => cancelCommand(env, a.bead))).pipe(
+const cancel = Command.make("cancel", { json, bead }, (a) => withEnvironment((env) => cancelCommand(env, a.bead, a.json))).pipe(
   Command.withDescription("cancel a bead's session")
 )
 
