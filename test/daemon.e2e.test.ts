@@ -54,9 +54,10 @@ describe("the daemon", () => {
   it("runs queued beads by priority, then first come first served, one at a time", async () => {
     const repos = ["p-first", "p-low", "p-high"].map((name) => ws.makeRepo(`repo-${name}`))
     // The first takes the only slot; the other two wait and must start by priority, not arrival.
-    const first = await ws.warden("dispatch", "bd-p-first", "--repo", repos[0]!, "--agent", "shell", "--command", "sleep 2; echo a > a.txt", "--prompt", "x", "--priority", "2")
+    const first = await ws.warden("dispatch", "bd-p-first", "--repo", repos[0]!, "--agent", "shell", "--command", "sleep 6; echo a > a.txt", "--prompt", "x", "--priority", "2")
     expect(first.status, first.stderr).toBe(0)
     expect(first.stdout).toContain("queued with the daemon")
+    // Both others are queued while the first still holds the slot (it sleeps 6 s).
     await ws.warden("dispatch", "bd-p-low", "--repo", repos[1]!, "--agent", "shell", "--command", "echo b > b.txt", "--prompt", "x", "--priority", "4")
     const waited = await ws.warden("dispatch", "bd-p-high", "--repo", repos[2]!, "--agent", "shell", "--command", "echo c > c.txt", "--prompt", "x", "--priority", "0", "--wait")
     expect(waited.status, waited.stdout + waited.stderr).toBe(0)
