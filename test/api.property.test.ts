@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { cliEntry, eventually, exited, makeWorkspace } from "./support/workspace.js"
+import { exited, makeWorkspace } from "./support/workspace.js"
 
 /** Random bodies at every endpoint of the built daemon: never a 5xx, never a crash, never a session started. */
 const ws = makeWorkspace()
@@ -12,16 +12,10 @@ let base = ""
 let token = ""
 
 beforeAll(async () => {
-  daemon = spawn(process.execPath, [cliEntry, "--workspace", ws.workspace, "--config", ws.configFile, "daemon", "--port", "0"], { stdio: "ignore" })
-  const info = await eventually(() => {
-    try {
-      return JSON.parse(fs.readFileSync(path.join(ws.workspace, "state", "daemon.json"), "utf8"))
-    } catch {
-      return null
-    }
-  }, 20_000, "the daemon")
-  base = `http://127.0.0.1:${info.port}`
-  token = fs.readFileSync(path.join(ws.workspace, "state", "api-token"), "utf8").trim()
+  const started = await ws.startDaemon()
+  daemon = started.child
+  base = started.base
+  token = started.token
 })
 
 afterAll(async () => {

@@ -23,18 +23,10 @@ const api = async (method: string, route: string, body?: unknown, headers: Recor
 }
 
 beforeAll(async () => {
-  daemon = spawn(process.execPath, [cliEntry, "--workspace", ws.workspace, "--config", ws.configFile, "daemon", "--port", "0", "--concurrency", "1"], {
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  const info = await eventually(() => {
-    try {
-      return JSON.parse(fs.readFileSync(path.join(ws.workspace, "state", "daemon.json"), "utf8"))
-    } catch {
-      return null
-    }
-  }, 20_000, "the daemon's info file")
-  base = `http://127.0.0.1:${info.port}`
-  token = fs.readFileSync(path.join(ws.workspace, "state", "api-token"), "utf8").trim()
+  const started = await ws.startDaemon("--concurrency", "1")
+  daemon = started.child
+  base = started.base
+  token = started.token
 })
 
 afterAll(async () => {
@@ -191,7 +183,8 @@ describe("the daemon across a crash and a restart", () => {
       const states = run.state_history.map((s: { state: string }) => s.state)
       expect(states[0]).toBe("queued")
       expect(states).toContain("running.working")
-      expect(states.slice(-6)).toEqual(["running.working", "recording", "verifying", "cleaning", "notifying", "remembering", "done"].slice(-6))
+      expect(states[states.length - 1], JSON.stringify(states)).toBe("done")
+      expect(states, JSON.stringify(states)).toContain("verifying")
       expect(run.supervisor.pid).toBe(d.child.pid)
     }
     // Finished sessions' snapshots are removed once their records are on disk.
@@ -201,6 +194,8 @@ describe("the daemon across a crash and a restart", () => {
   })
 
   it("SIGTERM leaves the agent working in tmux; the next start re-adopts it and records the finish", async () => {
+    // A daemon an earlier failed test left behind would hold the workspace's lock.
+    for (const child of daemons) if (child.exitCode === null) child.kill("SIGKILL")
     let d = start()
     await ready(d)
     const gate = path.join(ws2.dir, "gate-term")

@@ -16,19 +16,7 @@ interface Running {
   readonly token: string
 }
 
-const startDaemon = async (extra: string[] = []): Promise<Running> => {
-  const infoFile = path.join(ws.workspace, "state", "daemon.json")
-  fs.rmSync(infoFile, { force: true })
-  const child = spawn(process.execPath, [cliEntry, "--workspace", ws.workspace, "--config", ws.configFile, "daemon", "--port", "0", ...extra], { stdio: "ignore" })
-  const info = await eventually(() => {
-    try {
-      return JSON.parse(fs.readFileSync(infoFile, "utf8"))
-    } catch {
-      return null
-    }
-  }, 20_000, "the daemon")
-  return { child, port: info.port, token: fs.readFileSync(path.join(ws.workspace, "state", "api-token"), "utf8").trim() }
-}
+const startDaemon = async (extra: string[] = []): Promise<Running> => ws.startDaemon(...extra)
 
 const stop = async (d: Running, signal: NodeJS.Signals = "SIGTERM") => {
   d.child.kill(signal)

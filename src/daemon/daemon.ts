@@ -18,6 +18,7 @@ import { expandHome, type WorkspacePaths } from "../workspace/paths.js"
 import type { DispatchBody } from "../server/apiSchemas.js"
 import { SNAPSHOT_VERSION, SnapshotStore, fileSnapshotStoreLayer, type SessionSnapshot } from "./SnapshotStore.js"
 import { WorkQueue, fileWorkQueueLayer, type QueueItem } from "./WorkQueue.js"
+import { availableMemoryMb } from "../system/memory.js"
 
 /** A refusal the API turns into a 4xx with this reason. */
 export class DaemonRefusal extends Error {
@@ -91,16 +92,6 @@ const acquireLock = (file: string): void => {
     }
   }
   throw new Error(`could not take the daemon lock ${file}`)
-}
-
-const availableMemoryMb = (): number => {
-  try {
-    const match = /^MemAvailable:\s+(\d+) kB$/m.exec(fs.readFileSync("/proc/meminfo", "utf8"))
-    if (match) return Math.floor(Number(match[1]) / 1024)
-  } catch {
-    // not Linux
-  }
-  return Math.floor(os.freemem() / 1024 / 1024)
 }
 
 /** Where the daemon reports what happens (the websocket feed); one observer for everything visible. */

@@ -1,5 +1,4 @@
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { Effect } from "effect"
 import type { PreflightCheck } from "../../machines/agentSession.machine.js"
@@ -12,6 +11,7 @@ import { RecordStore } from "../records/RecordStore.js"
 import { supervisorAlive } from "./supervisorLiveness.js"
 import { runIsLive } from "./reconcile.js"
 import { cliChecks } from "../agents/cliChecks.js"
+import { availableMemoryMb } from "../system/memory.js"
 
 const check = (name: string, ok: boolean, detail: string): PreflightCheck => ({ name, ok, detail })
 
@@ -21,16 +21,6 @@ const realpathOrNull = (p: string): string | null => {
   } catch {
     return null
   }
-}
-
-const availableMemoryMb = (): number => {
-  try {
-    const match = /^MemAvailable:\s+(\d+) kB$/m.exec(fs.readFileSync("/proc/meminfo", "utf8"))
-    if (match) return Math.floor(Number(match[1]) / 1024)
-  } catch {
-    // not Linux: fall back to free memory
-  }
-  return Math.floor(os.freemem() / 1024 / 1024)
 }
 
 /** The executable the profile runs (the custom profile runs `sh`). */

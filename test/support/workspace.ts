@@ -96,6 +96,21 @@ export const makeWorkspace = (extraConfig: Record<string, unknown> = {}, extraEn
       return fs.existsSync(dirPath) ? fs.readdirSync(dirPath).map((f) => fs.readFileSync(path.join(dirPath, f), "utf8")).join("") : ""
     },
     tmux: (...extra: string[]) => spawnSync("tmux", ["-S", socket, ...extra], { encoding: "utf8" }),
+    /** Starts the built daemon for this workspace and waits until it is ready; `base` is its API's URL. */
+    startDaemon: async (...extra: string[]): Promise<{ child: ChildProcess; port: number; token: string; base: string }> => {
+      const infoFile = path.join(workspace, "state", "daemon.json")
+      fs.rmSync(infoFile, { force: true })
+      const child = spawn(process.execPath, args(["daemon", "--port", "0", ...extra]), { env, stdio: "ignore" })
+      const info = await eventually(() => {
+        try {
+          return JSON.parse(fs.readFileSync(infoFile, "utf8")) as { port: number }
+        } catch {
+          return null
+        }
+      }, 20_000, "the daemon ready")
+      const token = fs.readFileSync(path.join(workspace, "state", "api-token"), "utf8").trim()
+      return { child, port: info.port, token, base: `http://127.0.0.1:${info.port}` }
+    },
     cleanup: () => {
       spawnSync("tmux", ["-S", socket, "kill-server"])
     }
