@@ -195,7 +195,12 @@ describe("the daemon across a crash and a restart", () => {
 
   it("SIGTERM leaves the agent working in tmux; the next start re-adopts it and records the finish", async () => {
     // A daemon an earlier failed test left behind would hold the workspace's lock.
-    for (const child of daemons) if (child.exitCode === null) child.kill("SIGKILL")
+    for (const child of daemons) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL")
+        await exited(child)
+      }
+    }
     let d = start()
     await ready(d)
     const gate = path.join(ws2.dir, "gate-term")
