@@ -173,9 +173,10 @@ describe("the daemon across a crash and a restart", () => {
     d = start()
     await ready(d)
     expect(d.output()).toContain("2 session(s) restored")
-    await eventually(() => ws2.readRun("bd-ka")?.status === "done", 20_000, "bd-ka done after the restart")
+    // The seed's status is final from `cleaning` on; the lifecycle ends two states later.
+    await eventually(() => ws2.readRun("bd-ka")?.lifecycle_state === "done", 20_000, "bd-ka done after the restart")
     fs.writeFileSync(gates[1]!, "")
-    await eventually(() => ws2.readRun("bd-kb")?.status === "done", 20_000, "bd-kb done")
+    await eventually(() => ws2.readRun("bd-kb")?.lifecycle_state === "done", 20_000, "bd-kb done")
     for (const bead of ["bd-ka", "bd-kb"]) {
       const run = ws2.readRun(bead)
       expect(run).toMatchObject({ status: "done", completion: { source: "exit" }, verification: { overall: "pass" } })
@@ -217,7 +218,7 @@ describe("the daemon across a crash and a restart", () => {
     fs.writeFileSync(gate, "")
     d = start()
     await ready(d)
-    await eventually(() => ws2.readRun("bd-term")?.status === "done", 20_000, "done after the restart")
+    await eventually(() => ws2.readRun("bd-term")?.lifecycle_state === "done", 20_000, "done after the restart")
     expect(fs.readFileSync(path.join(repo, "t.txt"), "utf8")).toBe("t\n")
     d.child.kill("SIGTERM")
     await exited(d.child)

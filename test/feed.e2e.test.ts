@@ -77,7 +77,7 @@ describe("the websocket feed", () => {
 
     // Missed while away: another bead, then a crash of the daemon itself.
     await dispatch(d, "bd-feed-2", "echo two > two.txt")
-    await eventually(() => ws.readRun("bd-feed-2")?.status === "done", 20_000, "bd-feed-2 done")
+    await eventually(() => ws.readRun("bd-feed-2")?.lifecycle_state === "done", 20_000, "bd-feed-2 done")
     await stop(d, "SIGKILL")
     d = await startDaemon()
     const resumed = await connect(d, `?topics=sessions,records,queue&since=${last}`)
