@@ -128,7 +128,8 @@ describe("the daemon", () => {
     const out = await ws.warden("cancel", "bd-dcancel")
     expect(out.status, out.stderr).toBe(0)
     expect(out.stdout).toContain("asked the daemon")
-    await eventually(() => ws.readRun("bd-dcancel")?.outcome === "cancelled", 20_000, "cancelled")
+    await eventually(() => ws.readRun("bd-dcancel")?.lifecycle_state === "cancelled", 20_000, "cancelled")
+    expect(ws.readRun("bd-dcancel").outcome).toBe("cancelled")
     expect(ws.tmux("has-session", "-t", "=agent-bd-dcancel").status).not.toBe(0)
     expect((await api("POST", "/v1/sessions/bd-dcancel/cancel", {})).status).toBe(409)
   })
@@ -189,7 +190,7 @@ describe("the daemon across a crash and a restart", () => {
       expect(run.supervisor.pid).toBe(d.child.pid)
     }
     // Finished sessions' snapshots are removed once their records are on disk.
-    await eventually(() => fs.readdirSync(path.join(ws2.workspace, "state", "snapshots")).length === 0, 10_000, "snapshots removed")
+    await eventually(() => fs.readdirSync(path.join(ws2.workspace, "state", "snapshots")).length === 0, 30_000, "snapshots removed")
     d.child.kill("SIGTERM")
     await exited(d.child)
   })
