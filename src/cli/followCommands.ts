@@ -3,6 +3,7 @@ import * as fs from "node:fs"
 import { Effect } from "effect"
 import WebSocket from "ws"
 import { RecordStore } from "../records/RecordStore.js"
+import { readFrom } from "../workspace/readRange.js"
 import { runIsLive } from "../sessions/reconcile.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
@@ -31,17 +32,10 @@ export const logsCommand = (env: CliEnvironment, bead: string, follow: boolean, 
     }
     let offset = 0
     const pump = () => {
-      const size = fs.statSync(file).size
-      if (size <= offset) return
-      const fd = fs.openSync(file, "r")
-      const buffer = Buffer.alloc(size - offset)
-      try {
-        fs.readSync(fd, buffer, 0, buffer.length, offset)
-      } finally {
-        fs.closeSync(fd)
-      }
-      offset = size
-      process.stdout.write(buffer)
+      const read = readFrom(file, offset)
+      if (read === null || read.data.length === 0) return
+      offset += read.data.length
+      process.stdout.write(read.data)
     }
     pump()
     if (!follow || !runIsLive(run)) return

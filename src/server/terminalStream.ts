@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import type { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
+import { readFrom } from "../workspace/readRange.js"
 
 export interface TerminalStreamOptions {
   readonly transcriptPath: string
@@ -33,24 +34,16 @@ export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffe
       if (reading || ws.readyState !== ws.OPEN) return
       reading = true
       try {
-        const size = fs.statSync(options.transcriptPath).size
-        if (size > offset) {
-          const length = Math.min(size - offset, 256 * 1024)
-          if (ws.bufferedAmount + length > options.maxBufferedBytes) {
+        const read = readFrom(options.transcriptPath, offset, 256 * 1024)
+        if (read !== null && read.data.length > 0) {
+          if (ws.bufferedAmount + read.data.length > options.maxBufferedBytes) {
             ws.close(1013, "slow consumer")
             ws.terminate()
             return
           }
-          const fd = fs.openSync(options.transcriptPath, "r")
-          const buffer = Buffer.alloc(length)
-          try {
-            fs.readSync(fd, buffer, 0, length, offset)
-          } finally {
-            fs.closeSync(fd)
-          }
-          offset += length
-          ws.send(buffer, { binary: true })
-          if (offset < size) setImmediate(() => ((reading = false), pump()))
+          offset += read.data.length
+          ws.send(read.data, { binary: true })
+          if (offset < read.size) setImmediate(() => ((reading = false), pump()))
           else reading = false
           return
         }

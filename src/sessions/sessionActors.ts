@@ -27,6 +27,7 @@ import { runPreflight } from "./preflight.js"
 import { runVerification } from "./verify.js"
 import { startWatch, stripAnsi } from "./watchAgent.js"
 import { reportFromLines } from "../agents/agentOutput.js"
+import { readTail } from "../workspace/readRange.js"
 
 /** What the session's effects need from the world. */
 export type SessionServices = Terminals | Processes | Git | RecordStore
@@ -65,19 +66,7 @@ export const outputSummaryOf = (screen: ReadonlyArray<string>): string | null =>
 /** The transcript's text (its last `maxBytes`), without terminal escapes, as lines. */
 const transcriptLines = (file: string | null, maxBytes: number): ReadonlyArray<string> => {
   if (file === null) return []
-  try {
-    const size = fs.statSync(file).size
-    const fd = fs.openSync(file, "r")
-    const buffer = Buffer.alloc(Math.min(size, maxBytes))
-    try {
-      fs.readSync(fd, buffer, 0, buffer.length, size - buffer.length)
-    } finally {
-      fs.closeSync(fd)
-    }
-    return stripAnsi(buffer.toString("utf8")).split(/\r?\n|\r/)
-  } catch {
-    return []
-  }
+  return stripAnsi(readTail(file, maxBytes).toString("utf8")).split(/\r?\n|\r/)
 }
 
 /**

@@ -4,6 +4,7 @@ import { Effect } from "effect"
 import type { AgentReport, AgentSignal, SessionEvent, WatchInput } from "../../machines/agentSession.machine.js"
 import { mergeReports, reportFromLine } from "../agents/agentOutput.js"
 import { compileRules, readScreen, screenShows } from "./screenRules.js"
+import { readFrom } from "../workspace/readRange.js"
 import { Terminals } from "../terminals/Terminals.js"
 import { deliverByKeys, markDelivered } from "./launch.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
@@ -152,22 +153,9 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
   }
 
   const readSignals = () => {
-    const file = paths.signalsFile(input.bead)
-    let size: number
-    try {
-      size = fs.statSync(file).size
-    } catch {
-      return
-    }
-    if (size <= signalsOffset) return
-    const fd = fs.openSync(file, "r")
-    const buffer = Buffer.alloc(size - signalsOffset)
-    try {
-      fs.readSync(fd, buffer, 0, buffer.length, signalsOffset)
-    } finally {
-      fs.closeSync(fd)
-    }
-    const text = buffer.toString("utf8")
+    const read = readFrom(paths.signalsFile(input.bead), signalsOffset)
+    if (read === null || read.data.length === 0) return
+    const text = read.data.toString("utf8")
     const end = text.lastIndexOf("\n")
     if (end < 0) return
     signalsOffset += Buffer.byteLength(text.slice(0, end + 1))
@@ -286,20 +274,9 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
 
   const readTranscript = () => {
     if (input.transcriptPath === null) return
-    let size: number
-    try {
-      size = fs.statSync(input.transcriptPath).size
-    } catch {
-      return
-    }
-    if (size <= transcriptOffset) return
-    const fd = fs.openSync(input.transcriptPath, "r")
-    const buffer = Buffer.alloc(Math.min(size - transcriptOffset, 1_000_000))
-    try {
-      fs.readSync(fd, buffer, 0, buffer.length, transcriptOffset)
-    } finally {
-      fs.closeSync(fd)
-    }
+    const read = readFrom(input.transcriptPath, transcriptOffset, 1_000_000)
+    if (read === null || read.data.length === 0) return
+    const buffer = read.data
     transcriptOffset += buffer.length
     outputSinceLaunch = true
     onOutput()
