@@ -26,6 +26,7 @@ afterAll(async () => {
 
 const routes = [
   ["POST", "/v1/dispatch"],
+  ["POST", "/v1/drain"],
   ["GET", "/v1/sessions"],
   ["GET", "/v1/queue"],
   ["GET", "/v1/sessions/BEAD"],

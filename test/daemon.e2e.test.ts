@@ -115,6 +115,21 @@ describe("the daemon", () => {
     expect(lines.filter((e) => e.topic !== undefined).every((e) => e.topic === "queue")).toBe(true)
   })
 
+  it("drain mode admits nothing new until it is turned off", async () => {
+    const on = await ws.warden("drain", "--json")
+    expect(on.status, on.stderr).toBe(0)
+    expect(JSON.parse(on.stdout)).toEqual({ draining: true })
+    expect(await (await fetch(`${base}/healthz`)).json()).toMatchObject({ draining: true })
+    const repo = ws.makeRepo("repo-drain")
+    await ws.warden("dispatch", "bd-drain", "--repo", repo, "--agent", "shell", "--command", "echo d > d.txt", "--prompt", "x")
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    expect(ws.readRun("bd-drain").lifecycle_state).toBe("queued")
+    expect((await api("GET", "/v1/queue")).json.queue.map((item: { bead: string }) => item.bead)).toEqual(["bd-drain"])
+    expect((await api("POST", "/v1/drain", { on: "yes" })).status).toBe(422)
+    expect((await ws.warden("drain", "--off")).status).toBe(0)
+    await eventually(() => ws.readRun("bd-drain")?.lifecycle_state === "done", 20_000, "admitted after the drain")
+  })
+
   it("a second daemon for the same workspace is refused", async () => {
     const second = await ws.warden("daemon", "--port", "0")
     expect(second.status).not.toBe(0)

@@ -1,3 +1,4 @@
+import * as fs from "node:fs"
 import { describe, expect, it } from "vitest"
 import { endsWithQuestion, verdictFromClaudeHook, verdictFromCodexNotify } from "../src/agents/hookSignals.js"
 import { reportFromLines } from "../src/agents/agentOutput.js"
@@ -35,6 +36,28 @@ describe("turn ends are not task ends", () => {
     expect(verdictFromCodexNotify(turn(["write hello.txt"], "Should I commit it?"), isTask).status).toBe("waiting")
     expect(verdictFromCodexNotify(turn(["y"], "Committed."), isTask).status).toBe("done")
     expect(verdictFromCodexNotify({ type: "something-else" }, isTask).status).toBeNull()
+  })
+})
+
+describe("the payloads the real CLIs sent (test/fixtures)", () => {
+  const fixture = (name: string) => JSON.parse(fs.readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8"))
+
+  it("Claude Code's Stop and Notification payloads", () => {
+    expect(verdictFromClaudeHook(fixture("claude/stop-hook.json"))).toMatchObject({ status: "done" })
+    expect(verdictFromClaudeHook(fixture("claude/stop-hook-question.json")).status).toBe("waiting")
+    expect(verdictFromClaudeHook(fixture("claude/notification-hook.json")).status).toBe("waiting")
+    expect(verdictFromClaudeHook(fixture("claude/notification-idle-hook.json")).status).toBeNull()
+  })
+
+  it("Codex's notify for the task's turn and for its own title turn", () => {
+    const turn = fixture("codex/notify-turn.json")
+    const title = fixture("codex/notify-title.json")
+    const prompt = turn["input-messages"][0] as string
+    const isTask = (text: string) => text.trim() === prompt.trim()
+    expect(verdictFromCodexNotify(turn, isTask)).toMatchObject({ status: "done", summary: turn["last-assistant-message"] })
+    // The title turn quotes the prompt inside a longer input: never the task's.
+    expect(title["input-messages"][0]).toContain(prompt)
+    expect(verdictFromCodexNotify(title, isTask).status).toBeNull()
   })
 })
 

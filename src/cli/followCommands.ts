@@ -136,3 +136,14 @@ export const tailCommand = (env: CliEnvironment, topics: string | undefined, sin
       return Effect.sync(() => socket.close())
     })
   })
+
+/** `warden drain [--off]`: the daemon admits nothing new (or again), running sessions go on. */
+export const drainCommand = (env: CliEnvironment, on: boolean, json: boolean) =>
+  Effect.gen(function* () {
+    const daemon = runningDaemon(env.paths)
+    if (daemon === null) return yield* new CliError({ message: "no warden daemon runs for this workspace: start one with `warden daemon`" })
+    const answer = yield* callDaemon(env.paths, daemon, "POST", "/v1/drain", { on })
+    process.stdout.write(
+      json ? `${JSON.stringify(answer)}\n` : on ? "draining: queued beads wait, running sessions go on\n" : "admitting queued beads again\n"
+    )
+  })

@@ -11,7 +11,7 @@ import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionComma
 import { cancelCommand, psCommand, sendCommand, showCommand, signalCommand } from "./controlCommands.js"
 import type { DispatchRequest } from "./buildSpec.js"
 import { doctorCommand } from "./doctorCommand.js"
-import { attachCommand, logsCommand, retryCommand, tailCommand } from "./followCommands.js"
+import { attachCommand, drainCommand, logsCommand, retryCommand, tailCommand } from "./followCommands.js"
 import { daemonCommand } from "./daemonCommand.js"
 
 const workspace = Options.text("workspace").pipe(
@@ -212,9 +212,15 @@ const tail = Command.make(
   (a) => withEnvironment((env) => tailCommand(env, Option.getOrUndefined(a.topics), Option.getOrUndefined(a.since), a.json))
 ).pipe(Command.withDescription("the daemon's live event feed"))
 
+const drain = Command.make(
+  "drain",
+  { off: Options.boolean("off").pipe(Options.withDescription("admit queued beads again")), json },
+  (a) => withEnvironment((env) => drainCommand(env, !a.off, a.json))
+).pipe(Command.withDescription("stop admitting new work before maintenance (running sessions go on)"))
+
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
-  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, doctor])
+  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, doctor])
 )
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })

@@ -44,7 +44,9 @@ export const daemonFiles = (paths: WorkspacePaths) => ({
   lock: path.join(paths.root, "state", "daemon.lock"),
   token: path.join(paths.root, "state", "api-token"),
   queue: path.join(paths.root, "state", "queue.json"),
-  snapshots: path.join(paths.root, "state", "snapshots")
+  snapshots: path.join(paths.root, "state", "snapshots"),
+  /** Each bead's last dispatch request, for `retry`. */
+  requests: path.join(paths.root, "state", "requests")
 })
 
 /** The daemon of this workspace when one runs (its info file names a live process). */
@@ -417,7 +419,7 @@ export class Daemon {
   /** Dispatches a finished bead again with the request it was dispatched with. */
   async retry(bead: string): Promise<{ bead: string; priority: number; queued: number }> {
     if (this.liveSession(bead) !== undefined) throw new DaemonRefusal(409, `${bead} is still running`)
-    const file = path.join(daemonFiles(this.options.paths).snapshots, "..", "requests", `${bead}.json`)
+    const file = path.join(daemonFiles(this.options.paths).requests, `${bead}.json`)
     let body: DispatchBody
     try {
       body = JSON.parse(fs.readFileSync(file, "utf8")) as DispatchBody
@@ -429,7 +431,7 @@ export class Daemon {
 
   /** Keeps each dispatch request, so `retry` can send the same bead again. */
   private rememberRequest(body: DispatchBody): void {
-    const file = path.join(daemonFiles(this.options.paths).snapshots, "..", "requests", `${body.bead}.json`)
+    const file = path.join(daemonFiles(this.options.paths).requests, `${body.bead}.json`)
     writeFileAtomic(file, JSON.stringify(body))
   }
 
@@ -487,6 +489,13 @@ export class Daemon {
 
   async queue(): Promise<ReadonlyArray<QueueItem>> {
     return this.run(Effect.flatMap(WorkQueue, (queue) => queue.list))
+  }
+
+  /** Drain mode: nothing new is admitted (queued beads wait) while running sessions go on, for maintenance. */
+  drain(on: boolean): { draining: boolean } {
+    this.supervisor.send({ type: "DRAIN", on })
+    this.options.events?.("daemon", on ? "daemon.draining" : "daemon.admitting", {})
+    return { draining: on }
   }
 
   health() {

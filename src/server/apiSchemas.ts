@@ -40,5 +40,8 @@ export const InputBody = Schema.Struct({
   enter: Schema.optionalWith(Schema.Boolean, { default: () => true })
 })
 
+/** `POST /v1/drain` */
+export const DrainBody = Schema.Struct({ on: Schema.Boolean })
+
 /** `POST /v1/sessions/:bead/cancel` and `/retry` take no fields. */
 export const EmptyBody = Schema.Struct({})

@@ -4,7 +4,7 @@ import { Either, ParseResult, Schema } from "effect"
 import type { Daemon } from "../daemon/daemon.js"
 import { DaemonRefusal } from "../daemon/daemon.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
-import { DispatchBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
+import { DispatchBody, DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
 
 /** Request bodies larger than this are refused with 413. */
 export const MAX_BODY_BYTES = 64 * 1024
@@ -111,6 +111,7 @@ export const apiHandler =
         const body = await decodeBody(req, DispatchBody)
         return send(res, 202, await daemon.dispatch(body))
       }
+      if (route === "POST /v1/drain") return send(res, 200, daemon.drain((await decodeBody(req, DrainBody)).on))
       if (route === "GET /v1/sessions") return send(res, 200, { sessions: await daemon.records() })
       if (route === "GET /v1/queue") return send(res, 200, { queue: await daemon.queue() })
       const match = /^\/v1\/sessions\/([^/]+)(?:\/(cancel|retry|signal|input))?$/.exec(url.pathname)
@@ -140,7 +141,7 @@ export const apiHandler =
         }
         return send(res, 202, await daemon.input(bead, body.text, body.keys ?? [], body.enter && (body.keys ?? []).length === 0))
       }
-      if (["/v1/dispatch", "/v1/sessions", "/v1/queue"].includes(url.pathname)) throw new HttpError(405, `${method} is not allowed on ${url.pathname}`)
+      if (["/v1/dispatch", "/v1/drain", "/v1/sessions", "/v1/queue"].includes(url.pathname)) throw new HttpError(405, `${method} is not allowed on ${url.pathname}`)
       throw new HttpError(404, `no such endpoint: ${url.pathname}`)
     } catch (error) {
       if (error instanceof HttpError) return send(res, error.status, { error: error.reason })
