@@ -8,7 +8,8 @@ import { type TerminalError, Terminals, sessionNameFor } from "../terminals/Term
 import { localDate, memoryLine } from "../records/buildRecords.js"
 import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
 import { psTable, showText } from "./format.js"
-import { callDaemon, runningDaemon } from "./daemonClient.js"
+import { callDaemon } from "./daemonClient.js"
+import { runningDaemon } from "../daemon/daemon.js"
 import { verdictFromClaudeHook, verdictFromCodexNotify } from "../agents/hookSignals.js"
 
 const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))

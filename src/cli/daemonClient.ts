@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import { Effect } from "effect"
-import { daemonFiles, runningDaemon, type DaemonInfo } from "../daemon/daemon.js"
+import { daemonFiles, type DaemonInfo } from "../daemon/daemon.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
 import { CliError } from "./environment.js"
 
@@ -24,4 +24,3 @@ export const callDaemon = (paths: WorkspacePaths, info: DaemonInfo, method: "GET
     )
   )
 
-export { runningDaemon }

@@ -7,8 +7,8 @@ import { readFrom } from "../workspace/readRange.js"
 import { runIsLive } from "../sessions/reconcile.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
-import { daemonFiles } from "../daemon/daemon.js"
-import { callDaemon, runningDaemon } from "./daemonClient.js"
+import { daemonFiles, runningDaemon } from "../daemon/daemon.js"
+import { callDaemon } from "./daemonClient.js"
 import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
 
 const checkBead = (bead: string) =>

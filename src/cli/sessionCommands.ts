@@ -12,8 +12,8 @@ import { CliError, dispatcherEnv, onRuntime, type CliEnvironment } from "./envir
 import { openLogger } from "./logger.js"
 import { Progress } from "./progress.js"
 import { table } from "./format.js"
-import { callDaemon, runningDaemon } from "./daemonClient.js"
-import type { DaemonInfo } from "../daemon/daemon.js"
+import { callDaemon } from "./daemonClient.js"
+import { runningDaemon, type DaemonInfo } from "../daemon/daemon.js"
 import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
 import * as path from "node:path"
 
