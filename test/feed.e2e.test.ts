@@ -105,7 +105,7 @@ describe("the websocket feed", () => {
     } finally {
       await stop(d)
     }
-  })
+  }, 120_000)
 
   it("a terminal stream consumer that does not read is cut off; the daemon's memory does not grow with it", async () => {
     const d = await startDaemon()
@@ -141,5 +141,5 @@ describe("the websocket feed", () => {
     } finally {
       await stop(d)
     }
-  })
+  }, 120_000)
 })

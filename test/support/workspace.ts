@@ -99,6 +99,14 @@ export const makeWorkspace = (extraConfig: Record<string, unknown> = {}, extraEn
     /** Starts the built daemon for this workspace and waits until it is ready; `base` is its API's URL. */
     startDaemon: async (...extra: string[]): Promise<{ child: ChildProcess; port: number; token: string; base: string }> => {
       const infoFile = path.join(workspace, "state", "daemon.json")
+      // A daemon a timed-out attempt of a test left behind would hold the workspace's lock.
+      try {
+        const holder = JSON.parse(fs.readFileSync(path.join(workspace, "state", "daemon.lock"), "utf8")) as { pid: number }
+        process.kill(holder.pid, "SIGKILL")
+        await eventually(() => !fs.existsSync(`/proc/${holder.pid}`) || fs.readFileSync(`/proc/${holder.pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z"), 5_000, "the old daemon gone")
+      } catch {
+        // no lock, or its holder is gone
+      }
       fs.rmSync(infoFile, { force: true })
       const child = spawn(process.execPath, args(["daemon", "--port", "0", ...extra]), { env, stdio: "ignore" })
       const info = await eventually(() => {
