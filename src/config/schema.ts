@@ -136,6 +136,11 @@ export const ConfigSchema = Schema.Struct({
   allowedRoots: Schema.optionalWith(Schema.Array(Schema.String), { default: () => ["~"] }),
   /** Run agents as root (also `WARDEN_ALLOW_ROOT=1`). */
   allowRoot: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /**
+   * A group whose members operate this workspace: the API token may then be 0640 and the workspace's
+   * state group-readable. Without it, the token and the state are private to the daemon's user (0600/0700).
+   */
+  operatorsGroup: Schema.optional(Schema.NonEmptyString),
   minFreeDiskMb: Schema.optionalWith(Schema.Int, { default: () => 1_024 }),
   minFreeMemoryMb: Schema.optionalWith(Schema.Int, { default: () => 512 }),
   defaults: Schema.optionalWith(DefaultsSchema, { default: () => Schema.decodeSync(DefaultsSchema)({}) }),
