@@ -44,6 +44,19 @@ describe("configuration", () => {
     expect(config.file).toBe(file)
   })
 
+  it("a profile named like a built-in one changes only the fields it gives", () => {
+    const file = writeConfig({ profiles: { custom: { completion: { waitingPatterns: ["Continue\\? \\[y/N\\]"] }, timeoutMs: 5_000 } } })
+    const loaded = loadConfigSync({ config: file, env: {} })
+    expect(Either.isRight(loaded), Either.isLeft(loaded) ? loaded.left.message : "").toBe(true)
+    const custom = Either.getOrThrow(loaded).profiles.custom!
+    expect(custom.command).toBe("sh")
+    expect(custom.timeoutMs).toBe(5_000)
+    expect(custom.completion.waitingPatterns).toEqual(["Continue\\? \\[y/N\\]"])
+    // The rest of `completion` is the built-in profile's.
+    expect(custom.completion.sources).toEqual(["signal", "status-file", "marker", "exit"])
+    expect(custom.completion.doneMarker).toBe("^WARDEN_DONE$")
+  })
+
   it("an invalid file is refused with the path and field of each problem", () => {
     const error = issuesOf(
       writeConfig({

@@ -55,11 +55,23 @@ const validate = (file: string, raw: unknown): Either.Either<WardenConfig, Confi
     })
   )
 
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+/** Field by field: objects merge key by key, anything else (arrays included) replaces what was there. */
+const mergeFields = (base: unknown, over: unknown): unknown => {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over
+  const out: Record<string, unknown> = { ...base }
+  for (const [key, value] of Object.entries(over)) out[key] = key in base ? mergeFields(base[key], value) : value
+  return out
+}
+
 export const builtinConfigFile = (): string => path.join(wardenHome(), "config", "warden.json")
 
 /**
- * Loads the built-in defaults, then the operator's file over them (profiles
- * merge by name). The file is `--config`, else `WARDEN_CONFIG`, else
+ * Loads the built-in defaults, then the operator's file over them (a profile
+ * named like a built-in one is merged into it field by field; objects such as
+ * `completion` merge key by key, lists replace). The file is `--config`, else `WARDEN_CONFIG`, else
  * `<workspace>/warden.json` when it exists.
  */
 export const loadConfigSync = (where: ConfigLocation = {}): Either.Either<ResolvedConfig, ConfigError> => {
@@ -80,14 +92,18 @@ export const loadConfigSync = (where: ConfigLocation = {}): Either.Either<Resolv
     file = path.resolve(expandHome(file))
     const user = readJson(file)
     if (Either.isLeft(user)) return Either.left(user.left)
-    const userChecked = validate(file, user.right)
-    if (Either.isLeft(userChecked)) return Either.left(userChecked.left)
-    const userRaw = user.right as Record<string, unknown>
-    merged = {
-      ...builtinRaw,
-      ...userRaw,
-      profiles: { ...(builtinRaw.profiles as object), ...((userRaw.profiles as object | undefined) ?? {}) }
+    if (!isPlainObject(user.right)) {
+      return Either.left(new ConfigError({ file, issues: [{ path: "", message: "the config must be a JSON object" }] }))
     }
+    const userRaw = user.right
+    const builtinProfiles = (builtinRaw.profiles ?? {}) as Record<string, unknown>
+    const userProfiles = isPlainObject(userRaw.profiles) ? userRaw.profiles : {}
+    // A profile named like a built-in one changes only the fields it gives; the merged whole is validated below.
+    const profiles: Record<string, unknown> = { ...builtinProfiles }
+    for (const [name, profile] of Object.entries(userProfiles)) {
+      profiles[name] = name in builtinProfiles ? mergeFields(builtinProfiles[name], profile) : profile
+    }
+    merged = { ...builtinRaw, ...userRaw, ...(userRaw.profiles === undefined || isPlainObject(userRaw.profiles) ? { profiles } : {}) }
   }
   const decoded = validate(file ?? builtinFile, merged)
   if (Either.isLeft(decoded)) return Either.left(decoded.left)
