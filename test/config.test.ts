@@ -95,6 +95,26 @@ describe("configuration", () => {
     expect(result.stderr).toContain("profiles.x.completion.sources.0")
   })
 
+  it("doctor fails only for profiles in use: those named, the config file's, or the workspace's runs", () => {
+    const doctor = (file: string | null, ...args: string[]) =>
+      spawnSync(process.execPath, ["dist/src/cli/main.js", ...(file === null ? [] : ["--config", file]), "--workspace", temp(), "doctor", ...args], {
+        encoding: "utf8",
+        // Neither claude nor codex is on this PATH.
+        env: { PATH: "/usr/bin:/bin", HOME: temp() }
+      })
+    const plain = doctor(null, "--json")
+    expect(plain.status, plain.stderr).toBe(0)
+    const report = JSON.parse(plain.stdout) as { ok: boolean; profiles: Array<{ profile: string; inUse: boolean; checks: Array<{ ok: boolean; advisory?: boolean }> }> }
+    expect(report.ok).toBe(true)
+    expect(report.profiles.find((p) => p.profile === "claude")).toMatchObject({ inUse: false, checks: [{ ok: false, advisory: true }] })
+    const named = doctor(null, "--profile", "claude")
+    expect(named.status).toBe(1)
+    expect(named.stdout).toMatch(/claude\s+yes\s+agent-command\s+FAILED/)
+    expect(doctor(null, "--profile", "nope").stderr).toMatch(/unknown profile "nope"/)
+    const mine = writeConfig({ profiles: { mine: { command: "not-installed-agent", prompt: { mode: "stdin" }, completion: { sources: ["exit"] } } } })
+    expect(doctor(mine).status).toBe(1)
+  })
+
   it("the JSON Schemas in config/ are the ones the code generates", () => {
     for (const [name, doc] of Object.entries(schemaFiles())) {
       expect(fs.readFileSync(new URL(`../config/${name}`, import.meta.url), "utf8"), `config/${name} is stale: run npm run schemas`).toBe(schemaText(doc))

@@ -152,9 +152,17 @@ const send = Command.make(
 
 const doctor = Command.make(
   "doctor",
-  { repo: optionalText("repo", "also check folder trust for this repo"), json },
-  (a) => withEnvironment((env) => doctorCommand(env, Option.getOrUndefined(a.repo), a.json))
-).pipe(Command.withDescription("check every configured agent profile: command, version, and what its TUI would ask first"))
+  {
+    repo: optionalText("repo", "also check folder trust for this repo"),
+    profiles: Options.text("profile").pipe(Options.withDescription("check this profile only (repeatable)"), Options.repeated),
+    json
+  },
+  (a) => withEnvironment((env) => doctorCommand(env, Option.getOrUndefined(a.repo), a.json, a.profiles))
+).pipe(
+  Command.withDescription(
+    "check the agent profiles: command, version, and what its TUI would ask first; fails only for profiles in use (--profile, the config file's, or this workspace's runs)"
+  )
+)
 
 /** Set once `warden daemon` serves: its SIGTERM is a clean stop, not an interruption. */
 let daemonRunning = false
