@@ -75,6 +75,16 @@ describe("configuration", () => {
     expect(error.issues.find((i) => i.path === "profiles.broken.completion.idlePrompt")?.message).toMatch(/regular expression/)
   })
 
+  it("each bad field is named once, a union's choices joined, as the README shows", () => {
+    const error = issuesOf(writeConfig({ minFreeDiskMb: "lots", profiles: { x: { command: "a", prompt: { mode: "telepathy" }, completion: { sources: ["exit"] } } } }))
+    expect(error.issues).toEqual([
+      { path: "minFreeDiskMb", message: 'Expected number, actual "lots"' },
+      { path: "profiles.x.prompt.mode", message: 'Expected "argument" | "stdin" | "file" | "keys", actual "telepathy"' }
+    ])
+    const readme = fs.readFileSync(new URL("../README.md", import.meta.url), "utf8")
+    expect(readme).toContain(`at profiles.x.prompt.mode: ${error.issues[1]!.message}`)
+  })
+
   it("a file that is not JSON, or missing, is refused naming the file", () => {
     const notJson = writeConfig("{ nope")
     expect(issuesOf(notJson).message).toContain(notJson)

@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Data, Effect, Either, ParseResult, Schema } from "effect"
+import { Data, Effect, Either, Schema } from "effect"
+import { formatIssues } from "./formatIssues.js"
 import { ConfigSchema, type WardenConfig } from "./schema.js"
 import { defaultWorkspace, expandHome, wardenHome } from "../workspace/paths.js"
 
@@ -48,10 +49,7 @@ const validate = (file: string, raw: unknown): Either.Either<WardenConfig, Confi
   Either.mapLeft(decode(raw), (error) =>
     new ConfigError({
       file,
-      issues: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
-        path: issue.path.map(String).join("."),
-        message: issue.message
-      }))
+      issues: formatIssues(error)
     })
   )
 
