@@ -29,28 +29,73 @@ describe("systemd", () => {
   const ws = makeWorkspace()
   afterAll(() => ws.cleanup())
 
-  it("the daemon tells a notify socket it is ready after restoring, pings the watchdog, and says it is stopping", async () => {
-    // A stand-in for systemd's notify socket: a unix datagram socket that prints what it receives.
-    const socketPath = path.join(ws.dir, "notify.sock")
-    const listener = spawn(
-      "python3",
-      ["-c", "import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nwhile True:\n  print(s.recv(4096).decode(),flush=True)", socketPath],
-      { stdio: ["ignore", "pipe", "inherit"] }
-    )
+  it("the daemon, run as a non-root user, is the notifier: ready after restoring, watchdog pings and stopping, each held until systemd's barrier", async () => {
+    // A stand-in for systemd's notify socket: it reads each datagram with the sender's credentials
+    // (SO_PASSCRED), looks the sender up in /proc while it still holds the barrier, prints that, and
+    // answers BARRIER=1 as systemd does, by closing the file descriptor that came with it.
+    const dir = fs.mkdtempSync(path.join(ws.dir, "notify-"))
+    fs.chmodSync(ws.dir, 0o755)
+    fs.chmodSync(dir, 0o777)
+    const socketPath = path.join(dir, "notify.sock")
+    const receiver = [
+      "import socket, sys, os, struct, json, array",
+      "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)",
+      "s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)",
+      "s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777)",
+      "while True:",
+      "  msg, anc, flags, addr = s.recvmsg(4096, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(64))",
+      "  pid = uid = None; fds = []",
+      "  for level, kind, data in anc:",
+      "    if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS: pid, uid, gid = struct.unpack('iII', data[:12])",
+      "    elif level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS: fds.extend(array.array('i', data[:len(data) - len(data) % 4]))",
+      "  ppid = None",
+      "  try:",
+      "    stat = open('/proc/%d/stat' % pid).read(); ppid = int(stat[stat.rindex(')') + 2:].split()[1])",
+      "  except Exception: pass",
+      "  print(json.dumps({'text': msg.decode(), 'pid': pid, 'uid': uid, 'ppid': ppid, 'fds': len(fds)}), flush=True)",
+      "  for fd in fds: os.close(fd)"
+    ].join("\n")
+    const listener = spawn("python3", ["-c", receiver, socketPath], { stdio: ["ignore", "pipe", "inherit"] })
     let received = ""
     listener.stdout!.on("data", (chunk: Buffer) => (received += chunk.toString()))
+    const messages = () =>
+      received
+        .split("\n")
+        .filter((line) => line.trim() !== "")
+        .map((line) => JSON.parse(line) as { text: string; pid: number; uid: number; ppid: number | null; fds: number })
     await eventually(() => fs.existsSync(socketPath), 5_000, "the notify socket")
-    const daemon = spawn(process.execPath, [cliEntry, "--workspace", ws.workspace, "--config", ws.configFile, "daemon", "--port", "0"], {
-      env: { ...process.env, NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: "1000000" },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
+    // The daemon runs as nobody, in a workspace of its own, as it would under the unit's User=.
+    const home = path.join(dir, "home")
+    fs.mkdirSync(home)
+    fs.chownSync(home, 65534, 65534)
+    const config = path.join(dir, "warden.json")
+    fs.writeFileSync(config, JSON.stringify({ tmuxSocket: path.join(home, "tmux.sock"), allowedRoots: [home] }), { mode: 0o644 })
+    const daemon = spawn(
+      "setpriv",
+      ["--reuid=65534", "--regid=65534", "--clear-groups", "--", process.execPath, cliEntry, "--workspace", path.join(home, "workspace"), "--config", config, "daemon", "--port", "0"],
+      { env: { ...process.env, HOME: home, NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: "1000000" }, stdio: ["ignore", "pipe", "pipe"] }
+    )
+    let output = ""
+    daemon.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()))
+    daemon.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()))
     try {
-      await eventually(() => received.includes("READY=1"), 20_000, "READY=1")
-      expect(received).toMatch(/STATUS=0 session\(s\) restored; API on 127\.0\.0\.1:\d+/)
-      await eventually(() => received.split("WATCHDOG=1").length > 2, 5_000, "two watchdog pings")
+      await eventually(() => messages().some((m) => m.text.includes("READY=1")), 20_000, `READY=1 (daemon said: ${output})`)
+      await eventually(() => messages().filter((m) => m.text === "WATCHDOG=1").length >= 2, 5_000, "two watchdog pings")
       daemon.kill("SIGTERM")
       expect(await exited(daemon)).toBe(0)
-      await eventually(() => received.includes("STOPPING=1"), 5_000, "STOPPING=1")
+      await eventually(() => messages().some((m) => m.text === "STOPPING=1"), 5_000, "STOPPING=1")
+      const all = messages()
+      const ready = all.find((m) => m.text.includes("READY=1"))!
+      expect(ready.text).toMatch(/STATUS=0 session\(s\) restored; API on 127\.0\.0\.1:\d+/)
+      const statements = all.filter((m) => m.text !== "BARRIER=1")
+      for (const message of statements) {
+        // Sent as the daemon's user, by a process of the daemon's that was alive when it was read.
+        expect(message.uid).toBe(65534)
+        expect(message.ppid, JSON.stringify(message)).toBe(daemon.pid)
+        // ... and that then waited for systemd's barrier before it exited.
+        const next = all[all.indexOf(message) + 1]
+        expect(next, `a barrier after ${message.text}`).toMatchObject({ text: "BARRIER=1", pid: message.pid, fds: 1 })
+      }
     } finally {
       daemon.kill("SIGKILL")
       listener.kill()
