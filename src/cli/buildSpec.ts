@@ -39,7 +39,18 @@ export const buildSpec = (env: CliEnvironment, request: DispatchRequest) =>
         return yield* new CliError({ message: `cannot read --prompt-file ${request.promptFile}: ${(error as Error).message}` })
       }
     }
-    if (request.template === undefined && description.trim() === "") {
+    // A profile that runs a command (`{command}` in its args, as `custom` does) needs one, and then no prompt.
+    const runsCommand = profile.config.args.some((arg) => arg.includes("{command}"))
+    const command = request.command?.trim() === "" ? undefined : request.command
+    if (runsCommand && command === undefined) {
+      return yield* new CliError({ message: `profile "${profile.name}" runs a command: give --command CMD (\`command\` in the API)` })
+    }
+    if (!runsCommand && command !== undefined) {
+      return yield* new CliError({
+        message: `profile "${profile.name}" does not run a command ({command} is not in its args): --command is for profiles such as custom`
+      })
+    }
+    if (request.template === undefined && description.trim() === "" && !runsCommand) {
       return yield* new CliError({ message: "nothing to do: give --prompt TEXT, --prompt-file FILE or --template NAME" })
     }
     let prompt: DispatchSpec["prompt"] = { ok: true, text: description }
@@ -68,7 +79,7 @@ export const buildSpec = (env: CliEnvironment, request: DispatchRequest) =>
       profile,
       prompt,
       templateName: request.template ?? null,
-      command: request.command ?? null,
+      command: command ?? null,
       env: dispatcherEnv(),
       config: env.config,
       paths: env.paths,

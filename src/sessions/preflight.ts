@@ -129,11 +129,20 @@ export const runPreflight = (spec: DispatchSpec) =>
       )
     )
 
+    // A command (`custom`) is the work itself: its prompt may be empty.
+    const emptyAllowed = spec.command !== null && spec.templateName === null
+    const empty = spec.prompt.ok && spec.prompt.text.trim() === ""
     checks.push(
       check(
         "template-renders",
-        spec.prompt.ok && spec.prompt.text.trim() !== "",
-        spec.prompt.ok ? (spec.prompt.text.trim() === "" ? "the prompt is empty" : `${spec.templateName ?? "prompt"} rendered`) : spec.prompt.error
+        spec.prompt.ok && (!empty || emptyAllowed),
+        spec.prompt.ok
+          ? empty
+            ? emptyAllowed
+              ? "no prompt: the command is the work"
+              : "the prompt is empty"
+            : `${spec.templateName ?? "prompt"} rendered`
+          : spec.prompt.error
       )
     )
     return checks

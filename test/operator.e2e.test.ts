@@ -1,0 +1,57 @@
+import type { ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { eventually, exited, makeWorkspace } from "./support/workspace.js"
+
+/** What an operator meets at the daemon's door: the rules of a dispatch, through the API and the CLI. */
+const ws = makeWorkspace()
+let daemon: ChildProcess
+let base = ""
+let token = ""
+
+const api = async (method: string, route: string, body?: unknown) => {
+  const response = await fetch(`${base}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  return { status: response.status, json: (await response.json().catch(() => null)) as any }
+}
+
+beforeAll(async () => {
+  const started = await ws.startDaemon()
+  daemon = started.child
+  base = started.base
+  token = started.token
+})
+
+afterAll(async () => {
+  daemon.kill("SIGTERM")
+  await exited(daemon)
+  ws.cleanup()
+})
+
+describe("dispatch rules", () => {
+  it("a profile that runs a command needs one (422 naming it, nothing created), and then no prompt", async () => {
+    const repo = ws.makeRepo("repo-custom")
+    const refused = await api("POST", "/v1/dispatch", { bead: "bd-nocmd", repo, agent: "custom", prompt: "do it" })
+    expect(refused.status).toBe(422)
+    expect(refused.json.error).toMatch(/profile "custom" runs a command: give --command/)
+    expect(fs.existsSync(path.join(ws.workspace, "state", "snapshots", "bd-nocmd.json"))).toBe(false)
+    expect((await api("GET", "/v1/queue")).json.queue).toEqual([])
+
+    const cli = await ws.warden("dispatch", "bd-nocmd", "--repo", repo, "--agent", "custom")
+    expect(cli.status).not.toBe(0)
+    expect(cli.stderr).toMatch(/runs a command: give --command CMD/)
+
+    const wrong = await ws.warden("dispatch", "bd-wrongcmd", "--repo", repo, "--agent", "demo", "--prompt", "x", "--command", "echo hi")
+    expect(wrong.status).not.toBe(0)
+    expect(wrong.stderr).toMatch(/profile "demo" does not run a command/)
+
+    const ok = await ws.warden("dispatch", "bd-cmdonly", "--repo", repo, "--agent", "custom", "--command", "echo hi > hi.txt && git add hi.txt && git -c user.name=t -c user.email=t@t commit -qm hi")
+    expect(ok.status, ok.stderr).toBe(0)
+    await eventually(() => ws.readRun("bd-cmdonly")?.lifecycle_state === "done" && ws.readRun("bd-cmdonly"), 30_000, "bd-cmdonly done")
+    expect(ws.readRun("bd-cmdonly")).toMatchObject({ status: "done" })
+  })
+})
