@@ -32,7 +32,8 @@ export const stdoutIsJournal = (env: NodeJS.ProcessEnv = process.env): boolean =
 export const rotatingFile = (file: string, maxBytes: number, files: number) => {
   fs.mkdirSync(path.dirname(file), { recursive: true })
   let fd = fs.openSync(file, "a")
-  const rotate = () => {
+  const full = (size: number, bytes: number) => size > 0 && size + bytes > maxBytes
+  const rotate = (bytes: number) => {
     fs.closeSync(fd)
     let current: fs.Stats | null = null
     try {
@@ -40,7 +41,7 @@ export const rotatingFile = (file: string, maxBytes: number, files: number) => {
     } catch {
       // removed by hand: start afresh
     }
-    if (current !== null && current.size >= maxBytes) {
+    if (current !== null && full(current.size, bytes)) {
       for (let n = files - 1; n >= 1; n--) {
         if (fs.existsSync(`${file}.${n}`)) fs.renameSync(`${file}.${n}`, `${file}.${n + 1}`)
       }
@@ -61,7 +62,7 @@ export const rotatingFile = (file: string, maxBytes: number, files: number) => {
       if (onDisk === null || onDisk.ino !== mine.ino) {
         fs.closeSync(fd)
         fd = fs.openSync(file, "a")
-      } else if (mine.size > 0 && mine.size + bytes > maxBytes) rotate()
+      } else if (full(mine.size, bytes)) rotate(bytes)
       fs.writeSync(fd, chunk)
     },
     close: (): void => fs.closeSync(fd)
