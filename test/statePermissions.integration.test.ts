@@ -56,8 +56,6 @@ describe("the workspace's state is private to its owner", () => {
     // Settled: the finished session's snapshot is removed (no write is in flight while the test walks the tree).
     await eventually(() => !fs.existsSync(path.join(state, "snapshots", "bd-modes.json")), 20_000, "bd-modes settled")
 
-    // The retention sweep at the daemon's start removed the finished bead's 20-day-old transcript.
-    expect(fs.existsSync(oldTranscript)).toBe(false)
     const entries = [...walk(state), ...walk(path.join(ws.workspace, "memory"))]
     const files = entries.filter((e) => !e.isDir).map((e) => path.relative(ws.workspace, e.file))
     for (const expected of ["state/runs/bd-modes.json", "state/results/bd-modes.json", "state/warden.log", "state/api-token", "state/runs/bd-older.json", "memory/2026-01-01.md"]) {
@@ -72,6 +70,8 @@ describe("the workspace's state is private to its owner", () => {
 
     // The agent's own umask is the operator's: its repo file is as readable as any the operator makes.
     expect(octal(fs.statSync(path.join(repo, "made.txt")).mode & 0o777)).toBe(octal(0o666 & ~operatorUmask))
+    // The retention sweep at the daemon's start removed the finished bead's 20-day-old transcript.
+    expect(fs.existsSync(oldTranscript)).toBe(false)
   })
 })
 
