@@ -64,6 +64,9 @@ export const stateUmask = (): string => (currentStateUmask ?? 0o077).toString(8)
 export const stateDirs = (paths: WorkspacePaths): ReadonlyArray<string> => [path.join(paths.root, "state"), paths.memory]
 
 const tightenOne = (file: string, stat: fs.Stats, access: StateAccess, isDir: boolean): void => {
+  // Only the owner may change a mode: an operator of the group reading the state leaves the owner's files as they are.
+  const uid = process.getuid?.() ?? 0
+  if (uid !== 0 && stat.uid !== uid) return
   const chown = access.gid !== null && stat.gid !== access.gid
   if (chown) fs.chownSync(file, stat.uid, access.gid!)
   const mode = isDir ? access.dirMode : stat.mode & access.fileMask
