@@ -71,7 +71,16 @@ const tightenOne = (file: string, stat: fs.Stats, access: StateAccess, isDir: bo
   if (chown) fs.chownSync(file, stat.uid, access.gid!)
   const mode = isDir ? access.dirMode : stat.mode & access.fileMask
   // chown clears the set-group-id bit: set the mode again after it.
-  if (chown || (stat.mode & 0o7777) !== mode) fs.chmodSync(file, mode)
+  if (chown || (stat.mode & 0o7777) !== mode) {
+    try {
+      fs.chmodSync(file, mode)
+    } catch (error) {
+      // systemd's RestrictSUIDSGID=yes refuses the set-group-id bit: new files then take the daemon's own group
+      // (run it with Group= the operators' group), and the daemon's start gives older ones the group.
+      if ((error as NodeJS.ErrnoException).code !== "EPERM" || (mode & 0o2000) === 0) throw error
+      fs.chmodSync(file, mode & ~0o2000)
+    }
+  }
 }
 
 /**
@@ -84,7 +93,7 @@ const tightenOne = (file: string, stat: fs.Stats, access: StateAccess, isDir: bo
  */
 export const tightenState = (paths: WorkspacePaths, access: StateAccess, deep: boolean): void => {
   const top = [paths.runs, paths.results, paths.watch, paths.transcripts, paths.memory]
-  for (const dir of top) fs.mkdirSync(dir, { recursive: true, mode: access.dirMode })
+  for (const dir of top) fs.mkdirSync(dir, { recursive: true, mode: access.dirMode & 0o777 })
   const walk = (dir: string, descend: boolean): void => {
     let stat: fs.Stats
     try {
