@@ -55,11 +55,11 @@ describe("the daemon", () => {
     expect(waited.status, waited.stdout + waited.stderr).toBe(0)
     expect(waited.stdout).toMatch(/bd-p-high {2}#1 {2}running\.working/)
     await eventually(() => ws.readRun("bd-p-low")?.status === "done", 30_000, "the low-priority bead done")
-    const started = (bead: string) => Date.parse(ws.readRun(bead).started_at)
+    const started = (bead: string) => Date.parse(ws.readRun(bead).started_at_precise)
     expect(started("bd-p-first")).toBeLessThan(started("bd-p-high"))
     expect(started("bd-p-high")).toBeLessThan(started("bd-p-low"))
     // One slot: the high-priority bead started only after the first one released it.
-    expect(started("bd-p-high")).toBeGreaterThanOrEqual(Date.parse(ws.readRun("bd-p-first").finished_at))
+    expect(started("bd-p-high")).toBeGreaterThanOrEqual(Date.parse(ws.readRun("bd-p-first").finished_at_precise))
     expect(ws.readRun("bd-p-high").supervisor).toMatchObject({ kind: "daemon", pid: daemon.pid })
     const queue = await api("GET", "/v1/queue")
     expect(queue).toMatchObject({ status: 200, json: { queue: [] } })

@@ -9,8 +9,9 @@ import { streamTerminal } from "../server/terminalStream.js"
 import * as path from "node:path"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { CliError, type CliEnvironment } from "./environment.js"
-import { openLogger } from "./logger.js"
+import { openLogger, stdoutIsJournal } from "./logger.js"
 import { systemdNotifier } from "../daemon/systemdNotify.js"
+import { startHousekeeping } from "../workspace/housekeeping.js"
 
 export interface DaemonCommandOptions {
   readonly port: number
@@ -28,7 +29,7 @@ export interface DaemonCommandOptions {
  */
 export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions) =>
   Effect.gen(function* () {
-    const logger = openLogger(env.paths, { daemon: true })
+    const logger = openLogger(env.paths, { daemon: true }, { ...env.config.retention, journal: stdoutIsJournal() })
     const log = (message: string, detail?: Record<string, unknown>) => logger.info(detail ?? {}, message)
     const feed = new Feed({
       file: path.join(env.paths.root, "state", "feed.jsonl"),
@@ -120,6 +121,8 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     // Ready only once every unfinished session is back under supervision.
     const { restored, refused } = yield* Effect.promise(() => daemon.restore())
     for (const reason of refused) process.stderr.write(`warden daemon: snapshot refused: ${reason}\n`)
+    const housekeeping = startHousekeeping(env.config, env.paths, log)
+    yield* Effect.addFinalizer(() => Effect.sync(housekeeping.stop))
     daemon.start()
     feed.publish("daemon", "daemon.ready", { pid: process.pid, restored })
     const info: DaemonInfo = {

@@ -1,5 +1,4 @@
 import * as os from "node:os"
-import * as fs from "node:fs"
 import { Data, Effect, Either, Layer, ManagedRuntime } from "effect"
 import { loadConfigSync, type ResolvedConfig } from "../config/loadConfig.js"
 import { GitLive } from "../git/Git.js"
@@ -8,6 +7,7 @@ import { fileRecordStoreLayer } from "../records/RecordStore.js"
 import type { SessionServices } from "../sessions/sessionActors.js"
 import { tmuxTerminalsLayer } from "../terminals/tmuxTerminals.js"
 import { workspacePaths, type WorkspacePaths } from "../workspace/paths.js"
+import { restrictUmask, stateAccess, tightenState } from "../workspace/statePermissions.js"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 
 /** A command-line error: printed as `warden: <message>` with a non-zero exit. */
@@ -40,7 +40,16 @@ export const openEnvironment = (global: GlobalOptions) =>
     if (Either.isLeft(loaded)) return yield* new CliError({ message: loaded.left.message, exitCode: 2 })
     const config = loaded.right
     const paths = workspacePaths(config.workspaceDir)
-    for (const dir of [paths.runs, paths.results, paths.watch, paths.transcripts, paths.memory]) fs.mkdirSync(dir, { recursive: true })
+    // Everything Warden (and the tmux server it starts) writes is private to the workspace's owner, or its operators' group.
+    const access = yield* Effect.try({
+      try: () => stateAccess(config.operatorsGroup),
+      catch: (error) => new CliError({ message: (error as Error).message, exitCode: 2 })
+    })
+    restrictUmask(access)
+    yield* Effect.try({
+      try: () => tightenState(paths, access, false),
+      catch: (error) => new CliError({ message: `cannot secure the workspace's state under ${paths.root}: ${(error as Error).message}` })
+    })
     const runtime = ManagedRuntime.make(liveLayer(config, paths))
     yield* Effect.addFinalizer(() => runtime.disposeEffect)
     return { config, paths, runtime } satisfies CliEnvironment

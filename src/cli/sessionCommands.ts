@@ -39,7 +39,7 @@ export const dispatchCommand = (env: CliEnvironment, request: DispatchRequest, o
       })
     }
     const spec = yield* buildSpec(env, request)
-    const logger = openLogger(env.paths, { bead: spec.bead })
+    const logger = openLogger(env.paths, { bead: spec.bead }, env.config.retention)
     const progress = new Progress(spec.bead, options.json ? process.stderr : process.stdout)
     const runner = new SessionRunner(spec, env.runtime, {
       onState: (view, entry) => {

@@ -127,6 +127,23 @@ export const DefaultsSchema = Schema.Struct({
   retry: Schema.optionalWith(RetryPolicySchema, { default: () => Schema.decodeSync(RetryPolicySchema)({}) })
 })
 
+/** How long finished work's files are kept, and how large the log grows (see `src/workspace/retention.ts`). */
+export const RetentionSchema = Schema.Struct({
+  /** Transcripts (`state/transcripts/`) of beads that are no longer live, removed this many days after their last write. */
+  transcriptsDays: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 14 }),
+  /**
+   * The per-attempt files in `state/watch/` (prompt, launcher, settings, launch record, exit file, status file,
+   * signal log) and the retry requests (`state/requests/`) of beads that are no longer live, removed this many
+   * days after their last write. Records and memory notes are kept.
+   */
+  stateDays: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 30 }),
+  /** `state/warden.log` is rotated when it reaches this size (not under systemd, where the log goes to the journal). */
+  logMaxBytes: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1024)), { default: () => 10 * 1024 * 1024 }),
+  /** Rotated logs kept beside it: `warden.log.1` (newest) to `warden.log.<logFiles>`. */
+  logFiles: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 5 })
+})
+export type RetentionConfig = typeof RetentionSchema.Type
+
 export const ConfigSchema = Schema.Struct({
   $schema: Schema.optional(Schema.String),
   /** Workspace directory; `--workspace` and `WARDEN_WORKSPACE` win over it. */
@@ -141,6 +158,7 @@ export const ConfigSchema = Schema.Struct({
    * state group-readable. Without it, the token and the state are private to the daemon's user (0600/0700).
    */
   operatorsGroup: Schema.optional(Schema.NonEmptyString),
+  retention: Schema.optionalWith(RetentionSchema, { default: () => Schema.decodeSync(RetentionSchema)({}) }),
   minFreeDiskMb: Schema.optionalWith(Schema.Int, { default: () => 1_024 }),
   minFreeMemoryMb: Schema.optionalWith(Schema.Int, { default: () => 512 }),
   defaults: Schema.optionalWith(DefaultsSchema, { default: () => Schema.decodeSync(DefaultsSchema)({}) }),

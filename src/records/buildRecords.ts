@@ -19,6 +19,12 @@ export interface SessionView {
 export const iso = (ms: number): string => new Date(ms).toISOString()
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms))
 
+/** The seed's timestamp, `date -u +%Y-%m-%dT%H:%M:%SZ`: whole seconds (truncated, as `date` does), no fraction. */
+export const seedTime = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z")
+
+/** The seed's `duration_seconds`: the difference of the two whole-second times, as its shell computes it from `date +%s`. */
+export const seedDuration = (startedMs: number, finishedMs: number): number => Math.max(0, Math.floor(finishedMs / 1000) - Math.floor(startedMs / 1000))
+
 /** Flattens an XState state value (`{ running: "stalled" }`) to `running.stalled`. */
 export const flattenState = (value: unknown): string => {
   if (typeof value === "string") return value
@@ -104,7 +110,7 @@ export const buildRecords = (
   const status = seedStatus(view)
   const startedAt = c.attemptStartedAt ?? history[0]?.at ?? now
   const finishedAt = status === "running" ? null : (c.finishedAt ?? now)
-  const duration = finishedAt === null ? null : Math.max(0, Math.round((finishedAt - startedAt) / 1000))
+  const duration = finishedAt === null ? null : seedDuration(startedAt, finishedAt)
   const failureReason = status === "failed" || status === "timeout" ? (c.failureReason ?? "failed") : null
   const verification = c.verification === null ? null : verificationRecord(c.verification)
   const attempt = Math.max(1, c.attempt)
@@ -112,8 +118,8 @@ export const buildRecords = (
     schema_version: 1 as const,
     bead: spec.bead,
     agent: spec.profile.agent,
-    started_at: iso(startedAt),
-    finished_at: isoOrNull(finishedAt),
+    started_at: seedTime(startedAt),
+    finished_at: finishedAt === null ? null : seedTime(finishedAt),
     duration_seconds: duration,
     status,
     attempt,
@@ -122,6 +128,8 @@ export const buildRecords = (
     exit_code: c.exitCode,
     output_summary: c.capture?.outputSummary ?? null,
     verification,
+    started_at_precise: iso(startedAt),
+    finished_at_precise: isoOrNull(finishedAt),
     attempt_id: c.attemptId,
     profile: spec.profile.name,
     outcome: status === "running" ? null : c.outcome,

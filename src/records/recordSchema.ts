@@ -8,6 +8,13 @@ import { Schema } from "effect"
  */
 
 const IsoTime = Schema.String.pipe(Schema.pattern(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/))
+/**
+ * The seed's timestamp: exactly `date -u +%Y-%m-%dT%H:%M:%SZ` (whole seconds,
+ * `Z`). Its run analyzer parses it with `strptime("%Y-%m-%dT%H:%M:%SZ")`, which
+ * rejects a fraction: every seed field uses this; Warden's finer times go in
+ * its own fields.
+ */
+const SeedTime = Schema.String.pipe(Schema.pattern(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/))
 const NullableInt = Schema.NullOr(Schema.Int)
 export const SeedStatus = Schema.Literal("running", "done", "failed", "timeout")
 export const WardenOutcome = Schema.Literal("done", "failed", "timeout", "cancelled")
@@ -55,6 +62,10 @@ export const AttemptRecord = Schema.Struct({
 })
 
 const Extras = {
+  /** `started_at` to the millisecond (the seed's field has whole seconds). */
+  started_at_precise: IsoTime,
+  /** `finished_at` to the millisecond, null while running. */
+  finished_at_precise: Schema.NullOr(IsoTime),
   /** Unique per attempt, across retries and restarts; the agent sees it as `WARDEN_ATTEMPT`. */
   attempt_id: Schema.NullOr(Schema.String),
   /** The agent profile used (`demo`, `claude-tui`, a custom one); `agent` stays the CLI family. */
@@ -96,8 +107,8 @@ export const RunRecord = Schema.Struct({
   repo: Schema.String,
   prompt: Schema.String,
   prompt_hash: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/)),
-  started_at: IsoTime,
-  finished_at: Schema.NullOr(IsoTime),
+  started_at: SeedTime,
+  finished_at: Schema.NullOr(SeedTime),
   duration_seconds: NullableInt,
   status: SeedStatus,
   attempt: Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)),
@@ -125,8 +136,8 @@ export const ResultRecord = Schema.Struct({
   agent: Schema.String,
   status: SeedStatus,
   reason: Schema.NonEmptyString,
-  started_at: IsoTime,
-  finished_at: Schema.NullOr(IsoTime),
+  started_at: SeedTime,
+  finished_at: Schema.NullOr(SeedTime),
   duration_seconds: NullableInt,
   attempt: Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)),
   max_retries: Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)),

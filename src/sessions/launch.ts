@@ -6,6 +6,7 @@ import { Git } from "../git/Git.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { expandHome, wardenCliEntry } from "../workspace/paths.js"
+import { agentUmask, stateUmask } from "../workspace/statePermissions.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import { waitForScreen } from "./screenWait.js"
 import { compileRules, readScreen, screenShows } from "./screenRules.js"
@@ -65,9 +66,12 @@ export const launcherScript = (input: {
     "#!/bin/sh",
     "# Written by warden for one attempt; the pane runs it.",
     `cd ${shQuote(input.repo)} || exit 97`,
+    // Warden's own files are private (umask 077 or 027, inherited through tmux); the agent gets the operator's umask back.
+    `umask ${agentUmask()}`,
     // tmux gives a new session the PATH of the client that created it, whatever `-e PATH=` says.
     `PATH=${shQuote(input.path)}; export PATH`,
     "warden_exit() {",
+    `  umask ${stateUmask()}`,
     `  printf '{"attempt_id":"%s","exit_code":%s,"at":"%s"}\\n' ${shQuote(input.attemptId)} "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${shQuote(exitTemp)} && mv ${shQuote(exitTemp)} ${shQuote(input.exitFile)}`,
     "}",
     "trap 'warden_exit 129; exit 129' HUP",

@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
-import { iso, localDate, memoryLine } from "../records/buildRecords.js"
+import { iso, localDate, memoryLine, seedDuration, seedTime } from "../records/buildRecords.js"
 import { RecordStore } from "../records/RecordStore.js"
 import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
 import { Terminals } from "../terminals/Terminals.js"
@@ -66,8 +66,9 @@ export const finalizeLostRun = (
   const finished = {
     status: "failed" as const,
     outcome: "failed" as const,
-    finished_at: at,
-    duration_seconds: Math.max(0, Math.round((now - Date.parse(run.started_at)) / 1000)),
+    finished_at: seedTime(now),
+    finished_at_precise: at,
+    duration_seconds: seedDuration(Date.parse(run.started_at), now),
     exit_code: exitCode,
     failure_reason: failureReason,
     lifecycle_state: "failed",
