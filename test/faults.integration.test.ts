@@ -135,7 +135,10 @@ describe("the seed's and peers' known faults stay fixed", () => {
     expect(ws.tmux("has-session", "-t", "=agent-bd-kill2").status).not.toBe(0)
     const verify = await ws.warden("verify", "bd-kill2")
     expect(verify.status, verify.stdout + verify.stderr).toBe(0)
-    expect(jq("[.status, .outcome, .verification.overall] | @tsv", ws.runFile("bd-kill2"))).toBe("done\tdone\tpass")
+    expect(jq("[.status, .outcome, .verification.overall, .lifecycle_state] | @tsv", ws.runFile("bd-kill2"))).toBe("done\tdone\tpass\tdone")
+    // One source of truth: ps's STATUS and STATE columns agree.
+    const row = (await ws.warden("ps")).stdout.split("\n").find((line) => line.startsWith("bd-kill2"))
+    expect(row).toMatch(/^bd-kill2\s+done\s+done\s/)
   })
 
   it("`warden cancel` stops a running session through its supervisor and records it as cancelled", async () => {

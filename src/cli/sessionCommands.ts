@@ -177,10 +177,20 @@ export const verifyCommand = (env: CliEnvironment, bead: string, json: boolean) 
     const result = yield* onRuntime(env, store.readResult(bead).pipe(Effect.orElseSucceed(() => null)))
     const live = runIsLive(run)
     const promote = !live && run.failure_reason === "unverified" && output.overall === "pass"
+    const now = new Date().toISOString()
+    // Promoted, the run is done in every field an operator reads: status, outcome and the lifecycle state (ps's STATE).
     const updates = {
       verification,
-      updated_at: new Date().toISOString(),
-      ...(promote ? { status: "done" as const, outcome: "done" as const, failure_reason: null } : {})
+      updated_at: now,
+      ...(promote
+        ? {
+            status: "done" as const,
+            outcome: "done" as const,
+            failure_reason: null,
+            lifecycle_state: "done",
+            state_history: [...run.state_history, { state: "done", at: now, attempt: run.attempt }]
+          }
+        : {})
     }
     // A live run's records belong to its supervisor: verify only reports on it.
     if (!live && result !== null) {
