@@ -95,7 +95,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         const wantsInput = url.searchParams.get("input") === "1"
         return streamTerminal(req, socket, head, {
           transcriptPath: transcript,
-          input: wantsInput ? (text) => void daemon.input(bead, text, [], false).catch(() => undefined) : null,
+          input: wantsInput ? (text) => daemon.input(bead, text, [], false, "stream") : null,
           maxBufferedBytes: 1024 * 1024,
           backlogBytes: 64 * 1024
         })
