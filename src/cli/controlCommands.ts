@@ -101,6 +101,12 @@ export const signalCommand = (env: CliEnvironment, input: SignalInput) =>
     else if (run.attempt_id !== attemptId) yield* warn(`warden signal: attempt ${attemptId} is not the current attempt ${run.attempt_id}; it will be ignored`)
   })
 
+/** Refuses (exit 2) an agents' socket that someone else could have planted, before any tmux client touches it. */
+export const refuseUnsafeSocket = (env: CliEnvironment) =>
+  Effect.flatMap(onRuntime(env, Effect.flatMap(Terminals, (t) => t.socketProblem)), (problem) =>
+    problem === null ? Effect.void : Effect.fail(new CliError({ message: `refusing to use the agents' tmux socket: ${problem}`, exitCode: 2 }))
+  )
+
 /** `warden send <bead> TEXT` (or `--key NAME ...`): types into the agent's terminal, to answer what it asks. */
 export const sendCommand = (env: CliEnvironment, bead: string, given: string | undefined, keys: ReadonlyArray<string>, enter: boolean) =>
   Effect.gen(function* () {
@@ -111,6 +117,7 @@ export const sendCommand = (env: CliEnvironment, bead: string, given: string | u
     const checked = checkOperatorInput(given, keys)
     if (!checked.ok) return yield* new CliError({ message: `nothing sent: ${checked.problem}`, exitCode: 2 })
     const text = checked.text
+    yield* refuseUnsafeSocket(env)
     const name = sessionNameFor(bead)
     const terminals = yield* onRuntime(env, Terminals)
     const exists = yield* onRuntime(env, terminals.exists(name)).pipe(Effect.orElseSucceed(() => false))

@@ -6,6 +6,7 @@ import { writeFileAtomic } from "../records/RecordStore.js"
 import { apiHandler, tokenMatches } from "../server/httpApi.js"
 import { Feed } from "../server/feed.js"
 import { streamTerminal } from "../server/terminalStream.js"
+import { tmuxSocketProblem } from "../terminals/socketSafety.js"
 import * as path from "node:path"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { CliError, type CliEnvironment } from "./environment.js"
@@ -28,6 +29,8 @@ export interface DaemonCommandOptions {
  */
 export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions) =>
   Effect.gen(function* () {
+    const socketProblem = tmuxSocketProblem(env.config.tmuxSocket)
+    if (socketProblem !== null) return yield* new CliError({ message: `refusing to start: ${socketProblem}`, exitCode: 2 })
     const logger = openLogger(env.paths, { daemon: true })
     const log = (message: string, detail?: Record<string, unknown>) => logger.info(detail ?? {}, message)
     const feed = new Feed({

@@ -40,6 +40,8 @@ export class Terminals extends Context.Tag("warden/Terminals")<
   {
     /** The tmux socket the sessions live on (shown to operators for `tmux -S ... attach`). */
     readonly socket: string
+    /** Why the socket may not be used (planted by someone else, a symlink, in a directory others can write), or null. */
+    readonly socketProblem: Effect.Effect<string | null>
     /** Creates the session running `command`; the pane stays after the program exits so it can be captured. */
     readonly create: (spec: CreateTerminal) => Effect.Effect<TerminalInfo, TerminalError>
     /** Whether a session of exactly this name exists (alive or with a dead pane). */

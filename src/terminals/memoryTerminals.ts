@@ -166,7 +166,7 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
   const panes = Effect.sync(() =>
     [...sessions.entries()].map(([session, s]) => ({ session, dead: s.dead, deadStatus: s.deadStatus }))
   )
-  const service: TerminalsService = { socket: "memory", create, exists, info, capture, sendText, sendKeys, kill, panes, list }
+  const service: TerminalsService = { socket: "memory", socketProblem: Effect.succeed(null), create, exists, info, capture, sendText, sendKeys, kill, panes, list }
 
   const must = (hook: string, name: string): FakeSession => {
     const s = sessions.get(name)

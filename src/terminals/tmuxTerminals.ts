@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { type CreateTerminal, type TerminalInfo, TerminalError, Terminals } from "./Terminals.js"
 import { keysProblem } from "./keyNames.js"
+import { tmuxSocketProblem } from "./socketSafety.js"
 import { controlCharacterProblem } from "./typedText.js"
 
 type TerminalsService = Context.Tag.Service<Terminals>
@@ -180,7 +181,15 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
     args: ReadonlyArray<string>,
     input?: string
   ): Effect.Effect<RunResult, TerminalError> => {
-    const once = exec(TMUX, ["-S", socket, ...args], input, (reason) => new TerminalError({ operation, session, reason }))
+    // Before every client call: a socket someone else planted would receive all of it.
+    const unsafe = Effect.suspend(() => {
+      const problem = tmuxSocketProblem(socket)
+      return problem === null ? Effect.void : Effect.fail(new TerminalError({ operation, session, reason: problem }))
+    })
+    const once = Effect.zipRight(
+      unsafe,
+      exec(TMUX, ["-S", socket, ...args], input, (reason) => new TerminalError({ operation, session, reason }))
+    )
     const attempt = (n: number): Effect.Effect<RunResult, TerminalError> =>
       Effect.flatMap(once, (result) =>
         serverWentAway(result) && n < SERVER_GONE_ATTEMPTS
@@ -493,7 +502,9 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
           : Effect.fail(failed("list", "", "list-sessions", result))
   )
 
-  return { socket, create, exists, info, capture, sendText, sendKeys, kill, panes, list }
+  const socketProblem = Effect.sync(() => tmuxSocketProblem(socket))
+
+  return { socket, socketProblem, create, exists, info, capture, sendText, sendKeys, kill, panes, list }
 }
 
 export const tmuxTerminalsLayer = (socket: string): Layer.Layer<Terminals> =>
