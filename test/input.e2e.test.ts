@@ -4,7 +4,7 @@ import * as net from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
-import { eventually, exited, makeWorkspace } from "./support/workspace.js"
+import { cliEntry, eventually, exited, makeWorkspace } from "./support/workspace.js"
 
 /**
  * What is typed into agents, tried as a hostile local process and a careless
@@ -192,6 +192,29 @@ describe("what an operator typed is recorded as its length, never its text", () 
     expect(inputs.some((doc) => JSON.stringify(doc.keys) === JSON.stringify(["<char>", "<char>", "Space", "<char>", "<char>", "BSpace", "<char>", "Enter"]))).toBe(true)
     const grep = spawnSync("grep", ["-r", "-l", "-F", "hunter2", ws.workspace], { encoding: "utf8" })
     expect(grep.stdout).toBe("")
+  })
+
+  it("a codex turn whose input is an operator's answer is still told from codex's own turns, without the text on disk", async () => {
+    const attempt = ws.readRun("bd-in-a").attempt_id as string
+    const notify = (inputs: string[]) =>
+      spawnSync(process.execPath, [cliEntry, "--workspace", ws.workspace, "--config", ws.configFile, "signal", "--from", "codex-notify", JSON.stringify({
+        type: "agent-turn-complete",
+        "turn-id": "t1",
+        "input-messages": inputs,
+        "last-assistant-message": "Which branch should I use?"
+      })], { encoding: "utf8", env: { ...process.env, WARDEN_BEAD: "bd-in-a", WARDEN_ATTEMPT: attempt, WARDEN_WORKSPACE: undefined, WARDEN_CONFIG: undefined } })
+    const signalsFile = path.join(ws.workspace, "state", "watch", "bd-in-a.signals.jsonl")
+    const notifies = () => fs.readFileSync(signalsFile, "utf8").trim().split("\n").map((line) => JSON.parse(line)).filter((doc) => doc.source === "notify")
+    // A side turn (a title for the answer, quoting it inside a longer input) is not the task's.
+    const side = notify([`Write a title for: hunter2-Secret-Passw0rd`])
+    expect(side.stderr).toMatch(/not the task's/)
+    expect(notifies()).toEqual([])
+    // The answer's own turn counts, white space as codex shows it back.
+    const answered = notify(["  hunter2-Secret-Passw0rd "])
+    expect(answered.status, answered.stderr).toBe(0)
+    expect(notifies()).toMatchObject([{ status: "waiting", source: "notify" }])
+    expect(JSON.stringify(notifies()[0].payload)).toContain("<operator input, 26 characters>")
+    expect(spawnSync("grep", ["-r", "-l", "-F", "hunter2", ws.workspace], { encoding: "utf8" }).stdout).toBe("")
   })
 })
 

@@ -35,6 +35,18 @@ const boundedPayload = (payload: unknown): unknown => {
 
 const normalize = (text: string) => text.replace(/\s+/g, " ").trim()
 
+/** A codex notify payload with each input message that an operator sent replaced by its length. */
+const withoutAnswers = (doc: unknown, isAnswer: (text: string) => boolean): unknown => {
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) return doc
+  const record = doc as Record<string, unknown>
+  const inputs = record["input-messages"]
+  if (!Array.isArray(inputs)) return doc
+  return {
+    ...record,
+    "input-messages": inputs.map((m) => (typeof m === "string" && isAnswer(m) ? `<operator input, ${[...m].length} characters>` : m))
+  }
+}
+
 export interface SignalInput {
   readonly bead: string | undefined
   readonly status: "done" | "failed" | "waiting" | undefined
@@ -86,7 +98,8 @@ export const signalCommand = (env: CliEnvironment, input: SignalInput) =>
       status = verdict.status
       summary = verdict.summary
       source = input.from === "claude-hook" ? "hook" : "notify"
-      payload = boundedPayload(doc)
+      // An operator's answer stays out of the records here too: codex quotes it back among the turn's input messages.
+      payload = boundedPayload(input.from === "codex-notify" ? withoutAnswers(doc, isAnswer) : doc)
     }
     if (bead === undefined || bead === "") {
       return yield* new CliError({ message: "which bead? give it as an argument or set WARDEN_BEAD (agents have it set)" })
