@@ -1,5 +1,6 @@
-import { execFileSync } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { execFileSync, spawnSync } from "node:child_process"
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Layer } from "effect"
@@ -7,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type CreateTerminal, TerminalError, Terminals } from "../src/terminals/Terminals.js"
 import { makeMemoryTerminals } from "../src/terminals/memoryTerminals.js"
 import { makeTmuxTerminals, tmuxTerminalsLayer } from "../src/terminals/tmuxTerminals.js"
+import { keyNames, keyProblem } from "../src/terminals/keyNames.js"
 
 type TerminalsService = Context.Tag.Service<Terminals>
 
@@ -193,6 +195,47 @@ const contract = (label: string, makeLayer: () => Layer.Layer<Terminals>, drive:
       await run(t.kill(name))
     })
 
+    it("refuses keys that are not tmux key names (options such as -N, -t), naming the key, and types nothing", async () => {
+      const name = "agent-keys-2"
+      await run(t.create(spec(name, ["cat"])))
+      await run(t.create(spec("agent-keys-other", ["cat"])))
+      for (const keys of [["-N", "2000", "x"], ["-t", "agent-keys-other", "P", "Enter"], ["-X", "cancel"], ["-R"], ["Enter", "F13"], ["C-~"], [""]]) {
+        const err = await failure(t.sendKeys(name, keys))
+        expect(err).toBeInstanceOf(TerminalError)
+        expect(err.operation).toBe("sendKeys")
+        expect(err.reason).toContain(JSON.stringify(keys.find((k) => k === "" || k.startsWith("-") || k === "F13" || k === "C-~")))
+      }
+      // Valid names still work: single characters (a "-" among them, after "--"), Space, Enter.
+      await run(t.sendKeys(name, ["h", "i", "Space", "-", "t", "Enter"]))
+      drive.echoesInput(name)
+      await eventually(async () => expect(await run(t.capture(name))).toEqual(["hi -t", "hi -t"]))
+      drive.echoesInput("agent-keys-other")
+      expect(await run(t.capture("agent-keys-other"))).toEqual([])
+      await run(t.kill(name))
+      await run(t.kill("agent-keys-other"))
+    })
+
+    it("refuses control characters in text (ESC, ETX, CR, DEL, C1), naming the character and where it is", async () => {
+      const name = "agent-ctl-1"
+      await run(t.create(spec(name, ["cat"])))
+      const cases: Array<[string, RegExp]> = [
+        ["ok\u001b[201~!sh", /U\+001B \(ESC\) at character 3/],
+        ["\u0003", /U\+0003 \(ETX\) at character 1/],
+        ["line\r", /U\+000D \(CR\) at character 5/],
+        ["x\u007f", /U\+007F \(DEL\)/],
+        ["x\u009b1m", /U\+009B \(CSI\)/]
+      ]
+      for (const [text, reason] of cases) {
+        const err = await failure(t.sendText(name, text, true))
+        expect(err.operation).toBe("sendText")
+        expect(err.reason).toMatch(reason)
+      }
+      await run(t.sendText(name, "tab\there", true))
+      drive.echoesInput(name)
+      await eventually(async () => expect((await run(t.capture(name))).map((l) => l.replace(/\s+/g, " "))).toEqual(["tab here", "tab here"]))
+      await run(t.kill(name))
+    })
+
     it("sends multi-line text as lines", async () => {
       const name = "agent-send-2"
       // No echo: the terminal's echo of a paste would interleave with the program's output.
@@ -296,6 +339,8 @@ const contract = (label: string, makeLayer: () => Layer.Layer<Terminals>, drive:
       for (const key of keys ?? []) {
         if (key === "BSpace") typing = typing.slice(0, -1)
         else if (key === "Enter") enter()
+        else if (key === "Space") typing += " "
+        else if ([...key].length === 1) typing += key
       }
       const parts = text.split("\n")
       parts.forEach((part, i) => {
@@ -364,3 +409,64 @@ const contract = (label: string, makeLayer: () => Layer.Layer<Terminals>, drive:
     empty: () => makeTmuxTerminals(join(socketDir, "never-started.sock"))
   })
 }
+
+// --- what tmux 3.3a itself calls a key --------------------------------------------------------
+
+describe("key names: Warden's check agrees with tmux 3.3a", () => {
+  const dir = mkdtempSync(join(tmpdir(), "warden-keys-"))
+  const socket = join(dir, "keys.sock")
+  const tmux = (...args: string[]) => spawnSync("tmux", ["-S", socket, "-f", "/dev/null", ...args], { encoding: "utf8" })
+  beforeAll(() => {
+    expect(tmux("new-session", "-d", "-s", "probe", "sleep", "60").status).toBe(0)
+  })
+  afterAll(() => {
+    tmux("kill-server")
+    rmSync(dir, { recursive: true, force: true })
+  })
+  /** Whether tmux parses `key` as a key: bind-key refuses anything else with "unknown key". */
+  const tmuxKnows = (key: string): boolean => {
+    const result = tmux("bind-key", "-T", "warden-probe", "--", key.endsWith(";") ? `${key.slice(0, -1)}\\;` : key, "display-message", "x")
+    return result.status === 0
+  }
+
+  it("every name Warden accepts, alone and with modifiers, is a key tmux knows", () => {
+    for (const name of keyNames) {
+      for (const modifiers of ["", "C-", "M-", "S-", "C-M-S-"]) {
+        const key = `${modifiers}${name}`
+        expect(keyProblem(key), key).toBeNull()
+        expect(tmuxKnows(key), key).toBe(true)
+      }
+    }
+  })
+
+  it("for every printable ASCII character, alone and with C- or M-, Warden and tmux agree", () => {
+    for (let code = 0x21; code <= 0x7e; code++) {
+      for (const modifiers of ["", "C-", "M-"]) {
+        const key = `${modifiers}${String.fromCharCode(code)}`
+        expect(keyProblem(key) === null, key).toBe(tmuxKnows(key))
+      }
+    }
+  })
+
+  it("what Warden refuses as options or unknown names, tmux does not know as keys either", () => {
+    for (const key of ["-t", "-N", "-X", "-R", "-l", "--", "F13", "C-~", "Enter;", "NotAKey", "C-", "S-", "X-a"]) {
+      expect(keyProblem(key), key).not.toBeNull()
+      expect(tmuxKnows(key), key).toBe(false)
+    }
+  })
+
+  it("a socket that another user planted is refused before any tmux command runs", async () => {
+    const planted = join(dir, "planted.sock")
+    const server = createServer((c) => c.destroy())
+    await new Promise<void>((resolve) => server.listen(planted, resolve))
+    chownSync(planted, 65534, 65534)
+    try {
+      const err = await failure(makeTmuxTerminals(planted).list)
+      expect(err.reason).toMatch(/belongs to uid 65534/)
+      expect(await Effect.runPromise(makeTmuxTerminals(planted).socketProblem)).toMatch(/belongs to uid 65534/)
+      expect(await Effect.runPromise(makeTmuxTerminals(socket).socketProblem)).toBeNull()
+    } finally {
+      server.close()
+    }
+  })
+})

@@ -11,6 +11,7 @@ import { psTable, showText } from "./format.js"
 import { callDaemon } from "./daemonClient.js"
 import { runningDaemon } from "../daemon/daemon.js"
 import { verdictFromClaudeHook, verdictFromCodexNotify } from "../agents/hookSignals.js"
+import { checkOperatorInput, recordInput, sentInputMatcher } from "../sessions/operatorInput.js"
 
 const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
 const warn = (text: string) => Effect.sync(() => process.stderr.write(`${text}\n`))
@@ -33,6 +34,18 @@ const boundedPayload = (payload: unknown): unknown => {
 }
 
 const normalize = (text: string) => text.replace(/\s+/g, " ").trim()
+
+/** A codex notify payload with each input message that an operator sent replaced by its length. */
+const withoutAnswers = (doc: unknown, isAnswer: (text: string) => boolean): unknown => {
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) return doc
+  const record = doc as Record<string, unknown>
+  const inputs = record["input-messages"]
+  if (!Array.isArray(inputs)) return doc
+  return {
+    ...record,
+    "input-messages": inputs.map((m) => (typeof m === "string" && isAnswer(m) ? `<operator input, ${[...m].length} characters>` : m))
+  }
+}
 
 export interface SignalInput {
   readonly bead: string | undefined
@@ -69,14 +82,14 @@ export const signalCommand = (env: CliEnvironment, input: SignalInput) =>
       }
       const promptFile = process.env.WARDEN_PROMPT_FILE
       const prompt = promptFile !== undefined && fs.existsSync(promptFile) ? normalize(fs.readFileSync(promptFile, "utf8")) : null
-      const answers = bead === undefined ? [] : sentAnswers(env, bead, process.env.WARDEN_ATTEMPT)
+      const isAnswer = bead === undefined ? () => false : sentInputMatcher(env.paths, bead, process.env.WARDEN_ATTEMPT)
       const verdict =
         input.from === "claude-hook"
           ? verdictFromClaudeHook(doc)
           : verdictFromCodexNotify(doc, (text) => {
               const said = normalize(text)
               // Exactly the prompt or an answer: codex's title turn quotes the prompt inside a longer input.
-              return (prompt !== null && said === prompt) || answers.includes(said)
+              return (prompt !== null && said === prompt) || isAnswer(text)
             })
       if (verdict.status === null) {
         yield* warn(`warden signal --from ${input.from}: ${verdict.reason}; ignored`)
@@ -85,7 +98,8 @@ export const signalCommand = (env: CliEnvironment, input: SignalInput) =>
       status = verdict.status
       summary = verdict.summary
       source = input.from === "claude-hook" ? "hook" : "notify"
-      payload = boundedPayload(doc)
+      // An operator's answer stays out of the records here too: codex quotes it back among the turn's input messages.
+      payload = boundedPayload(input.from === "codex-notify" ? withoutAnswers(doc, isAnswer) : doc)
     }
     if (bead === undefined || bead === "") {
       return yield* new CliError({ message: "which bead? give it as an argument or set WARDEN_BEAD (agents have it set)" })
@@ -100,32 +114,23 @@ export const signalCommand = (env: CliEnvironment, input: SignalInput) =>
     else if (run.attempt_id !== attemptId) yield* warn(`warden signal: attempt ${attemptId} is not the current attempt ${run.attempt_id}; it will be ignored`)
   })
 
-/** What `warden send` typed into this attempt's terminal: answers count as the task's turns. */
-const sentAnswers = (env: CliEnvironment, bead: string, attemptId: string | undefined): string[] => {
-  try {
-    return fs
-      .readFileSync(env.paths.signalsFile(bead), "utf8")
-      .split("\n")
-      .flatMap((line) => {
-        try {
-          const doc = JSON.parse(line) as Record<string, unknown>
-          return doc.type === "input" && doc.attempt_id === attemptId && typeof doc.text === "string" ? [normalize(doc.text)] : []
-        } catch {
-          return []
-        }
-      })
-  } catch {
-    return []
-  }
-}
+/** Refuses (exit 2) an agents' socket that someone else could have planted, before any tmux client touches it. */
+export const refuseUnsafeSocket = (env: CliEnvironment) =>
+  Effect.flatMap(onRuntime(env, Effect.flatMap(Terminals, (t) => t.socketProblem)), (problem) =>
+    problem === null ? Effect.void : Effect.fail(new CliError({ message: `refusing to use the agents' tmux socket: ${problem}`, exitCode: 2 }))
+  )
 
 /** `warden send <bead> TEXT` (or `--key NAME ...`): types into the agent's terminal, to answer what it asks. */
-export const sendCommand = (env: CliEnvironment, bead: string, text: string | undefined, keys: ReadonlyArray<string>, enter: boolean) =>
+export const sendCommand = (env: CliEnvironment, bead: string, given: string | undefined, keys: ReadonlyArray<string>, enter: boolean) =>
   Effect.gen(function* () {
     yield* checkBead(bead)
-    if ((text === undefined || text === "") && keys.length === 0 && !enter) {
+    if ((given === undefined || given === "") && keys.length === 0 && !enter) {
       return yield* new CliError({ message: "nothing to send: give TEXT or --key NAME" })
     }
+    const checked = checkOperatorInput(given, keys)
+    if (!checked.ok) return yield* new CliError({ message: `nothing sent: ${checked.problem}`, exitCode: 2 })
+    const text = checked.text
+    yield* refuseUnsafeSocket(env)
     const name = sessionNameFor(bead)
     const terminals = yield* onRuntime(env, Terminals)
     const exists = yield* onRuntime(env, terminals.exists(name)).pipe(Effect.orElseSucceed(() => false))
@@ -137,9 +142,10 @@ export const sendCommand = (env: CliEnvironment, bead: string, text: string | un
     // Tell the supervisor the agent was answered: a wait the agent announced ends with it.
     const run = yield* onRuntime(env, Effect.flatMap(RecordStore, (s) => s.readRun(bead))).pipe(Effect.orElseSucceed(() => null))
     if (run !== null && run.status === "running" && run.attempt_id !== null) {
-      appendSignalLine(env, bead, { type: "input", bead, attempt_id: run.attempt_id, text: text ?? keys.join(" "), at: Date.now(), pid: process.pid })
+      recordInput(env.paths, bead, run.attempt_id, { text, keys, enter, via: "cli" })
     }
-    yield* print(`sent to ${name}${text ? `: ${JSON.stringify(text)}` : ""}${keys.length > 0 ? ` keys ${keys.join(" ")}` : ""}${enter ? " (with Enter)" : ""}`)
+    // The text is not echoed: it may be a password typed into a prompt.
+    yield* print(`sent to ${name}${text ? `: ${[...text].length} characters` : ""}${keys.length > 0 ? ` keys ${keys.join(" ")}` : ""}${enter ? " (with Enter)" : ""}`)
   })
 
 /** `warden ps`: every session, reconciled against its supervisor and tmux. */

@@ -6,6 +6,7 @@ import { writeFileAtomic } from "../records/RecordStore.js"
 import { apiHandler, tokenMatches } from "../server/httpApi.js"
 import { Feed } from "../server/feed.js"
 import { streamTerminal } from "../server/terminalStream.js"
+import { tmuxSocketProblem } from "../terminals/socketSafety.js"
 import * as path from "node:path"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { CliError, type CliEnvironment } from "./environment.js"
@@ -29,6 +30,8 @@ export interface DaemonCommandOptions {
  */
 export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions) =>
   Effect.gen(function* () {
+    const socketProblem = tmuxSocketProblem(env.config.tmuxSocket)
+    if (socketProblem !== null) return yield* new CliError({ message: `refusing to start: ${socketProblem}`, exitCode: 2 })
     const logger = openLogger(env.paths, { daemon: true }, { ...env.config.retention, journal: stdoutIsJournal() })
     const log = (message: string, detail?: Record<string, unknown>) => logger.info(detail ?? {}, message)
     const feed = new Feed({
@@ -96,7 +99,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         const wantsInput = url.searchParams.get("input") === "1"
         return streamTerminal(req, socket, head, {
           transcriptPath: transcript,
-          input: wantsInput ? (text) => void daemon.input(bead, text, [], false).catch(() => undefined) : null,
+          input: wantsInput ? (text) => daemon.input(bead, text, [], false, "stream") : null,
           maxBufferedBytes: 1024 * 1024,
           backlogBytes: 64 * 1024
         })

@@ -9,6 +9,7 @@ import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { daemonFiles, runningDaemon } from "../daemon/daemon.js"
 import { callDaemon } from "./daemonClient.js"
+import { refuseUnsafeSocket } from "./controlCommands.js"
 import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
 
 const checkBead = (bead: string) =>
@@ -71,6 +72,7 @@ export const logsCommand = (env: CliEnvironment, bead: string, follow: boolean, 
 export const attachCommand = (env: CliEnvironment, bead: string) =>
   Effect.gen(function* () {
     yield* checkBead(bead)
+    yield* refuseUnsafeSocket(env)
     const name = sessionNameFor(bead)
     const terminals = yield* onRuntime(env, Terminals)
     const local = yield* onRuntime(env, terminals.exists(name)).pipe(Effect.orElseSucceed(() => false))

@@ -14,6 +14,7 @@ import { SessionRunner } from "../sessions/runSession.js"
 import { runIsLive } from "../sessions/reconcile.js"
 import { processStartTicks, supervisorAlive } from "../sessions/supervisorLiveness.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
+import { checkOperatorInput, recordInput } from "../sessions/operatorInput.js"
 import { expandHome, type WorkspacePaths } from "../workspace/paths.js"
 import type { DispatchBody } from "../server/apiSchemas.js"
 import { SNAPSHOT_VERSION, SnapshotStore, fileSnapshotStoreLayer, type SessionSnapshot } from "./SnapshotStore.js"
@@ -435,9 +436,18 @@ export class Daemon {
     writeFileAtomic(file, JSON.stringify(body))
   }
 
-  async input(bead: string, text: string | undefined, keys: ReadonlyArray<string>, enter: boolean): Promise<{ bead: string; sent: true }> {
+  async input(
+    bead: string,
+    given: string | undefined,
+    keys: ReadonlyArray<string>,
+    enter: boolean,
+    via: "api" | "stream" = "api"
+  ): Promise<{ bead: string; sent: true }> {
     const session = this.sessions.get(bead)
     if (session === undefined) throw new DaemonRefusal(404, `${bead} has no running session`)
+    const checked = checkOperatorInput(given, keys)
+    if (!checked.ok) throw new DaemonRefusal(422, checked.problem)
+    const text = checked.text
     const name = sessionNameFor(bead)
     await this.run(
       Effect.gen(function* () {
@@ -448,12 +458,7 @@ export class Daemon {
       }).pipe(Effect.mapError((error) => new DaemonRefusal(409, `could not send to ${name}: ${error.reason}`)))
     )
     const attemptId = session.runner.view().context.attemptId
-    if (attemptId !== null) {
-      fs.appendFileSync(
-        this.options.paths.signalsFile(bead),
-        `${JSON.stringify({ type: "input", bead, attempt_id: attemptId, text: text ?? keys.join(" "), at: Date.now(), pid: process.pid })}\n`
-      )
-    }
+    if (attemptId !== null) recordInput(this.options.paths, bead, attemptId, { text, keys, enter, via })
     return { bead, sent: true }
   }
 

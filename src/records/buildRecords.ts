@@ -2,6 +2,7 @@ import { createHash } from "node:crypto"
 import type { Decision, SessionContext, VerifyOutput } from "../../machines/agentSession.machine.js"
 import type { DispatchSpec } from "../sessions/dispatchSpec.js"
 import type { DecisionRecord, ResultRecord, RunRecord, VerificationRecord } from "./recordSchema.js"
+import { sessionNameFor } from "../terminals/Terminals.js"
 
 /** One entry of the session's state history, kept by the observer. */
 export interface HistoryEntry {
@@ -124,7 +125,7 @@ export const buildRecords = (
     status,
     attempt,
     max_retries: c.policy.retry.maxAttempts,
-    session_name: c.launch?.sessionName ?? `agent-${spec.bead.replace(/[.:]/g, "_")}`,
+    session_name: c.launch?.sessionName ?? sessionNameFor(spec.bead),
     exit_code: c.exitCode,
     output_summary: c.capture?.outputSummary ?? null,
     verification,

@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
+import { keyProblem } from "../terminals/keyNames.js"
 
 /** A bead id as the beads tracker writes it (no path separators, no leading dot). */
 export const BeadId = Schema.String.pipe(
@@ -36,7 +37,8 @@ export const SignalBody = Schema.Struct({
 /** `POST /v1/sessions/:bead/input` */
 export const InputBody = Schema.Struct({
   text: Schema.optional(Text),
-  keys: Schema.optional(Schema.Array(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9-]{1,16}$/)))),
+  /** tmux key names only (`keyProblem` says why one is not): never an option of `send-keys`. */
+  keys: Schema.optional(Schema.Array(Schema.String.pipe(Schema.filter((key) => keyProblem(key) ?? true))).pipe(Schema.maxItems(100))),
   enter: Schema.optionalWith(Schema.Boolean, { default: () => true })
 })
 

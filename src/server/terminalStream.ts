@@ -6,8 +6,11 @@ import { readFrom } from "../workspace/readRange.js"
 
 export interface TerminalStreamOptions {
   readonly transcriptPath: string
-  /** Sends what the client types to the agent's terminal; absent for a read-only stream. */
-  readonly input: ((text: string) => void) | null
+  /**
+   * Sends what the client types to the agent's terminal (checked as the input API checks it);
+   * absent for a read-only stream. A refusal goes back to the client as a text frame `{"error": ...}`.
+   */
+  readonly input: ((text: string) => Promise<unknown>) | null
   readonly maxBufferedBytes: number
   /** How much of the transcript a new client gets first. */
   readonly backlogBytes: number
@@ -65,7 +68,10 @@ export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffe
         ws.close(1008, "this stream is read-only: connect with ?input=1 to type")
         return
       }
-      options.input(data.toString())
+      options.input(data.toString()).catch((error: unknown) => {
+        const reason = error instanceof Error ? error.message : String(error)
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ error: `not typed: ${reason}` }))
+      })
     })
     ws.on("close", () => watcher?.close())
     ws.on("error", () => watcher?.close())

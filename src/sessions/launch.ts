@@ -5,6 +5,7 @@ import type { LaunchOutput } from "../../machines/agentSession.machine.js"
 import { Git } from "../git/Git.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
+import { stripControlCharacters } from "../terminals/typedText.js"
 import { expandHome, wardenCliEntry } from "../workspace/paths.js"
 import { agentUmask, stateUmask } from "../workspace/statePermissions.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
@@ -140,9 +141,13 @@ export const deliverByKeys = (
     const terminals = yield* Terminals
     const before = readyScreen.join("\n")
     const delay = profile.prompt.enterDelayMs
+    // Typed keystroke by keystroke, a control character in the prompt (from a bead's title, say) would act on
+    // the agent's program: a prompt is data, so they are dropped here and CR/CRLF become LF. The other modes
+    // (file, argument, stdin) hand the prompt over as it is.
+    const typed = stripControlCharacters(prompt)
     const sent = yield* (delay === 0
-      ? terminals.sendText(name, prompt, true)
-      : terminals.sendText(name, prompt, false).pipe(
+      ? terminals.sendText(name, typed, true)
+      : terminals.sendText(name, typed, false).pipe(
           Effect.zipRight(Effect.sleep(delay)),
           Effect.zipRight(terminals.sendText(name, "", true))
         )

@@ -103,6 +103,9 @@ export const runPreflight = (spec: DispatchSpec) =>
     const memMb = availableMemoryMb()
     checks.push(check("memory-free", memMb >= spec.config.minFreeMemoryMb, `${memMb} MB available, need ${spec.config.minFreeMemoryMb} MB`))
 
+    const socketProblem = yield* terminals.socketProblem
+    checks.push(check("tmux-socket", socketProblem === null, socketProblem ?? `${terminals.socket} is safe to use`))
+
     const sessionName = sessionNameFor(spec.bead)
     const record = beadOk ? yield* records.readRun(spec.bead).pipe(Effect.catchAll(() => Effect.succeed(null))) : null
     const otherSupervisor =

@@ -20,6 +20,7 @@ import { Processes } from "../processes/Processes.js"
 import { RecordStore } from "../records/RecordStore.js"
 import { localDate, memoryLine, type SessionView } from "../records/buildRecords.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
+import { inputKeyFile } from "./operatorInput.js"
 import { expandHome } from "../workspace/paths.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import { launchAttempt } from "./launch.js"
@@ -161,7 +162,8 @@ export const sessionImplementations = (
                 spec.paths.launcherFile(spec.bead, input.attemptId),
                 spec.paths.settingsFile(spec.bead, input.attemptId),
                 spec.paths.launchRecordFile(spec.bead, input.attemptId),
-                spec.paths.exitFile(spec.bead, input.attemptId)
+                spec.paths.exitFile(spec.bead, input.attemptId),
+                inputKeyFile(spec.paths, spec.bead, input.attemptId)
               ]) {
                 fs.rmSync(file, { force: true })
               }

@@ -40,6 +40,8 @@ export class Terminals extends Context.Tag("warden/Terminals")<
   {
     /** The tmux socket the sessions live on (shown to operators for `tmux -S ... attach`). */
     readonly socket: string
+    /** Why the socket may not be used (planted by someone else, a symlink, in a directory others can write), or null. */
+    readonly socketProblem: Effect.Effect<string | null>
     /** Creates the session running `command`; the pane stays after the program exits so it can be captured. */
     readonly create: (spec: CreateTerminal) => Effect.Effect<TerminalInfo, TerminalError>
     /** Whether a session of exactly this name exists (alive or with a dead pane). */
@@ -60,5 +62,11 @@ export class Terminals extends Context.Tag("warden/Terminals")<
   }
 >() {}
 
-/** Maps a bead id to its tmux session name: tmux rewrites `.` and `:`, so Warden does it first, deliberately. */
-export const sessionNameFor = (bead: string): string => `agent-${bead.replace(/[.:]/g, "_")}`
+/**
+ * Maps a bead id to its tmux session name, one to one: `agent-<bead>`, with
+ * `.` (which tmux rewrites to `_` in names, and reads as the pane separator in
+ * targets) made `+`, a character bead ids cannot hold (`BEAD_ID`) and tmux 3.3a
+ * keeps in names and in exact targets (`=agent-col+x:`). So `col.x` and `col_x`
+ * never share a session. Bead ids are checked against `BEAD_ID` before they get here.
+ */
+export const sessionNameFor = (bead: string): string => `agent-${bead.replace(/\./g, "+")}`

@@ -2,6 +2,8 @@ import { appendFileSync, mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { type CreateTerminal, type TerminalInfo, TerminalError, Terminals } from "./Terminals.js"
+import { keysProblem } from "./keyNames.js"
+import { controlCharacterProblem } from "./typedText.js"
 
 type TerminalsService = Context.Tag.Service<Terminals>
 
@@ -132,6 +134,8 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
   const sendText = (name: string, text: string, enter: boolean): Effect.Effect<void, TerminalError> =>
     Effect.suspend(() => {
       const s = sessions.get(name)
+      const refused = controlCharacterProblem(text)
+      if (refused !== null) return Effect.fail(error("sendText", name, refused))
       if (s === undefined) return noSession("sendText", name)
       // tmux accepts keys for a dead pane and drops them: so does the fake.
       if (!s.dead) s.sent.push({ text, enter })
@@ -141,6 +145,8 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
   const sendKeys = (name: string, keys: ReadonlyArray<string>): Effect.Effect<void, TerminalError> =>
     Effect.suspend(() => {
       const s = sessions.get(name)
+      const refused = keysProblem(keys)
+      if (refused !== null) return Effect.fail(error("sendKeys", name, refused))
       if (s === undefined) return noSession("sendKeys", name)
       if (!s.dead) s.sent.push({ text: "", enter: false, keys: [...keys] })
       return Effect.void
@@ -160,7 +166,7 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
   const panes = Effect.sync(() =>
     [...sessions.entries()].map(([session, s]) => ({ session, dead: s.dead, deadStatus: s.deadStatus }))
   )
-  const service: TerminalsService = { socket: "memory", create, exists, info, capture, sendText, sendKeys, kill, panes, list }
+  const service: TerminalsService = { socket: "memory", socketProblem: Effect.succeed(null), create, exists, info, capture, sendText, sendKeys, kill, panes, list }
 
   const must = (hook: string, name: string): FakeSession => {
     const s = sessions.get(name)

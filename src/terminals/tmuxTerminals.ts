@@ -3,6 +3,9 @@ import { mkdirSync, statSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { type CreateTerminal, type TerminalInfo, TerminalError, Terminals } from "./Terminals.js"
+import { keysProblem } from "./keyNames.js"
+import { tmuxSocketProblem } from "./socketSafety.js"
+import { controlCharacterProblem } from "./typedText.js"
 
 type TerminalsService = Context.Tag.Service<Terminals>
 
@@ -178,7 +181,15 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
     args: ReadonlyArray<string>,
     input?: string
   ): Effect.Effect<RunResult, TerminalError> => {
-    const once = exec(TMUX, ["-S", socket, ...args], input, (reason) => new TerminalError({ operation, session, reason }))
+    // Before every client call: a socket someone else planted would receive all of it.
+    const unsafe = Effect.suspend(() => {
+      const problem = tmuxSocketProblem(socket)
+      return problem === null ? Effect.void : Effect.fail(new TerminalError({ operation, session, reason: problem }))
+    })
+    const once = Effect.zipRight(
+      unsafe,
+      exec(TMUX, ["-S", socket, ...args], input, (reason) => new TerminalError({ operation, session, reason }))
+    )
     const attempt = (n: number): Effect.Effect<RunResult, TerminalError> =>
       Effect.flatMap(once, (result) =>
         serverWentAway(result) && n < SERVER_GONE_ATTEMPTS
@@ -370,6 +381,9 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
 
   const sendText = (name: string, text: string, enter: boolean): Effect.Effect<void, TerminalError> => {
     const target = paneTarget(name)
+    // Defence in depth: the API and the CLI refuse these first, with the same words.
+    const refused = controlCharacterProblem(text)
+    if (refused !== null) return Effect.fail(new TerminalError({ operation: "sendText", session: name, reason: `sendText: ${refused}` }))
     const typeText: Effect.Effect<unknown, TerminalError> =
       text === ""
         ? enter
@@ -387,15 +401,19 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
             )
           : tmuxOk("sendText", name, chain(["send-keys", "-l", "-t", target, "--", text]))
     const pressEnter: Effect.Effect<unknown, TerminalError> = enter
-      ? tmuxOk("sendText", name, ["send-keys", "-t", target, "Enter"])
+      ? tmuxOk("sendText", name, ["send-keys", "-t", target, "--", "Enter"])
       : Effect.void
     return Effect.asVoid(Effect.zipRight(typeText, pressEnter))
   }
 
-  const sendKeys = (name: string, keys: ReadonlyArray<string>): Effect.Effect<void, TerminalError> =>
-    keys.length === 0
+  const sendKeys = (name: string, keys: ReadonlyArray<string>): Effect.Effect<void, TerminalError> => {
+    // tmux would read a key starting with "-" as an option (-t, -N, -X, ...) and type an unknown name literally.
+    const refused = keysProblem(keys)
+    if (refused !== null) return Effect.fail(new TerminalError({ operation: "sendKeys", session: name, reason: `sendKeys: ${refused}` }))
+    return keys.length === 0
       ? Effect.asVoid(tmuxOk("sendKeys", name, ["has-session", "-t", sessionTarget(name)]))
-      : Effect.asVoid(tmuxOk("sendKeys", name, chain(["send-keys", "-t", paneTarget(name), ...keys])))
+      : Effect.asVoid(tmuxOk("sendKeys", name, chain(["send-keys", "-t", paneTarget(name), "--", ...keys])))
+  }
 
   const ps = (operation: string, session: string): Effect.Effect<Array<PsEntry>, TerminalError> =>
     Effect.flatMap(
@@ -484,7 +502,9 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
           : Effect.fail(failed("list", "", "list-sessions", result))
   )
 
-  return { socket, create, exists, info, capture, sendText, sendKeys, kill, panes, list }
+  const socketProblem = Effect.sync(() => tmuxSocketProblem(socket))
+
+  return { socket, socketProblem, create, exists, info, capture, sendText, sendKeys, kill, panes, list }
 }
 
 export const tmuxTerminalsLayer = (socket: string): Layer.Layer<Terminals> =>
