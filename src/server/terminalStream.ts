@@ -11,6 +11,8 @@ export interface TerminalStreamOptions {
   readonly maxBufferedBytes: number
   /** How much of the transcript a new client gets first. */
   readonly backlogBytes: number
+  /** A client that answers no ping within this is dropped (a silent viewer is fine; a dead one is not). */
+  readonly pingMs: number
 }
 
 const server = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 })
@@ -60,6 +62,14 @@ export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffe
       return
     }
     pump()
+    let alive = true
+    ws.on("pong", () => (alive = true))
+    const heartbeat = setInterval(() => {
+      if (!alive) return void ws.terminate()
+      alive = false
+      ws.ping()
+    }, options.pingMs)
+    heartbeat.unref()
     ws.on("message", (data) => {
       if (options.input === null) {
         ws.close(1008, "this stream is read-only: connect with ?input=1 to type")
@@ -67,7 +77,7 @@ export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffe
       }
       options.input(data.toString())
     })
-    ws.on("close", () => watcher?.close())
-    ws.on("error", () => watcher?.close())
+    ws.on("close", () => (clearInterval(heartbeat), watcher?.close()))
+    ws.on("error", () => (clearInterval(heartbeat), watcher?.close()))
   })
 }
