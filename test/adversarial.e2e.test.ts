@@ -391,3 +391,160 @@ describe("the smaller hardening of issue 12, item 15", () => {
     expect(answer).toMatch(/^HTTP\/1\.1 200/)
   }, 20_000)
 })
+
+describe("the API token file (issue 12, item 6)", () => {
+  const tw = makeWorkspace()
+  const tokenFile = path.join(tw.workspace, "state", "api-token")
+  afterAll(() => tw.cleanup())
+
+  const refusedWith = async (prepare: () => void, message: RegExp) => {
+    fs.mkdirSync(path.dirname(tokenFile), { recursive: true })
+    fs.rmSync(tokenFile, { force: true })
+    prepare()
+    const run = await tw.warden("daemon", "--port", "0")
+    expect(run.status, run.stdout + run.stderr).not.toBe(0)
+    expect(run.stderr).toMatch(message)
+    expect(fs.existsSync(path.join(tw.workspace, "state", "daemon.json"))).toBe(false)
+  }
+  const good = "a".repeat(64)
+
+  it("refuses an empty token file, and says to remove it", async () => {
+    await refusedWith(() => fs.writeFileSync(tokenFile, "", { mode: 0o600 }), /api-token is empty.*rm .*api-token/s)
+  })
+
+  it("refuses a short token", async () => {
+    await refusedWith(() => fs.writeFileSync(tokenFile, "abc123\n", { mode: 0o600 }), /holds a token of 6 characters; at least 32/)
+  })
+
+  it("refuses a token readable by others, or writable by its group, and says which chmod fixes it", async () => {
+    for (const mode of [0o644, 0o604, 0o620, 0o640, 0o660]) {
+      await refusedWith(() => {
+        fs.writeFileSync(tokenFile, good)
+        fs.chmodSync(tokenFile, mode)
+      }, new RegExp(`has mode 0${mode.toString(8)}.*chmod 600`, "s"))
+    }
+  })
+
+  it("refuses a token file not owned by the daemon's user", async () => {
+    await refusedWith(() => {
+      fs.writeFileSync(tokenFile, good, { mode: 0o600 })
+      fs.chownSync(tokenFile, 65534, 65534)
+    }, /is owned by uid 65534, not by the daemon's user/)
+  })
+
+  it("refuses a symlink in the token's place", async () => {
+    const elsewhere = path.join(tw.dir, "elsewhere-token")
+    fs.writeFileSync(elsewhere, good, { mode: 0o600 })
+    await refusedWith(() => fs.symlinkSync(elsewhere, tokenFile), /is not a regular file/)
+  })
+
+  it("accepts 0640 only with an operators' group that owns the file; creates a missing one 0600, whole", async () => {
+    const gw = makeWorkspace({ operatorsGroup: "root" })
+    try {
+      const file = path.join(gw.workspace, "state", "api-token")
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      fs.writeFileSync(file, `${good}\n`)
+      fs.chmodSync(file, 0o640)
+      const started = await gw.startDaemon()
+      expect(started.token).toBe(good)
+      started.child.kill("SIGTERM")
+      await exited(started.child)
+    } finally {
+      gw.cleanup()
+    }
+    fs.rmSync(tokenFile, { force: true })
+    const started = await tw.startDaemon()
+    try {
+      expect(fs.statSync(tokenFile).mode & 0o777).toBe(0o600)
+      expect(started.token).toMatch(/^[0-9a-f]{64}$/)
+      // No temporary file left beside it.
+      expect(fs.readdirSync(path.dirname(tokenFile)).filter((name) => name.includes("api-token"))).toEqual(["api-token"])
+    } finally {
+      started.child.kill("SIGTERM")
+      await exited(started.child)
+    }
+  })
+})
+
+describe("across restarts: feed numbers, the feed file's bound, drain (issue 12, items 13, 14, 15)", () => {
+  const rw = makeWorkspace()
+  const feedFile = path.join(rw.workspace, "state", "feed.jsonl")
+  afterAll(() => rw.cleanup())
+
+  const feedClient = (p: number, t: string, query: string) =>
+    new Promise<{ socket: WebSocket; messages: any[] }>((resolve, reject) => {
+      const socket = new WebSocket(`ws://127.0.0.1:${p}/v1/feed${query}`, { headers: { authorization: `Bearer ${t}` } })
+      const messages: any[] = []
+      socket.on("message", (data) => messages.push(JSON.parse(data.toString())))
+      socket.on("open", () => resolve({ socket, messages }))
+      socket.on("error", reject)
+    })
+  const stop = async (child: ChildProcess) => {
+    child.kill("SIGTERM")
+    await exited(child)
+  }
+  const drain = (b: string, t: string, on: boolean) =>
+    fetch(`${b}/v1/drain`, { method: "POST", headers: { authorization: `Bearer ${t}`, "content-type": "application/json" }, body: JSON.stringify({ on }) })
+
+  it("never hands out a sequence number again after the window file is lost, and resets a client that is ahead", async () => {
+    let d = await rw.startDaemon()
+    for (let i = 0; i < 5; i++) expect((await drain(d.base, d.token, i % 2 === 0)).status).toBe(200)
+    await drain(d.base, d.token, false)
+    const before = await feedClient(d.port, d.token, "?since=0")
+    const last = await eventually(() => before.messages.find((m) => m.type === "hello")?.seq as number | undefined, 5_000, "hello")
+    before.socket.terminate()
+    expect(last).toBeGreaterThanOrEqual(7)
+    await stop(d.child)
+    fs.rmSync(feedFile)
+    d = await rw.startDaemon()
+    try {
+      const resumed = await feedClient(d.port, d.token, `?since=${last}`)
+      const ready = await eventually(() => resumed.messages.find((m) => m.type === "daemon.ready"), 5_000, "daemon.ready replayed")
+      expect(ready.seq).toBe(last + 1)
+      expect(resumed.messages.some((m) => m.type === "reset")).toBe(false)
+      resumed.socket.terminate()
+      // A client that saw numbers this daemon never handed out is told to start over.
+      const ahead = await feedClient(d.port, d.token, `?since=${last + 1000}`)
+      const reset = await eventually(() => ahead.messages.find((m) => m.type === "reset"), 5_000, "a reset event")
+      expect(reset).toMatchObject({ since: last + 1000, seq: last + 1 })
+      await eventually(() => ahead.messages.some((m) => m.type === "daemon.ready"), 5_000, "the window after the reset")
+      ahead.socket.terminate()
+    } finally {
+      await stop(d.child)
+    }
+  })
+
+  it("compacts the feed file to its window at start, so restarts do not grow it", async () => {
+    const window = 20
+    const lines = Array.from({ length: 200 }, (_, i) =>
+      JSON.stringify({ v: 1, seq: 1_000_000 + i, at: new Date().toISOString(), topic: "daemon", type: "filler", data: {} })
+    )
+    fs.writeFileSync(feedFile, `${lines.join("\n")}\n`)
+    for (let restart = 0; restart < 3; restart++) {
+      const d = await rw.startDaemon("--feed-window", String(window))
+      const count = fs.readFileSync(feedFile, "utf8").split("\n").filter((line) => line !== "").length
+      await stop(d.child)
+      // The window, plus what was appended since the last compaction (at most a window more).
+      expect(count, `after start ${restart + 1}`).toBeLessThanOrEqual(2 * window)
+    }
+  })
+
+  it("keeps drain mode across a restart", async () => {
+    let d = await rw.startDaemon()
+    expect((await drain(d.base, d.token, true)).status).toBe(200)
+    await stop(d.child)
+    d = await rw.startDaemon()
+    try {
+      expect(await (await fetch(`${d.base}/healthz`)).json()).toMatchObject({ draining: true })
+      expect((await drain(d.base, d.token, false)).status).toBe(200)
+    } finally {
+      await stop(d.child)
+    }
+    d = await rw.startDaemon()
+    try {
+      expect(await (await fetch(`${d.base}/healthz`)).json()).toMatchObject({ draining: false })
+    } finally {
+      await stop(d.child)
+    }
+  })
+})

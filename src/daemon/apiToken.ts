@@ -43,7 +43,14 @@ export const checkTokenFile = (file: string, options: { operatorsGroup?: string 
   const allowed = group === undefined ? 0o600 : 0o640
   if ((mode & ~allowed) !== 0) {
     const modeText = mode.toString(8).padStart(4, "0")
-    const what = (mode & 0o022) !== 0 ? "writable by others than its owner" : "readable by others"
+    const what =
+      (mode & 0o022) !== 0
+        ? "writable by others than its owner"
+        : (mode & 0o004) !== 0
+          ? "readable by every local user"
+          : group === undefined
+            ? "readable by its group, and no operatorsGroup is configured"
+            : "open beyond 0640"
     throw new TokenFileRefused(
       file,
       `has mode ${modeText}: it is ${what}`,
