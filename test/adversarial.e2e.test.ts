@@ -401,9 +401,14 @@ describe("the API token file (issue 12, item 6)", () => {
     fs.mkdirSync(path.dirname(tokenFile), { recursive: true })
     fs.rmSync(tokenFile, { force: true })
     prepare()
-    const run = await tw.warden("daemon", "--port", "0")
-    expect(run.status, run.stdout + run.stderr).not.toBe(0)
-    expect(run.stderr).toMatch(message)
+    const child = tw.start("daemon", "--port", "0")
+    // A daemon that accepted the file would run on: it is stopped, and the test fails.
+    const accepted = setTimeout(() => child.kill("SIGKILL"), 15_000)
+    const status = await exited(child)
+    clearTimeout(accepted)
+    expect(status, child.output()).not.toBe(0)
+    expect(status, "the daemon started with that token file").not.toBeNull()
+    expect(child.output()).toMatch(message)
     expect(fs.existsSync(path.join(tw.workspace, "state", "daemon.json"))).toBe(false)
   }
   const good = "a".repeat(64)
@@ -527,6 +532,24 @@ describe("across restarts: feed numbers, the feed file's bound, drain (issue 12,
       // The window, plus what was appended since the last compaction (at most a window more).
       expect(count, `after start ${restart + 1}`).toBeLessThanOrEqual(2 * window)
     }
+  })
+
+  it("stops within seconds although a feed client and a half-sent request hold connections open", async () => {
+    const d = await rw.startDaemon()
+    const client = await feedClient(d.port, d.token, "")
+    const half = net.connect(d.port, "127.0.0.1")
+    half.on("error", () => undefined)
+    half.resume()
+    half.write("POST /v1/dispatch HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const began = Date.now()
+    d.child.kill("SIGTERM")
+    const stopped = await Promise.race([exited(d.child).then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 8_000))])
+    if (!stopped) d.child.kill("SIGKILL")
+    client.socket.terminate()
+    half.destroy()
+    expect(stopped, "the daemon did not stop within 8 s").toBe(true)
+    expect(Date.now() - began).toBeLessThan(5_000)
   })
 
   it("keeps drain mode across a restart", async () => {

@@ -123,7 +123,14 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     })
     yield* Effect.addFinalizer(() =>
       Effect.async<void>((resume) => {
+        // server.close waits for every connection, upgraded ones included: websockets are asked to
+        // close first, and whatever is still open after the grace (a silent client) is cut.
+        feed.close()
         server.close(() => resume(Effect.void))
+        setTimeout(() => {
+          server.closeAllConnections()
+          websockets.destroyAll()
+        }, WIRE_LIMITS.shutdownGraceMs).unref()
       })
     )
     const address = server.address()

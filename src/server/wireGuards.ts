@@ -19,7 +19,9 @@ export const WIRE_LIMITS = {
   /** Open websockets (feed and terminal streams together), at most (more: 429). */
   maxWebsockets: 64,
   /** A terminal stream's client that answers no ping within this is dropped (the feed has its own heartbeat). */
-  websocketPingMs: 30_000
+  websocketPingMs: 30_000,
+  /** At shutdown, connections still open this long after the listener closed are cut. */
+  shutdownGraceMs: 2_000
 } as const
 
 /** A request target that cannot be parsed is a 400, never a thrown TypeError. */
@@ -102,6 +104,7 @@ export const guardClientErrors = (server: http.Server): void => {
  */
 export class WebsocketSlots {
   private open = 0
+  private readonly sockets = new Set<Duplex>()
 
   constructor(private readonly limit: number) {}
 
@@ -116,12 +119,19 @@ export class WebsocketSlots {
       return false
     }
     this.open++
+    this.sockets.add(socket)
     let released = false
     socket.once("close", () => {
       if (released) return
       released = true
       this.open--
+      this.sockets.delete(socket)
     })
     return true
+  }
+
+  /** Ends every websocket still open (at shutdown, after they were asked to close). */
+  destroyAll(): void {
+    for (const socket of this.sockets) socket.destroy()
   }
 }
