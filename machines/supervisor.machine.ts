@@ -63,7 +63,7 @@ export const supervisorMachine = setup({
   types: {
     context: {} as SupervisorContext,
     events: {} as SupervisorEvent,
-    input: {} as { limits: SupervisorLimits },
+    input: {} as { limits: SupervisorLimits; draining?: boolean },
     emitted: {} as SupervisorEmitted
   },
   actors: {
@@ -109,7 +109,7 @@ export const supervisorMachine = setup({
     mayHaveWork: true,
     wakes: 0,
     wakesAtClaim: 0,
-    draining: false
+    draining: input.draining ?? false
   }),
   on: {
     ENQUEUED: { actions: "wake" },

@@ -7,7 +7,9 @@ import { apiHandler, tokenMatches } from "../server/httpApi.js"
 import { Feed } from "../server/feed.js"
 import { streamTerminal } from "../server/terminalStream.js"
 import { tmuxSocketProblem } from "../terminals/socketSafety.js"
+import { WIRE_LIMITS, WebsocketSlots, decodeSegment, guardClientErrors, parseTarget, refuseUpgrade, serverOptions } from "../server/wireGuards.js"
 import * as path from "node:path"
+import type { Duplex } from "node:stream"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { CliError, type CliEnvironment } from "./environment.js"
 import { openLogger, stdoutIsJournal } from "./logger.js"
@@ -36,6 +38,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     const log = (message: string, detail?: Record<string, unknown>) => logger.info(detail ?? {}, message)
     const feed = new Feed({
       file: path.join(env.paths.root, "state", "feed.jsonl"),
+      highWaterFile: path.join(env.paths.root, "state", "feed.seq"),
       window: options.feedWindow,
       maxBufferedBytes: 1024 * 1024,
       heartbeatMs: 15_000
@@ -74,15 +77,20 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
       }
     })
     const server = http.createServer(
+      serverOptions(),
       apiHandler(daemon, {
         allowedOrigins: options.allowedOrigins,
         metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() })
       })
     )
-    server.on("upgrade", (req, socket, head) => {
-      const url = new URL(req.url ?? "/", "http://localhost")
-      const refuse = (status: number, reason: string) =>
-        socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\n\r\n${JSON.stringify({ error: reason })}`)
+    guardClientErrors(server)
+    const websockets = new WebsocketSlots(WIRE_LIMITS.maxWebsockets)
+    server.on("upgrade", (req, socket: Duplex, head) => {
+      // A client that resets mid-handshake must not become an uncaught 'error'.
+      socket.on("error", () => socket.destroy())
+      const refuse = (status: number, reason: string) => refuseUpgrade(socket, status, reason)
+      const url = parseTarget(req.url)
+      if (url === null) return refuse(400, "malformed request target")
       const origin = req.headers.origin
       if (origin !== undefined && !options.allowedOrigins.includes(origin)) return refuse(403, `origin ${origin} is not allowed`)
       // Browsers cannot set headers on a websocket: the token may come as ?token= too.
@@ -90,10 +98,13 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
       if (!tokenMatches(req.headers.authorization ?? (query === null ? undefined : `Bearer ${query}`), daemon.token)) {
         return refuse(401, "a bearer token is required")
       }
-      if (url.pathname === "/v1/feed") return feed.handleUpgrade(req, socket, head, url)
       const terminal = /^\/v1\/sessions\/([^/]+)\/terminal$/.exec(url.pathname)
-      if (terminal !== null) {
-        const bead = decodeURIComponent(terminal[1]!)
+      const bead = terminal === null ? null : decodeSegment(terminal[1]!)
+      if (terminal !== null && bead === null) return refuse(400, "malformed percent-encoding in the bead id")
+      if (url.pathname !== "/v1/feed" && bead === null) return refuse(404, `no websocket at ${url.pathname}`)
+      if (!websockets.take(socket)) return
+      if (url.pathname === "/v1/feed") return feed.handleUpgrade(req, socket, head, url)
+      if (bead !== null) {
         const transcript = daemon.transcriptOf(bead)
         if (transcript === null) return refuse(404, `${bead} has no running session`)
         const wantsInput = url.searchParams.get("input") === "1"
@@ -101,10 +112,10 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
           transcriptPath: transcript,
           input: wantsInput ? (text) => daemon.input(bead, text, [], false, "stream") : null,
           maxBufferedBytes: 1024 * 1024,
-          backlogBytes: 64 * 1024
+          backlogBytes: 64 * 1024,
+          pingMs: WIRE_LIMITS.websocketPingMs
         })
       }
-      refuse(404, `no websocket at ${url.pathname}`)
     })
     yield* Effect.async<void, CliError>((resume) => {
       server.once("error", (error) => {
@@ -116,7 +127,14 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     })
     yield* Effect.addFinalizer(() =>
       Effect.async<void>((resume) => {
+        // server.close waits for every connection, upgraded ones included: websockets are asked to
+        // close first, and whatever is still open after the grace (a silent client) is cut.
+        feed.close()
         server.close(() => resume(Effect.void))
+        setTimeout(() => {
+          server.closeAllConnections()
+          websockets.destroyAll()
+        }, WIRE_LIMITS.shutdownGraceMs).unref()
       })
     )
     const address = server.address()

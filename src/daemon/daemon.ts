@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -20,6 +19,8 @@ import type { DispatchBody } from "../server/apiSchemas.js"
 import { SNAPSHOT_VERSION, SnapshotStore, fileSnapshotStoreLayer, type SessionSnapshot } from "./SnapshotStore.js"
 import { WorkQueue, fileWorkQueueLayer, type QueueItem } from "./WorkQueue.js"
 import { availableMemoryMb } from "../system/memory.js"
+import { ensureToken } from "./apiToken.js"
+import { readDrainState, writeDrainState } from "./drainState.js"
 
 /** A refusal the API turns into a 4xx with this reason. */
 export class DaemonRefusal extends Error {
@@ -47,7 +48,9 @@ export const daemonFiles = (paths: WorkspacePaths) => ({
   queue: path.join(paths.root, "state", "queue.json"),
   snapshots: path.join(paths.root, "state", "snapshots"),
   /** Each bead's last dispatch request, for `retry`. */
-  requests: path.join(paths.root, "state", "requests")
+  requests: path.join(paths.root, "state", "requests"),
+  /** Present while drain mode is on, so it survives a restart. */
+  drain: path.join(paths.root, "state", "drain.json")
 })
 
 /** The daemon of this workspace when one runs (its info file names a live process). */
@@ -57,18 +60,6 @@ export const runningDaemon = (paths: WorkspacePaths): DaemonInfo | null => {
     return supervisorAlive({ pid: info.pid, proc_start: info.proc_start }) ? info : null
   } catch {
     return null
-  }
-}
-
-/** The API token, created at first start with file mode 0600. */
-export const ensureToken = (file: string): string => {
-  try {
-    return fs.readFileSync(file, "utf8").trim()
-  } catch {
-    const token = randomBytes(32).toString("hex")
-    fs.mkdirSync(path.dirname(file), { recursive: true })
-    fs.writeFileSync(file, `${token}\n`, { mode: 0o600, flag: "wx" })
-    return token
   }
 }
 
@@ -96,6 +87,15 @@ const acquireLock = (file: string): void => {
   }
   throw new Error(`could not take the daemon lock ${file}`)
 }
+
+/** A run record that is in the workspace but cannot be read (truncated, corrupt). */
+export interface UnreadableRecord {
+  readonly bead: string
+  readonly file: string
+  readonly unreadable: true
+}
+
+const unreadableRecord = (file: string): UnreadableRecord => ({ bead: path.basename(file, ".json"), file, unreadable: true })
 
 /** Where the daemon reports what happens (the websocket feed); one observer for everything visible. */
 export type DaemonEvents = (topic: "sessions" | "records" | "queue" | "daemon", type: string, data: unknown) => void
@@ -133,7 +133,7 @@ export class Daemon {
   constructor(private readonly options: DaemonOptions) {
     const files = daemonFiles(options.paths)
     acquireLock(files.lock)
-    this.token = ensureToken(files.token)
+    this.token = ensureToken(files.token, { operatorsGroup: options.config.operatorsGroup })
     this.runtime = ManagedRuntime.make(
       Layer.mergeAll(liveLayer(options.config, options.paths), fileWorkQueueLayer(files.queue), fileSnapshotStoreLayer(files.snapshots))
     )
@@ -146,7 +146,10 @@ export class Daemon {
         )
     )
     this.supervisor = createActor(supervisorMachine.provide({ actors: { claimNext } }), {
-      input: { limits: { concurrency: options.concurrency, quotas: options.quotas, minFreeMemoryMb: options.config.minFreeMemoryMb } }
+      input: {
+        limits: { concurrency: options.concurrency, quotas: options.quotas, minFreeMemoryMb: options.config.minFreeMemoryMb },
+        draining: readDrainState(files.drain)
+      }
     })
     this.supervisor.on("admit", (event) => this.admit(event.item.bead))
     this.memoryTimer = setInterval(() => this.supervisor.send({ type: "MEMORY", freeMb: availableMemoryMb() }), 5_000)
@@ -472,17 +475,17 @@ export class Daemon {
     return { bead, accepted: true }
   }
 
-  async records(): Promise<ReadonlyArray<RunRecord>> {
+  /** Every run record; one that cannot be read is listed as unreadable, never left out. */
+  async records(): Promise<{ sessions: ReadonlyArray<RunRecord>; unreadable: ReadonlyArray<UnreadableRecord> }> {
     const listed = await this.run(Effect.flatMap(RecordStore, (store) => store.listRuns))
-    return listed.runs
+    return { sessions: listed.runs, unreadable: listed.unreadable.map(unreadableRecord) }
   }
 
   async show(bead: string): Promise<{ run: RunRecord; result: ResultRecord | null }> {
-    const [run, result] = await this.run(
-      Effect.flatMap(RecordStore, (store) => Effect.all([store.readRun(bead), store.readResult(bead)])).pipe(
-        Effect.orElseSucceed(() => [null, null] as const)
-      )
-    )
+    // Either, not a failure: runPromise would wrap a DaemonRefusal in a FiberFailure.
+    const read = await this.run(Effect.either(Effect.flatMap(RecordStore, (store) => Effect.all([store.readRun(bead), store.readResult(bead)]))))
+    if (Either.isLeft(read)) throw new DaemonRefusal(409, `the record ${read.left.file} of ${bead} is unreadable: ${read.left.reason}`)
+    const [run, result] = read.right
     if (run === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
     return { run, result }
   }
@@ -498,6 +501,7 @@ export class Daemon {
 
   /** Drain mode: nothing new is admitted (queued beads wait) while running sessions go on, for maintenance. */
   drain(on: boolean): { draining: boolean } {
+    writeDrainState(daemonFiles(this.options.paths).drain, on)
     this.supervisor.send({ type: "DRAIN", on })
     this.options.events?.("daemon", on ? "daemon.draining" : "daemon.admitting", {})
     return { draining: on }

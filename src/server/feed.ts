@@ -12,7 +12,7 @@ export const FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "qu
 
 export interface FeedEvent {
   readonly v: typeof FEED_VERSION
-  /** Strictly increasing across the daemon's restarts (the window is persisted). */
+  /** Strictly increasing across the daemon's restarts, even if the window file is lost (a high-water mark is kept beside it). */
   readonly seq: number
   readonly at: string
   readonly topic: FeedTopic
@@ -23,6 +23,8 @@ export interface FeedEvent {
 export interface FeedOptions {
   /** Where the replay window is kept, so a client can resume across a daemon restart. */
   readonly file: string
+  /** The last sequence number handed out, kept beside the window so numbers never go back. */
+  readonly highWaterFile: string
   /** How many recent events can be replayed. */
   readonly window: number
   /** A client whose unsent data passes this is disconnected (close 1013), never buffered without bound. */
@@ -61,9 +63,12 @@ export class Feed {
         }
       }
       this.seq = this.window[this.window.length - 1]?.seq ?? 0
+      // Compacted at start too: otherwise every restart leaves up to a window more behind.
+      if (lines.length > options.window) writeFileAtomic(options.file, this.window.map((e) => `${JSON.stringify(e)}\n`).join(""))
     } catch {
       // no window yet
     }
+    this.seq = Math.max(this.seq, readHighWater(options.highWaterFile))
     this.heartbeat = setInterval(() => this.beat(), options.heartbeatMs)
     this.heartbeat.unref()
   }
@@ -78,6 +83,7 @@ export class Feed {
 
   publish(topic: FeedTopic, type: string, data: unknown): FeedEvent {
     const event: FeedEvent = { v: FEED_VERSION, seq: ++this.seq, at: new Date().toISOString(), topic, type, data }
+    writeHighWater(this.options.highWaterFile, this.seq)
     this.window.push(event)
     if (this.window.length > this.options.window) this.window.splice(0, this.window.length - this.options.window)
     this.persist(event)
@@ -128,7 +134,7 @@ export class Feed {
     const requested = (url.searchParams.get("topics") ?? FEED_TOPICS.join(",")).split(",").filter((t) => t !== "")
     const unknown = requested.filter((t) => !FEED_TOPICS.includes(t as FeedTopic))
     const sinceText = url.searchParams.get("since")
-    const since = sinceText === null ? null : Number(sinceText)
+    let since = sinceText === null ? null : Number(sinceText)
     if (unknown.length > 0 || (since !== null && (!Number.isInteger(since) || since < 0))) {
       const reason = unknown.length > 0 ? `unknown topics: ${unknown.join(", ")}` : "since must be a sequence number"
       socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\r\n${JSON.stringify({ error: reason })}`)
@@ -141,6 +147,12 @@ export class Feed {
       ws.on("error", () => this.clients.delete(client))
       ws.on("message", () => undefined)
       this.deliver(client, JSON.stringify({ v: FEED_VERSION, type: "hello", at: new Date().toISOString(), seq: this.seq, topics: [...client.topics] }))
+      if (since !== null && since > this.seq) {
+        // The client saw numbers this daemon never handed out (its window and high-water mark were lost, or it
+        // talks to another workspace): it must drop what it holds; the whole window follows.
+        this.deliver(client, JSON.stringify({ v: FEED_VERSION, type: "reset", at: new Date().toISOString(), seq: this.seq, since }))
+        since = 0
+      }
       if (since !== null) {
         const oldest = this.window[0]?.seq ?? this.seq + 1
         if (since + 1 < oldest) {
@@ -157,5 +169,29 @@ export class Feed {
     for (const client of this.clients) client.socket.close(1001, "the daemon is stopping")
     this.clients.clear()
     this.server.close()
+  }
+}
+
+/** The high-water mark, or 0 when there is none (or it cannot be read: the window's last number then stands). */
+const readHighWater = (file: string): number => {
+  try {
+    const value = Number(fs.readFileSync(file, "utf8").trim())
+    return Number.isSafeInteger(value) && value > 0 ? value : 0
+  } catch {
+    return 0
+  }
+}
+
+/**
+ * Written on every event, by rename (a reader never sees it half written); not synced: it guards against a
+ * lost or truncated window file and a killed daemon, whose writes the kernel keeps.
+ */
+const writeHighWater = (file: string, seq: number): void => {
+  try {
+    const temp = `${file}.${process.pid}.tmp`
+    fs.writeFileSync(temp, `${seq}\n`)
+    fs.renameSync(temp, file)
+  } catch {
+    // the feed must never stop the daemon; the window file still carries the numbers
   }
 }

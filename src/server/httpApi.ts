@@ -5,6 +5,8 @@ import type { Daemon } from "../daemon/daemon.js"
 import { DaemonRefusal } from "../daemon/daemon.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { DispatchBody, DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
+import { allowOrigin, answerPreflight, isPreflight } from "./cors.js"
+import { decodeSegment, parseTarget } from "./wireGuards.js"
 
 /** Request bodies larger than this are refused with 413. */
 export const MAX_BODY_BYTES = 64 * 1024
@@ -20,10 +22,11 @@ class HttpError extends Error {
 
 const digest = (text: string) => createHash("sha256").update(text).digest()
 
-/** Compares the bearer token in constant time (hashes first, so lengths never leak). */
+/** Compares the bearer token in constant time (hashes first, so lengths never leak); the scheme is case-insensitive (RFC 9110). */
 export const tokenMatches = (header: string | undefined, token: string): boolean => {
-  if (header === undefined || !header.startsWith("Bearer ")) return false
-  return timingSafeEqual(digest(header.slice("Bearer ".length).trim()), digest(token))
+  const given = header === undefined ? null : /^bearer[ \t]+(.*)$/is.exec(header)
+  if (given === null || token === "") return false
+  return timingSafeEqual(digest(given[1]!.trim()), digest(token))
 }
 
 const readBody = (req: http.IncomingMessage): Promise<string> =>
@@ -36,15 +39,19 @@ const readBody = (req: http.IncomingMessage): Promise<string> =>
     }
     const chunks: Buffer[] = []
     let size = 0
-    req.on("data", (chunk: Buffer) => {
+    const collect = (chunk: Buffer) => {
       size += chunk.length
       if (size > MAX_BODY_BYTES) {
+        // Not req.destroy(): that closes the socket before the 413 is written. The rest is
+        // discarded, and the connection is closed once the answer is out (see send).
+        req.off("data", collect)
+        req.resume()
         reject(new HttpError(413, `the body is over ${MAX_BODY_BYTES} bytes`))
-        req.destroy()
         return
       }
       chunks.push(chunk)
-    })
+    }
+    req.on("data", collect)
     req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
     req.on("error", reject)
   })
@@ -67,12 +74,19 @@ const decodeBody = async <A, I>(req: http.IncomingMessage, schema: Schema.Schema
 
 const send = (res: http.ServerResponse, status: number, body: unknown) => {
   const text = JSON.stringify(body)
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store" })
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+    "cache-control": "no-store",
+    // A refused body may still be arriving: close rather than read it to its end.
+    ...(status === 413 ? { connection: "close" } : {})
+  })
   res.end(text)
 }
 
 const beadParam = (raw: string): string => {
-  const bead = decodeURIComponent(raw)
+  const bead = decodeSegment(raw)
+  if (bead === null) throw new HttpError(400, `malformed percent-encoding in the bead id "${raw}"`)
   if (!BEAD_ID.test(bead)) throw new HttpError(400, `invalid bead id "${bead}": it must match ${BEAD_ID.source}`)
   return bead
 }
@@ -88,7 +102,8 @@ export const apiHandler =
   (daemon: Daemon, options: { allowedOrigins: ReadonlyArray<string>; metrics: () => Promise<{ contentType: string; body: string }> }) =>
   async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     try {
-      const url = new URL(req.url ?? "/", "http://localhost")
+      const url = parseTarget(req.url)
+      if (url === null) throw new HttpError(400, "malformed request target")
       const method = req.method ?? "GET"
       if (url.pathname === "/healthz") {
         if (method !== "GET") throw new HttpError(405, "use GET")
@@ -96,6 +111,8 @@ export const apiHandler =
       }
       const origin = req.headers.origin
       if (origin !== undefined && !options.allowedOrigins.includes(origin)) throw new HttpError(403, `origin ${origin} is not allowed`)
+      allowOrigin(res, origin)
+      if (isPreflight(req)) return answerPreflight(res)
       if (!tokenMatches(req.headers.authorization, daemon.token)) {
         throw new HttpError(401, "a bearer token is required (Authorization: Bearer <the token in state/api-token>)")
       }
@@ -112,7 +129,7 @@ export const apiHandler =
         return send(res, 202, await daemon.dispatch(body))
       }
       if (route === "POST /v1/drain") return send(res, 200, daemon.drain((await decodeBody(req, DrainBody)).on))
-      if (route === "GET /v1/sessions") return send(res, 200, { sessions: await daemon.records() })
+      if (route === "GET /v1/sessions") return send(res, 200, await daemon.records())
       if (route === "GET /v1/queue") return send(res, 200, { queue: await daemon.queue() })
       const match = /^\/v1\/sessions\/([^/]+)(?:\/(cancel|retry|signal|input))?$/.exec(url.pathname)
       if (match !== null) {
@@ -144,6 +161,8 @@ export const apiHandler =
       if (["/v1/dispatch", "/v1/drain", "/v1/sessions", "/v1/queue"].includes(url.pathname)) throw new HttpError(405, `${method} is not allowed on ${url.pathname}`)
       throw new HttpError(404, `no such endpoint: ${url.pathname}`)
     } catch (error) {
+      // An answer already on its way cannot be replaced: the connection is closed instead.
+      if (res.headersSent) return void res.destroy()
       if (error instanceof HttpError) return send(res, error.status, { error: error.reason })
       if (error instanceof DaemonRefusal) return send(res, error.status, { error: error.reason })
       send(res, 500, { error: `internal error: ${error instanceof Error ? error.message : String(error)}` })

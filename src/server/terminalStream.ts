@@ -14,6 +14,8 @@ export interface TerminalStreamOptions {
   readonly maxBufferedBytes: number
   /** How much of the transcript a new client gets first. */
   readonly backlogBytes: number
+  /** A client that answers no ping within this is dropped (a silent viewer is fine; a dead one is not). */
+  readonly pingMs: number
 }
 
 const server = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 })
@@ -63,6 +65,14 @@ export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffe
       return
     }
     pump()
+    let alive = true
+    ws.on("pong", () => (alive = true))
+    const heartbeat = setInterval(() => {
+      if (!alive) return void ws.terminate()
+      alive = false
+      ws.ping()
+    }, options.pingMs)
+    heartbeat.unref()
     ws.on("message", (data) => {
       if (options.input === null) {
         ws.close(1008, "this stream is read-only: connect with ?input=1 to type")
@@ -73,7 +83,7 @@ export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffe
         if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ error: `not typed: ${reason}` }))
       })
     })
-    ws.on("close", () => watcher?.close())
-    ws.on("error", () => watcher?.close())
+    ws.on("close", () => (clearInterval(heartbeat), watcher?.close()))
+    ws.on("error", () => (clearInterval(heartbeat), watcher?.close()))
   })
 }

@@ -1,0 +1,120 @@
+import { spawnSync } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+
+/** A token shorter than this (after trimming) is refused: the daemon writes 64 hex characters. */
+export const MIN_TOKEN_LENGTH = 32
+
+/** Why the API token file cannot be trusted, with what to do about it. */
+export class TokenFileRefused extends Error {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+    readonly fix: string
+  ) {
+    super(`the API token ${file} ${problem}; ${fix}`)
+  }
+}
+
+const groupId = (name: string): number | null => {
+  const found = spawnSync("getent", ["group", name], { encoding: "utf8" })
+  const gid = found.status === 0 ? Number(found.stdout.split(":")[2]) : NaN
+  return Number.isInteger(gid) ? gid : null
+}
+
+/**
+ * Checks the token file before it is trusted: a regular file owned by the
+ * daemon's user, mode 0600 (0640 when an operators' group is configured and
+ * the file belongs to it), holding a token of at least MIN_TOKEN_LENGTH
+ * characters. An empty file (a crash between create and write) would let
+ * `?token=` open the feed and the terminal stream, so it is refused, never used.
+ */
+export const checkTokenFile = (file: string, options: { operatorsGroup?: string | undefined }): string => {
+  const stat = fs.lstatSync(file)
+  const recreate = `remove it (rm ${file}) and start the daemon again: it writes a new one`
+  if (!stat.isFile()) throw new TokenFileRefused(file, "is not a regular file (a symlink or something else)", recreate)
+  const uid = process.getuid?.()
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new TokenFileRefused(file, `is owned by uid ${stat.uid}, not by the daemon's user (uid ${uid})`, `chown ${uid} ${file}, or ${recreate}`)
+  }
+  const mode = stat.mode & 0o777
+  const group = options.operatorsGroup
+  const allowed = group === undefined ? 0o600 : 0o640
+  if ((mode & ~allowed) !== 0) {
+    const modeText = mode.toString(8).padStart(4, "0")
+    const what =
+      (mode & 0o022) !== 0
+        ? "writable by others than its owner"
+        : (mode & 0o004) !== 0
+          ? "readable by every local user"
+          : group === undefined
+            ? "readable by its group, and no operatorsGroup is configured"
+            : "open beyond 0640"
+    throw new TokenFileRefused(
+      file,
+      `has mode ${modeText}: it is ${what}`,
+      group === undefined ? `chmod 600 ${file}` : `chmod 640 ${file} (group ${group} may read it), or chmod 600`
+    )
+  }
+  if ((mode & 0o040) !== 0 && group !== undefined) {
+    const gid = groupId(group)
+    if (gid === null) throw new TokenFileRefused(file, `is group-readable, but the operators' group "${group}" does not exist`, `chmod 600 ${file}, or create the group`)
+    if (stat.gid !== gid) throw new TokenFileRefused(file, `is group-readable by gid ${stat.gid}, not by the operators' group ${group} (gid ${gid})`, `chgrp ${group} ${file}, or chmod 600 ${file}`)
+  }
+  const token = fs.readFileSync(file, "utf8").trim()
+  if (token.length === 0) throw new TokenFileRefused(file, "is empty (left by a crash or a full disk?)", recreate)
+  if (token.length < MIN_TOKEN_LENGTH) throw new TokenFileRefused(file, `holds a token of ${token.length} characters; at least ${MIN_TOKEN_LENGTH} are required`, recreate)
+  if (/\s/.test(token)) throw new TokenFileRefused(file, "holds whitespace inside the token", recreate)
+  return token
+}
+
+/**
+ * Creates the token file atomically: written and synced under a temporary
+ * name, then linked into place (link never replaces an existing file), so a
+ * crash leaves either no token file or a whole one, and two daemons starting
+ * at once end with one token.
+ */
+const createTokenFile = (file: string): void => {
+  const dir = path.dirname(file)
+  fs.mkdirSync(dir, { recursive: true })
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`)
+  const fd = fs.openSync(temp, "wx", 0o600)
+  try {
+    fs.fchmodSync(fd, 0o600)
+    fs.writeSync(fd, `${randomBytes(32).toString("hex")}\n`)
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  try {
+    fs.linkSync(temp, file)
+  } catch (error) {
+    // Another daemon made it first: theirs is checked and used.
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+  } finally {
+    fs.rmSync(temp, { force: true })
+  }
+  const dirFd = fs.openSync(dir, "r")
+  try {
+    fs.fsyncSync(dirFd)
+  } finally {
+    fs.closeSync(dirFd)
+  }
+}
+
+/** The API token: created at first start (0600), then checked on every start; a file that cannot be trusted is refused. */
+export const ensureToken = (file: string, options: { operatorsGroup?: string | undefined } = {}): string => {
+  if (!entryExists(file)) createTokenFile(file)
+  return checkTokenFile(file, options)
+}
+
+/** lstat, not exists: a dangling symlink is an entry to refuse, not a missing token to create. */
+const entryExists = (file: string): boolean => {
+  try {
+    fs.lstatSync(file)
+    return true
+  } catch {
+    return false
+  }
+}
