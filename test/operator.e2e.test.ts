@@ -54,4 +54,16 @@ describe("dispatch rules", () => {
     await eventually(() => ws.readRun("bd-cmdonly")?.lifecycle_state === "done" && ws.readRun("bd-cmdonly"), 30_000, "bd-cmdonly done")
     expect(ws.readRun("bd-cmdonly")).toMatchObject({ status: "done" })
   })
+
+  it("input to a bead that is not running is 409, as cancel is; to an unknown bead 404", async () => {
+    const repo = ws.makeRepo("repo-input")
+    const done = await ws.warden("dispatch", "bd-inputdone", "--repo", repo, "--agent", "custom", "--command", "echo x > x.txt", "--wait")
+    expect(done.status, done.stderr).toBe(0)
+    const input = await api("POST", "/v1/sessions/bd-inputdone/input", { text: "hello" })
+    expect(input.status).toBe(409)
+    expect(input.json.error).toMatch(/bd-inputdone is not running \(it ended done\)/)
+    expect((await api("POST", "/v1/sessions/bd-inputdone/cancel", {})).status).toBe(409)
+    const unknown = await api("POST", "/v1/sessions/bd-nosuch/input", { text: "hello" })
+    expect(unknown.status).toBe(404)
+  })
 })

@@ -446,20 +446,29 @@ export class Daemon {
     enter: boolean,
     via: "api" | "stream" = "api"
   ): Promise<{ bead: string; sent: true }> {
-    const session = this.sessions.get(bead)
-    if (session === undefined) throw new DaemonRefusal(404, `${bead} has no running session`)
+    const session = this.liveSession(bead)
+    if (session === undefined) {
+      const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
+      if (record === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
+      // As for cancel: the bead exists, its session does not run.
+      throw new DaemonRefusal(409, `${bead} is not running (it ended ${record.outcome ?? record.status})`)
+    }
     const checked = checkOperatorInput(given, keys)
     if (!checked.ok) throw new DaemonRefusal(422, checked.problem)
     const text = checked.text
     const name = sessionNameFor(bead)
-    await this.run(
-      Effect.gen(function* () {
-        const terminals = yield* Terminals
-        if (text !== undefined && text !== "") yield* terminals.sendText(name, text, enter)
-        else if (enter && keys.length === 0) yield* terminals.sendText(name, "", true)
-        if (keys.length > 0) yield* terminals.sendKeys(name, keys)
-      }).pipe(Effect.mapError((error) => new DaemonRefusal(409, `could not send to ${name}: ${error.reason}`)))
+    // Either, not a failure: runPromise would wrap a DaemonRefusal in a FiberFailure (a 500).
+    const sent = await this.run(
+      Effect.either(
+        Effect.gen(function* () {
+          const terminals = yield* Terminals
+          if (text !== undefined && text !== "") yield* terminals.sendText(name, text, enter)
+          else if (enter && keys.length === 0) yield* terminals.sendText(name, "", true)
+          if (keys.length > 0) yield* terminals.sendKeys(name, keys)
+        })
+      )
     )
+    if (Either.isLeft(sent)) throw new DaemonRefusal(409, `could not send to ${name}: ${sent.left.reason}`)
     const attemptId = session.runner.view().context.attemptId
     if (attemptId !== null) recordInput(this.options.paths, bead, attemptId, { text, keys, enter, via })
     return { bead, sent: true }
