@@ -43,8 +43,8 @@ const cgroup2Mount = (): string =>
     .find((line) => line.split(" - ")[1]?.startsWith("cgroup2 "))!
     .split(" ")[4]!
 
-/** A shell agent that starts a plain background child and a `setsid` one, then works on. */
-const LEAVES_CHILDREN = "sleep 600 & setsid sh -c 'sleep 600' & echo started; sleep 600"
+/** A shell agent that starts a plain background child and a double-forked `setsid` one (its parent exits: it goes to pid 1, in a session of its own), then works on. */
+const LEAVES_CHILDREN = "sleep 600 & setsid -f sh -c 'sleep 600; true'; echo started; sleep 600"
 
 for (const cgroups of [true, false]) {
   describe(`agents never outlive their session (${cgroups ? "cgroup per attempt" : "environ scan only"})`, () => {
