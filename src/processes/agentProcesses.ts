@@ -35,6 +35,7 @@ export interface AgentProcessesOptions {
 }
 
 const POLL_MS = 50
+const SWEEP_AGE_MS = 60_000
 /** An attempt id as Warden makes them: it names a cgroup directory and goes into a /proc scan. */
 const ATTEMPT_ID = /^[A-Za-z0-9_-]+$/
 
@@ -150,10 +151,36 @@ export const makeAgentProcesses = (options: AgentProcessesOptions): AgentProcess
     return [...pids].filter(running).sort((a, b) => a - b)
   }
 
+  /**
+   * Removes the cgroups of attempts that ended with no daemon to remove them (the tmux server killed
+   * while the daemon was stopped: the launcher's `cgroup.kill` ended them, but it cannot remove the
+   * cgroup it is in). Only empty ones a minute old: a new one waits for its launcher to move in.
+   */
+  const sweep = (b: string) => {
+    let entries: Array<string>
+    try {
+      entries = fs.readdirSync(b)
+    } catch {
+      return
+    }
+    for (const entry of entries) {
+      if (!ATTEMPT_ID.test(entry)) continue
+      const dir = path.join(b, entry)
+      try {
+        if (Date.now() - fs.statSync(dir).mtimeMs < SWEEP_AGE_MS) continue
+        if (!/^populated 0$/m.test(fs.readFileSync(path.join(dir, "cgroup.events"), "utf8"))) continue
+        fs.rmdirSync(dir)
+      } catch {
+        // gone meanwhile, not a cgroup, or busy
+      }
+    }
+  }
+
   const prepare = (attemptId: string) =>
     Effect.sync(() => {
       const dir = cgroupOf(attemptId)
       if (dir === null) return null
+      sweep(path.dirname(dir))
       try {
         fs.mkdirSync(dir, { recursive: true })
         return dir
