@@ -46,7 +46,8 @@ const VALID_ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
  * environment (`show-environment -g`, inherited by every pane), so only what tmux itself needs goes:
  * never an API key. Agents get their environment through `CreateTerminal.env`.
  */
-const CLIENT_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|TERM|TZ|TMPDIR|LANG|LANGUAGE|LC_[A-Z_]+)$/
+// WARDEN_TEST_RUN marks the processes of a test run (test/support/noLeftovers.ts): a tmux server the run left is found by it.
+const CLIENT_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|TERM|TZ|TMPDIR|LANG|LANGUAGE|LC_[A-Z_]+|WARDEN_TEST_RUN)$/
 
 /** The tmux client's own environment: the few variables tmux needs, none tying it to an enclosing tmux. */
 const clientEnv = (): NodeJS.ProcessEnv => {
