@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Marks the run; at its end, fails it naming any process the tests left running.
+    globalSetup: ["test/support/noLeftovers.ts"],
     testTimeout: 60_000,
     // CI shares two cores between real tmux, real agent CLIs and daemons: a timing-bound
     // integration test that fails is run once more there (and reported as retried).

@@ -7,6 +7,7 @@ import { loadConfigSync } from "../src/config/loadConfig.js"
 import { resolveProfile, type ResolvedProfile } from "../src/config/profiles.js"
 import { makeGitTest } from "../src/git/Git.js"
 import { makeProcessesTest } from "../src/processes/Processes.js"
+import { makeAgentProcessesTest } from "../src/processes/agentProcesses.js"
 import { makeMemoryRecordStore } from "../src/records/RecordStore.js"
 import type { DispatchSpec } from "../src/sessions/dispatchSpec.js"
 import { SessionRunner } from "../src/sessions/runSession.js"
@@ -34,7 +35,8 @@ const setUp = () => {
   const processes = makeProcessesTest([], ["node"])
   const records = makeMemoryRecordStore()
   const git = makeGitTest({ [repo]: { head: "abc123", changes: { newCommits: ["abc124 did it"], status: [], diffStat: " f | 1 +" } } })
-  const runtime = ManagedRuntime.make(Layer.mergeAll(terminals.layer, processes.layer, git, records.layer))
+  const agentProcesses = makeAgentProcessesTest()
+  const runtime = ManagedRuntime.make(Layer.mergeAll(terminals.layer, processes.layer, git, records.layer, agentProcesses.layer))
   const paths = workspacePaths(config.workspaceDir)
   const spec = (bead: string, profile: ResolvedProfile): DispatchSpec => ({
     bead,

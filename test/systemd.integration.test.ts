@@ -19,10 +19,13 @@ describe("systemd", () => {
       "KillMode=process",
       "NoNewPrivileges=yes",
       "ProtectSystem=strict",
-      "EnvironmentFile=-/etc/warden/warden.env"
+      "EnvironmentFile=-/etc/warden/warden.env",
+      // A cgroup per attempt under the unit's own (agents never outlive their session).
+      "Delegate=yes"
     ]) {
       expect(text).toContain(`\n${line}\n`)
     }
+    expect(text).not.toMatch(/^ProtectControlGroups=(yes|true|1)$/m)
     expect(fs.existsSync(new URL("../systemd/warden.env.example", import.meta.url))).toBe(true)
   })
 

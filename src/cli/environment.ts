@@ -3,6 +3,7 @@ import { Data, Effect, Either, Layer, ManagedRuntime } from "effect"
 import { loadConfigSync, type ResolvedConfig } from "../config/loadConfig.js"
 import { GitLive } from "../git/Git.js"
 import { ProcessesLive } from "../processes/Processes.js"
+import { agentProcessesLayer } from "../processes/agentProcesses.js"
 import { fileRecordStoreLayer } from "../records/RecordStore.js"
 import type { SessionServices } from "../sessions/sessionActors.js"
 import { tmuxTerminalsLayer } from "../terminals/tmuxTerminals.js"
@@ -30,7 +31,8 @@ export const liveLayer = (config: ResolvedConfig, paths: WorkspacePaths) =>
     tmuxTerminalsLayer(config.tmuxSocket),
     ProcessesLive,
     GitLive.pipe(Layer.provide(ProcessesLive)),
-    fileRecordStoreLayer(paths)
+    fileRecordStoreLayer(paths),
+    agentProcessesLayer({ killGraceMs: config.killGraceMs, cgroups: config.agentCgroups })
   )
 
 /** Loads the config (refusing an invalid one with its path and field) and opens the workspace. */

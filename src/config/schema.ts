@@ -159,6 +159,19 @@ export const ConfigSchema = Schema.Struct({
    */
   operatorsGroup: Schema.optional(Schema.NonEmptyString),
   retention: Schema.optionalWith(RetentionSchema, { default: () => Schema.decodeSync(RetentionSchema)({}) }),
+  /**
+   * How often the daemon checks every agent pane on the socket with one `list-panes -a`: the safety net
+   * for a session that died without its launcher writing the exit file (a killed tmux server, say).
+   */
+  livenessIntervalMs: Schema.optionalWith(Millis.pipe(Schema.greaterThanOrEqualTo(100)), { default: () => 10_000 }),
+  /** How long an ended session's processes get between SIGTERM and SIGKILL (`cgroup.kill`). */
+  killGraceMs: Schema.optionalWith(Millis, { default: () => 5_000 }),
+  /**
+   * Put every attempt in a cgroup of its own where cgroup v2 is writable, so `cgroup.kill` ends what left
+   * the session (`setsid`, double forks). Off, or where it is not writable, a scan of every `/proc/<pid>/environ`
+   * for the attempt's `WARDEN_ATTEMPT` finds them instead.
+   */
+  agentCgroups: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   minFreeDiskMb: Schema.optionalWith(Schema.Int, { default: () => 1_024 }),
   minFreeMemoryMb: Schema.optionalWith(Schema.Int, { default: () => 512 }),
   defaults: Schema.optionalWith(DefaultsSchema, { default: () => Schema.decodeSync(DefaultsSchema)({}) }),

@@ -3,6 +3,7 @@ import * as path from "node:path"
 import { Clock, Effect } from "effect"
 import type { LaunchOutput } from "../../machines/agentSession.machine.js"
 import { Git } from "../git/Git.js"
+import { AgentProcesses } from "../processes/agentProcesses.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { stripControlCharacters } from "../terminals/typedText.js"
@@ -52,7 +53,16 @@ export const agentArgv = (spec: DispatchSpec, values: Record<string, string>): s
 /**
  * The launcher the tmux pane runs: it starts the agent in the repo and, when
  * the agent ends (or the pane is killed), writes the exit file that completion
- * detection watches. Everything is quoted; nothing secret is written into it.
+ * detection watches. Everything is quoted; nothing secret is written into it
+ * (the environment arrives through the file `Terminals.create` hands over).
+ *
+ * The pane's program leads a session and process group of its own (tmux starts it
+ * with `setsid`); the agent runs in that group as the terminal's foreground, so it
+ * keeps the pane as its controlling terminal and Ctrl-C reaches it. It runs in the
+ * background of this shell all the same, so that `wait` returns the moment the pane
+ * hangs up (a shell defers a trap until its foreground child ends): then the launcher
+ * ends the agent's group and, after the grace, the attempt's cgroup (`setsid`
+ * children included) instead of waiting for an agent that may never end.
  */
 export const launcherScript = (input: {
   readonly repo: string
@@ -61,23 +71,49 @@ export const launcherScript = (input: {
   readonly exitFile: string
   readonly attemptId: string
   readonly path: string
+  /** The attempt's cgroup (v2) to move into before the agent starts, or null. */
+  readonly cgroup: string | null
+  readonly killGraceMs: number
 }): string => {
   const exitTemp = `${input.exitFile}.tmp`
+  const graceTicks = Math.max(1, Math.ceil(input.killGraceMs / 100))
   return [
     "#!/bin/sh",
     "# Written by warden for one attempt; the pane runs it.",
+    // First, so that everything started from here on is in the attempt's cgroup.
+    `warden_cgroup=${shQuote(input.cgroup ?? "")}`,
+    `if [ -n "$warden_cgroup" ]; then { echo $$ > "$warden_cgroup/cgroup.procs"; } 2>/dev/null || warden_cgroup=''; fi`,
     `cd ${shQuote(input.repo)} || exit 97`,
     // Warden's own files are private (umask 077 or 027, inherited through tmux); the agent gets the operator's umask back.
     `umask ${agentUmask()}`,
     // tmux gives a new session the PATH of the client that created it, whatever `-e PATH=` says.
     `PATH=${shQuote(input.path)}; export PATH`,
+    "warden_agent=''",
     "warden_exit() {",
     `  umask ${stateUmask()}`,
     `  printf '{"attempt_id":"%s","exit_code":%s,"at":"%s"}\\n' ${shQuote(input.attemptId)} "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${shQuote(exitTemp)} && mv ${shQuote(exitTemp)} ${shQuote(input.exitFile)}`,
     "}",
-    "trap 'warden_exit 129; exit 129' HUP",
-    "trap 'warden_exit 143; exit 143' TERM",
-    `${input.argv.map(shQuote).join(" ")}${input.stdinFile === null ? "" : ` < ${shQuote(input.stdinFile)}`}`,
+    // The pane hung up (its session or the tmux server is gone) or the session is being killed:
+    // SIGTERM to the group, the grace, then SIGKILL to all of the attempt (this shell included).
+    "warden_end() {",
+    "  trap '' HUP TERM",
+    '  warden_exit "$1"',
+    "  kill -TERM 0 2>/dev/null",
+    "  warden_i=0",
+    `  while [ -n "$warden_agent" ] && kill -0 "$warden_agent" 2>/dev/null && [ "$warden_i" -lt ${graceTicks} ]; do sleep 0.1; warden_i=$((warden_i + 1)); done`,
+    `  if [ -n "$warden_cgroup" ]; then { echo 1 > "$warden_cgroup/cgroup.kill"; } 2>/dev/null; fi`,
+    "  kill -KILL 0 2>/dev/null",
+    '  exit "$1"',
+    "}",
+    "trap 'warden_end 129' HUP",
+    "trap 'warden_end 143' TERM",
+    // Ctrl-C in the pane is the agent's: this shell ignores it, the agent gets the default back.
+    "trap '' INT QUIT",
+    "exec 3<&0",
+    `env --default-signal=INT,QUIT -- ${input.argv.map(shQuote).join(" ")} ${input.stdinFile === null ? "<&3" : `< ${shQuote(input.stdinFile)}`} 3<&- &`,
+    "warden_agent=$!",
+    "exec 3<&-",
+    'wait "$warden_agent"',
     "code=$?",
     'warden_exit "$code"',
     'exit "$code"',
@@ -173,6 +209,7 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
   Effect.gen(function* () {
     const terminals = yield* Terminals
     const git = yield* Git
+    const agentProcesses = yield* AgentProcesses
     const paths = spec.paths
     const profile = spec.profile.config
     const repo = fs.realpathSync(path.resolve(expandHome(spec.repo)))
@@ -234,9 +271,19 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
       wardenHome: spec.config.wardenHome
     })
     const env = agentEnv(spec, attemptId, attempt, promptFile)
+    const cgroup = yield* agentProcesses.prepare(attemptId)
     fs.writeFileSync(
       launcher,
-      launcherScript({ repo, argv, stdinFile: profile.prompt.mode === "stdin" ? promptFile : null, exitFile, attemptId, path: env.PATH! }),
+      launcherScript({
+        repo,
+        argv,
+        stdinFile: profile.prompt.mode === "stdin" ? promptFile : null,
+        exitFile,
+        attemptId,
+        path: env.PATH!,
+        cgroup,
+        killGraceMs: spec.config.killGraceMs
+      }),
       { mode: 0o700 }
     )
     const settingsFile = paths.settingsFile(spec.bead, attemptId)
@@ -249,6 +296,7 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
         cwd: repo,
         command: ["/bin/sh", launcher],
         env,
+        envFile: paths.envFile(spec.bead, attemptId),
         transcriptPath
       })
       .pipe(Effect.either)

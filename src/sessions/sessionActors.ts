@@ -17,6 +17,7 @@ import {
 } from "../../machines/agentSession.machine.js"
 import { Git } from "../git/Git.js"
 import { Processes } from "../processes/Processes.js"
+import { AgentProcesses } from "../processes/agentProcesses.js"
 import { RecordStore } from "../records/RecordStore.js"
 import { localDate, memoryLine, type SessionView } from "../records/buildRecords.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
@@ -31,7 +32,7 @@ import { reportFromLines } from "../agents/agentOutput.js"
 import { readTail } from "../workspace/readRange.js"
 
 /** What the session's effects need from the world. */
-export type SessionServices = Terminals | Processes | Git | RecordStore
+export type SessionServices = Terminals | Processes | Git | RecordStore | AgentProcesses
 
 export interface SessionHooks {
   /** The records as they stand now (the observer owns the state history). */
@@ -157,7 +158,12 @@ export const sessionImplementations = (
               )
             }
             if (input.attemptId !== null) {
+              // The session's end ends all of the attempt: what left the pane's process group too.
+              const agentProcesses = yield* AgentProcesses
+              const reaped = yield* agentProcesses.reap(input.attemptId)
+              if (reaped.length > 0) hooks.log("ended the attempt's remaining processes", { attempt_id: input.attemptId, pids: reaped })
               for (const file of [
+                spec.paths.envFile(spec.bead, input.attemptId),
                 spec.paths.promptFile(spec.bead, input.attemptId),
                 spec.paths.launcherFile(spec.bead, input.attemptId),
                 spec.paths.settingsFile(spec.bead, input.attemptId),

@@ -31,13 +31,17 @@ type Pane = { readonly dead: boolean; readonly deadStatus: number | null }
 /** Sessions watched for their liveness, per Terminals service: one `list-panes -a` serves them all. */
 const livenessMonitors = new WeakMap<Terminals["Type"], { timer: NodeJS.Timeout; sessions: Map<string, (pane: Pane | null) => void> }>()
 
-const LIVENESS_INTERVAL_MS = 10_000
-
 /**
  * Calls `gone` once the session has vanished (null) or its pane is dead,
- * checking every session on the socket with one tmux call every 10 s.
+ * checking every session on the socket with one tmux call every `intervalMs`
+ * (the config's `livenessIntervalMs`; the first watch on a socket sets it).
  */
-const watchLiveness = (terminals: Terminals["Type"], session: string, gone: (pane: Pane | null) => void): (() => void) => {
+const watchLiveness = (
+  terminals: Terminals["Type"],
+  intervalMs: number,
+  session: string,
+  gone: (pane: Pane | null) => void
+): (() => void) => {
   let monitor = livenessMonitors.get(terminals)
   if (monitor === undefined) {
     const sessions = new Map<string, (pane: Pane | null) => void>()
@@ -51,7 +55,7 @@ const watchLiveness = (terminals: Terminals["Type"], session: string, gone: (pan
           else if (pane.dead) callback(pane)
         }
       })
-    }, LIVENESS_INTERVAL_MS)
+    }, intervalMs)
     timer.unref()
     monitor = { timer, sessions }
     livenessMonitors.set(terminals, monitor)
@@ -328,7 +332,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
   }
   // A session killed from outside without its launcher running its trap leaves no exit file:
   // one shared check of every pane on the socket is the safety net for that, not a completion poll.
-  const unwatchLiveness = watchLiveness(terminals, input.sessionName, (pane) => {
+  const unwatchLiveness = watchLiveness(terminals, spec.config.livenessIntervalMs, input.sessionName, (pane) => {
     if (exited || stopped) return
     readExit()
     if (exited) return

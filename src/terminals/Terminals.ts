@@ -14,8 +14,16 @@ export interface CreateTerminal {
   readonly cwd: string
   /** The program and its arguments, run directly (no shell unless the program is one). */
   readonly command: ReadonlyArray<string>
-  /** The whole environment of the program: tmux would otherwise give it the server's. */
+  /**
+   * The whole environment of the program: tmux would otherwise give it the server's. It never goes on a
+   * command line (tmux keeps its argv for the server's life, and `ps` shows it to every local user).
+   */
   readonly env: Readonly<Record<string, string>>
+  /**
+   * Where the environment is handed over: a file of mode 0600 that the pane reads and removes before the
+   * program starts. Default: the transcript's path with `.env` appended.
+   */
+  readonly envFile?: string
   /** Where `pipe-pane` appends everything the program prints. */
   readonly transcriptPath: string
   readonly width?: number

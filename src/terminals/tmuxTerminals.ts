@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process"
-import { mkdirSync, statSync } from "node:fs"
+import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { type CreateTerminal, type TerminalInfo, TerminalError, Terminals } from "./Terminals.js"
@@ -44,12 +44,33 @@ const chain = (...commands: ReadonlyArray<ReadonlyArray<string>>): Array<string>
 
 const VALID_ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
-/** The tmux client's own environment: ours, without the variables that tie it to an enclosing tmux. */
+/**
+ * What a tmux client keeps of our environment. The client that starts the server hands it its whole
+ * environment (`show-environment -g`, inherited by every pane), so only what tmux itself needs goes:
+ * never an API key. Agents get their environment through `CreateTerminal.env`.
+ */
+// WARDEN_TEST_RUN marks the processes of a test run (test/support/noLeftovers.ts): a tmux server the run left is found by it.
+const CLIENT_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|TERM|TZ|TMPDIR|LANG|LANGUAGE|LC_[A-Z_]+|WARDEN_TEST_RUN)$/
+
+/** The tmux client's own environment: the few variables tmux needs, none tying it to an enclosing tmux. */
 const clientEnv = (): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = { ...process.env }
-  for (const key of Object.keys(env)) if (key.startsWith("TMUX")) delete env[key]
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env)) if (CLIENT_ENV.test(key) && value !== undefined) env[key] = value
   return env
 }
+
+/**
+ * Runs in the pane: sources the environment file (`$1`), removes it, then runs the program. The file
+ * holds only `export NAME='value'` lines (names checked, values single-quoted), so sourcing runs nothing.
+ */
+const ENV_WRAPPER = `. "$1" || exit 96; rm -f -- "$1"; shift; exec "$@"`
+
+/** The environment as sh assignments: TMUX* (the pane's own) and names sh cannot hold are left out. */
+const envFileText = (env: Readonly<Record<string, string>>): string =>
+  Object.entries(env)
+    .filter(([key]) => !key.startsWith("TMUX") && VALID_ENV_NAME.test(key))
+    .map(([key, value]) => `export ${key}=${shellQuote(value)}\n`)
+    .join("")
 
 const exec = (
   file: string,
@@ -306,6 +327,7 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
     }
     const cwd = resolve(spec.cwd)
     const transcript = resolve(spec.transcriptPath)
+    const envFile = resolve(spec.envFile ?? `${transcript}.env`)
 
     const prepare = Effect.try({
       try: () => {
@@ -314,16 +336,17 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
         }
         mkdirSync(dirname(transcript), { recursive: true })
         mkdirSync(dirname(resolve(socket)), { recursive: true })
+        // Created afresh, so it is 0600 whatever was there; only the pane's wrapper reads it, then removes it.
+        rmSync(envFile, { force: true })
+        mkdirSync(dirname(envFile), { recursive: true })
+        writeFileSync(envFile, envFileText(spec.env), { mode: 0o600, flag: "wx" })
       },
       catch: (e) =>
         new TerminalError({ operation: "create", session: name, reason: `create: ${e instanceof Error ? e.message : String(e)}` })
     })
 
-    const envArgs = Object.entries(spec.env).flatMap(([key, value]) =>
-      key.startsWith("TMUX") || !VALID_ENV_NAME.test(key) ? [] : ["-e", `${key}=${value}`]
-    )
-    // tmux runs a single command argument through the shell (`sh -c`); run the program directly instead.
-    const command = spec.command.length === 1 ? ["env", "--", spec.command[0]!] : [...spec.command]
+    // The environment goes through the file, never through tmux's argv (no `-e KEY=VALUE`).
+    const command = ["/bin/sh", "-c", ENV_WRAPPER, "warden-env", envFile, ...spec.command]
     const args = chain(
       [
         "new-session",
@@ -336,7 +359,6 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
         String(width),
         "-y",
         String(height),
-        ...envArgs,
         "--",
         ...command
       ],
@@ -347,8 +369,11 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
 
     return prepare.pipe(
       Effect.zipRight(tmux("create", name, args)),
+      // No pane will read the environment file of a session that was not created.
+      Effect.tapError(() => Effect.sync(() => rmSync(envFile, { force: true }))),
       Effect.flatMap((result) => {
         if (result.code === 0) return Effect.void
+        rmSync(envFile, { force: true })
         if (/duplicate session/i.test(result.stderr)) {
           return fail(`create: session ${name} already exists on socket ${socket}`)
         }

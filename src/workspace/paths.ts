@@ -21,6 +21,8 @@ export interface WorkspacePaths {
   readonly exitFile: (bead: string, attemptId: string) => string
   readonly promptFile: (bead: string, attemptId: string) => string
   readonly launcherFile: (bead: string, attemptId: string) => string
+  /** The agent's environment on its way into the pane (mode 0600, removed before the agent starts). */
+  readonly envFile: (bead: string, attemptId: string) => string
   /** What the launch of one attempt recorded, so a restored supervisor adopts it instead of launching again. */
   readonly launchRecordFile: (bead: string, attemptId: string) => string
   /** Claude Code settings with Warden's hooks, for one attempt (`--settings`). */
@@ -54,6 +56,7 @@ export const workspacePaths = (rootDir: string): WorkspacePaths => {
     exitFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.exit.json`),
     promptFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.prompt.md`),
     launcherFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.launch.sh`),
+    envFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.env`),
     launchRecordFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.launched.json`),
     settingsFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.settings.json`),
     transcriptFile: (bead, attemptId) => path.join(transcripts, `${bead}.${attemptId}.log`)
