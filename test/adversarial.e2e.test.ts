@@ -443,7 +443,7 @@ describe("the API token file (issue 12, item 6)", () => {
     await refusedWith(() => fs.symlinkSync(elsewhere, tokenFile), /is not a regular file/)
   })
 
-  it("accepts 0640 only with an operators' group that owns the file; creates a missing one 0600, whole", async () => {
+  it("accepts 0640 only with an operators' group that owns the file (and creates it so); creates a missing one 0600, whole", async () => {
     const gw = makeWorkspace({ operatorsGroup: "root" })
     try {
       const file = path.join(gw.workspace, "state", "api-token")
@@ -454,6 +454,14 @@ describe("the API token file (issue 12, item 6)", () => {
       expect(started.token).toBe(good)
       started.child.kill("SIGTERM")
       await exited(started.child)
+      // A token the daemon creates itself is the group's to read from the start.
+      fs.rmSync(file)
+      const again = await gw.startDaemon()
+      expect(fs.statSync(file).mode & 0o777).toBe(0o640)
+      expect(fs.statSync(file).gid).toBe(0)
+      expect(again.token).toMatch(/^[0-9a-f]{64}$/)
+      again.child.kill("SIGTERM")
+      await exited(again.child)
     } finally {
       gw.cleanup()
     }

@@ -1,7 +1,7 @@
-import { spawnSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { lookupGroup } from "../workspace/statePermissions.js"
 
 /** A token shorter than this (after trimming) is refused: the daemon writes 64 hex characters. */
 export const MIN_TOKEN_LENGTH = 32
@@ -17,11 +17,6 @@ export class TokenFileRefused extends Error {
   }
 }
 
-const groupId = (name: string): number | null => {
-  const found = spawnSync("getent", ["group", name], { encoding: "utf8" })
-  const gid = found.status === 0 ? Number(found.stdout.split(":")[2]) : NaN
-  return Number.isInteger(gid) ? gid : null
-}
 
 /**
  * Checks the token file before it is trusted: a regular file owned by the
@@ -58,7 +53,7 @@ export const checkTokenFile = (file: string, options: { operatorsGroup?: string 
     )
   }
   if ((mode & 0o040) !== 0 && group !== undefined) {
-    const gid = groupId(group)
+    const gid = lookupGroup(group)
     if (gid === null) throw new TokenFileRefused(file, `is group-readable, but the operators' group "${group}" does not exist`, `chmod 600 ${file}, or create the group`)
     if (stat.gid !== gid) throw new TokenFileRefused(file, `is group-readable by gid ${stat.gid}, not by the operators' group ${group} (gid ${gid})`, `chgrp ${group} ${file}, or chmod 600 ${file}`)
   }
@@ -75,13 +70,15 @@ export const checkTokenFile = (file: string, options: { operatorsGroup?: string 
  * crash leaves either no token file or a whole one, and two daemons starting
  * at once end with one token.
  */
-const createTokenFile = (file: string): void => {
+const createTokenFile = (file: string, gid: number | null): void => {
   const dir = path.dirname(file)
   fs.mkdirSync(dir, { recursive: true })
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`)
   const fd = fs.openSync(temp, "wx", 0o600)
   try {
-    fs.fchmodSync(fd, 0o600)
+    // With an operators' group, its members may read the token (0640); otherwise only the daemon's user.
+    if (gid !== null) fs.fchownSync(fd, process.getuid?.() ?? -1, gid)
+    fs.fchmodSync(fd, gid === null ? 0o600 : 0o640)
     fs.writeSync(fd, `${randomBytes(32).toString("hex")}\n`)
     fs.fsyncSync(fd)
   } finally {
@@ -103,9 +100,9 @@ const createTokenFile = (file: string): void => {
   }
 }
 
-/** The API token: created at first start (0600), then checked on every start; a file that cannot be trusted is refused. */
+/** The API token: created at first start (0600, or 0640 for the operators' group), then checked on every start; a file that cannot be trusted is refused. */
 export const ensureToken = (file: string, options: { operatorsGroup?: string | undefined } = {}): string => {
-  if (!entryExists(file)) createTokenFile(file)
+  if (!entryExists(file)) createTokenFile(file, options.operatorsGroup === undefined ? null : lookupGroup(options.operatorsGroup))
   return checkTokenFile(file, options)
 }
 

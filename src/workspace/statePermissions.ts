@@ -21,11 +21,17 @@ export interface StateAccess {
 /** Refuses an operators' group this machine does not know, with its name. */
 export class OperatorsGroupError extends Error {}
 
-const groupId = (name: string): number => {
+/** The gid of a group name (or a number), or null when this machine knows no such group. */
+export const lookupGroup = (name: string): number | null => {
   if (/^\d+$/.test(name)) return Number(name)
   const found = spawnSync("getent", ["group", name], { encoding: "utf8" })
   const gid = found.status === 0 ? Number(found.stdout.split(":")[2]) : NaN
-  if (!Number.isInteger(gid)) {
+  return Number.isInteger(gid) ? gid : null
+}
+
+const groupId = (name: string): number => {
+  const gid = lookupGroup(name)
+  if (gid === null) {
     throw new OperatorsGroupError(`config operatorsGroup "${name}" is not a group on this machine (\`getent group ${name}\` found none): create it or remove the setting`)
   }
   return gid
