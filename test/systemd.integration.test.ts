@@ -1,7 +1,9 @@
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { Either } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
+import { loadConfigSync } from "../src/config/loadConfig.js"
 import { cliEntry, eventually, exited, makeWorkspace } from "./support/workspace.js"
 
 const unit = new URL("../systemd/warden.service", import.meta.url).pathname
@@ -27,6 +29,30 @@ describe("systemd", () => {
     }
     expect(text).not.toMatch(/^ProtectControlGroups=(yes|true|1)$/m)
     expect(fs.existsSync(new URL("../systemd/warden.env.example", import.meta.url))).toBe(true)
+  })
+
+  it("the unit, its example config and its environment file agree", () => {
+    const text = fs.readFileSync(unit, "utf8")
+    const values = (key: string) => [...text.matchAll(new RegExp(`^${key}=(.*)$`, "gm"))].flatMap((m) => m[1]!.trim().split(/\s+/))
+    expect(values("StateDirectory")).toEqual(["warden"])
+    const environment = Object.fromEntries(values("Environment").map((pair) => pair.split("=") as [string, string]))
+    expect(environment.WARDEN_WORKSPACE!.startsWith("/var/lib/warden/")).toBe(true)
+    // A missing repo root must not stop the unit from starting.
+    const writable = values("ReadWritePaths")
+    expect(writable).toContain("-/srv/repos")
+    // The config the unit names is the example, installed; it decodes, and lets the daemon work where the unit lets it write.
+    expect(environment.WARDEN_CONFIG).toBe("/etc/warden/warden.json")
+    const example = new URL("../systemd/warden.json.example", import.meta.url).pathname
+    const loaded = loadConfigSync({ config: example, env: {} })
+    if (Either.isLeft(loaded)) throw new Error(loaded.left.message)
+    const config = loaded.right
+    const writableRoots = ["/var/lib/warden", ...writable.map((p) => p.replace(/^-/, ""))]
+    for (const root of config.allowedRoots) expect(writableRoots.some((w) => root === w || root.startsWith(`${w}/`)), root).toBe(true)
+    expect(config.tmuxSocket.startsWith("/var/lib/warden/")).toBe(true)
+    expect(config.operatorsGroup).toBe(values("Group")[0])
+    // An empty KEY= would set an empty key: every key in the example is commented out.
+    const envExample = fs.readFileSync(new URL("../systemd/warden.env.example", import.meta.url), "utf8")
+    expect(envExample).not.toMatch(/^[A-Z_]*(KEY|TOKEN)[A-Z_]*=/m)
   })
 
   const ws = makeWorkspace()
