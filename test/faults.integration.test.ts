@@ -99,6 +99,11 @@ describe("the seed's and peers' known faults stay fixed", () => {
     const bad = await ws.warden("signal", "../x", "--status", "done")
     expect(bad.status).toBe(1)
     expect(bad.stderr).toContain('invalid bead id "../x"')
+    // A bead this workspace never saw is refused, and leaves no signal log behind.
+    const unknown = await ws.warden("signal", "bd-never-dispatched", "--status", "done")
+    expect(unknown.status).toBe(1)
+    expect(unknown.stderr).toContain("no bead bd-never-dispatched in the workspace")
+    expect(fs.existsSync(path.join(ws.workspace, "state", "watch", "bd-never-dispatched.signals.jsonl"))).toBe(false)
   })
 
   it("kill -9 of a foreground dispatch: ps shows the agent still running in tmux, then finalizes it when the session is gone", async () => {

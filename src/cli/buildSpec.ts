@@ -22,9 +22,10 @@ export interface DispatchRequest {
 /**
  * Compiles a dispatch request into the spec every attempt reads. A template
  * that does not render is not an error here: preflight names it as a failed
- * check, with everything else it found.
+ * check, with everything else it found. For `warden preflight` a missing
+ * command is left to its `custom-command` check too.
  */
-export const buildSpec = (env: CliEnvironment, request: DispatchRequest) =>
+export const buildSpec = (env: CliEnvironment, request: DispatchRequest, options: { readonly forPreflight?: boolean } = {}) =>
   Effect.gen(function* () {
     const profile = resolveProfile(env.config, request.agent, request.overrides)
     if ("error" in profile) return yield* new CliError({ message: profile.error })
@@ -42,7 +43,7 @@ export const buildSpec = (env: CliEnvironment, request: DispatchRequest) =>
     // A profile that runs a command (`{command}` in its args, as `custom` does) needs one, and then no prompt.
     const runsCommand = profile.config.args.some((arg) => arg.includes("{command}"))
     const command = request.command?.trim() === "" ? undefined : request.command
-    if (runsCommand && command === undefined) {
+    if (runsCommand && command === undefined && options.forPreflight !== true) {
       return yield* new CliError({ message: `profile "${profile.name}" runs a command: give --command CMD (\`command\` in the API)` })
     }
     if (!runsCommand && command !== undefined) {

@@ -1,4 +1,3 @@
-import * as fs from "node:fs"
 import { Effect } from "effect"
 import { RecordStore } from "../records/RecordStore.js"
 import { finalizeLostRun, observeRuns, runIsLive } from "../sessions/reconcile.js"
@@ -10,109 +9,13 @@ import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
 import { psTable, showText } from "./format.js"
 import { callDaemon } from "./daemonClient.js"
 import { runningDaemon } from "../daemon/daemon.js"
-import { verdictFromClaudeHook, verdictFromCodexNotify } from "../agents/hookSignals.js"
-import { checkOperatorInput, recordInput, sentInputMatcher } from "../sessions/operatorInput.js"
+import { checkOperatorInput, recordInput } from "../sessions/operatorInput.js"
 
 const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
-const warn = (text: string) => Effect.sync(() => process.stderr.write(`${text}\n`))
 
 const checkBead = (bead: string) =>
   BEAD_ID.test(bead) ? Effect.void : Effect.fail(new CliError({ message: `invalid bead id "${bead}": it must match ${BEAD_ID.source}` }))
 
-/** One short line with O_APPEND: concurrent writers never interleave. */
-const appendSignalLine = (env: CliEnvironment, bead: string, line: Record<string, unknown>) => {
-  fs.mkdirSync(env.paths.watch, { recursive: true })
-  fs.appendFileSync(env.paths.signalsFile(bead), `${JSON.stringify(line)}\n`)
-}
-
-const MAX_PAYLOAD_CHARS = 8_000
-
-/** Keeps a hook payload as evidence, without letting a huge one bloat the records. */
-const boundedPayload = (payload: unknown): unknown => {
-  const text = JSON.stringify(payload)
-  return text.length <= MAX_PAYLOAD_CHARS ? payload : { truncated: true, head: text.slice(0, MAX_PAYLOAD_CHARS) }
-}
-
-const normalize = (text: string) => text.replace(/\s+/g, " ").trim()
-
-/** A codex notify payload with each input message that an operator sent replaced by its length. */
-const withoutAnswers = (doc: unknown, isAnswer: (text: string) => boolean): unknown => {
-  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) return doc
-  const record = doc as Record<string, unknown>
-  const inputs = record["input-messages"]
-  if (!Array.isArray(inputs)) return doc
-  return {
-    ...record,
-    "input-messages": inputs.map((m) => (typeof m === "string" && isAnswer(m) ? `<operator input, ${[...m].length} characters>` : m))
-  }
-}
-
-export interface SignalInput {
-  readonly bead: string | undefined
-  readonly status: "done" | "failed" | "waiting" | undefined
-  readonly summary: string | undefined
-  readonly attempt: string | undefined
-  /** A form called by an agent CLI directly: a Claude Code hook (JSON on stdin) or Codex's notify (JSON as last argument). */
-  readonly from: "claude-hook" | "codex-notify" | undefined
-  readonly stdin: () => string
-}
-
-/**
- * `warden signal`: the agent's own report. Bead and attempt come from the
- * arguments or from `WARDEN_BEAD` / `WARDEN_ATTEMPT`; the line is appended to
- * the bead's signal log, where the supervisor's watch sees it at once. The
- * hook forms never fail the agent's hook: what they cannot use, they say on
- * stderr and ignore.
- */
-export const signalCommand = (env: CliEnvironment, input: SignalInput) =>
-  Effect.gen(function* () {
-    let bead = input.bead ?? process.env.WARDEN_BEAD
-    let status: string | undefined = input.status
-    let summary = input.summary ?? null
-    let source = "signal"
-    let payload: unknown = null
-    if (input.from !== undefined) {
-      bead = process.env.WARDEN_BEAD
-      let doc: unknown
-      try {
-        doc = JSON.parse(input.from === "claude-hook" ? input.stdin() : (input.bead ?? ""))
-      } catch (error) {
-        yield* warn(`warden signal --from ${input.from}: the payload is not JSON (${(error as Error).message}); ignored`)
-        return
-      }
-      const promptFile = process.env.WARDEN_PROMPT_FILE
-      const prompt = promptFile !== undefined && fs.existsSync(promptFile) ? normalize(fs.readFileSync(promptFile, "utf8")) : null
-      const isAnswer = bead === undefined ? () => false : sentInputMatcher(env.paths, bead, process.env.WARDEN_ATTEMPT)
-      const verdict =
-        input.from === "claude-hook"
-          ? verdictFromClaudeHook(doc)
-          : verdictFromCodexNotify(doc, (text) => {
-              const said = normalize(text)
-              // Exactly the prompt or an answer: codex's title turn quotes the prompt inside a longer input.
-              return (prompt !== null && said === prompt) || isAnswer(text)
-            })
-      if (verdict.status === null) {
-        yield* warn(`warden signal --from ${input.from}: ${verdict.reason}; ignored`)
-        return
-      }
-      status = verdict.status
-      summary = verdict.summary
-      source = input.from === "claude-hook" ? "hook" : "notify"
-      // An operator's answer stays out of the records here too: codex quotes it back among the turn's input messages.
-      payload = boundedPayload(input.from === "codex-notify" ? withoutAnswers(doc, isAnswer) : doc)
-    }
-    if (bead === undefined || bead === "") {
-      return yield* new CliError({ message: "which bead? give it as an argument or set WARDEN_BEAD (agents have it set)" })
-    }
-    if (status === undefined) return yield* new CliError({ message: "give --status done|failed|waiting" })
-    yield* checkBead(bead)
-    const attemptId = input.attempt ?? process.env.WARDEN_ATTEMPT ?? null
-    appendSignalLine(env, bead, { bead, attempt_id: attemptId, status, summary, source, payload, at: Date.now(), pid: process.pid })
-    const run = yield* onRuntime(env, Effect.flatMap(RecordStore, (s) => s.readRun(bead))).pipe(Effect.orElseSucceed(() => null))
-    if (attemptId === null) yield* warn(`warden signal: no attempt id (WARDEN_ATTEMPT): it counts for whichever attempt of ${bead} is running`)
-    else if (run === null || run.status !== "running") yield* warn(`warden signal: ${bead} has no running session; the signal is kept but will be ignored`)
-    else if (run.attempt_id !== attemptId) yield* warn(`warden signal: attempt ${attemptId} is not the current attempt ${run.attempt_id}; it will be ignored`)
-  })
 
 /** Refuses (exit 2) an agents' socket that someone else could have planted, before any tmux client touches it. */
 export const refuseUnsafeSocket = (env: CliEnvironment) =>

@@ -141,10 +141,14 @@ const dispatchToDaemon = (
 /** `warden preflight`: every check, each named, exit 1 when one fails. */
 export const preflightCommand = (env: CliEnvironment, request: DispatchRequest, json: boolean) =>
   Effect.gen(function* () {
-    const spec = yield* buildSpec(env, {
-      ...request,
-      prompt: request.prompt ?? (request.template === undefined && request.promptFile === undefined ? "(preflight)" : request.prompt)
-    })
+    const spec = yield* buildSpec(
+      env,
+      {
+        ...request,
+        prompt: request.prompt ?? (request.template === undefined && request.promptFile === undefined ? "(preflight)" : request.prompt)
+      },
+      { forPreflight: true }
+    )
     const checks = yield* onRuntime(env, runPreflight(spec))
     // What a TUI would ask is a warning: the attempt runs and shows the dialog as waiting-input.
     const ok = checks.every((check) => check.ok || check.advisory === true)

@@ -1,0 +1,267 @@
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as fs from "node:fs"
+import { Cause, Config, Effect, Exit, Option } from "effect"
+import { CliError, openEnvironment, type GlobalOptions } from "./environment.js"
+import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionCommands.js"
+import { cancelCommand, psCommand, sendCommand, showCommand } from "./controlCommands.js"
+import { runSignal } from "./signalCore.js"
+import type { DispatchRequest } from "./buildSpec.js"
+import { doctorCommand } from "./doctorCommand.js"
+import { attachCommand, drainCommand, logsCommand, retryCommand, tailCommand } from "./followCommands.js"
+import { daemonCommand } from "./daemonCommand.js"
+
+const workspace = Options.text("workspace").pipe(
+  Options.withDescription("the workspace directory (default ~/.openclaw/workspace)"),
+  Options.withFallbackConfig(Config.string("WARDEN_WORKSPACE")),
+  Options.optional
+)
+const configFile = Options.text("config").pipe(
+  Options.withDescription("the config file (default <workspace>/warden.json, else the built-in one)"),
+  Options.withFallbackConfig(Config.string("WARDEN_CONFIG")),
+  Options.optional
+)
+const json = Options.boolean("json").pipe(Options.withDescription("print JSON for scripts"))
+const bead = Args.text({ name: "bead" })
+const optionalText = (name: string, description: string) => Options.text(name).pipe(Options.withDescription(description), Options.optional)
+
+const warden = Command.make("warden", { workspace, config: configFile })
+
+/** Runs a command body in the workspace the global options name. */
+const withEnvironment = <A>(body: (env: Effect.Effect.Success<ReturnType<typeof openEnvironment>>) => Effect.Effect<A, CliError>) =>
+  Effect.gen(function* () {
+    const global = yield* warden
+    const options: GlobalOptions = { workspace: Option.getOrUndefined(global.workspace), config: Option.getOrUndefined(global.config) }
+    const env = yield* openEnvironment(options)
+    return yield* body(env)
+  }).pipe(Effect.scoped)
+
+const dispatchOptions = {
+  bead,
+  repo: Options.text("repo").pipe(Options.withDescription("the git repository the agent works in")),
+  agent: Options.text("agent").pipe(Options.withDescription("the agent profile (demo, demo-tui, custom, ...)")),
+  template: optionalText("template", "prompt template: feature, bug-fix, refactor, code-review, docs, script, custom"),
+  prompt: optionalText("prompt", "the task (the template's description when --template is given)"),
+  promptFile: optionalText("prompt-file", "read the task from this file"),
+  title: optionalText("title", "the bead's title, for templates"),
+  acceptance: optionalText("acceptance", "acceptance criteria, for templates"),
+  command: optionalText("command", "for the custom profile: the command line to run (sh -c)"),
+  timeout: Options.integer("timeout").pipe(Options.withDescription("deadline per attempt, seconds"), Options.optional),
+  stall: Options.integer("stall").pipe(Options.withDescription("no output for this many seconds is a stall"), Options.optional),
+  maxRetries: Options.integer("max-retries").pipe(Options.withDescription("most attempts (the seed's max_retries)"), Options.optional),
+  priority: Options.integer("priority").pipe(Options.withDescription("0 (most urgent) to 4, for the daemon's queue"), Options.withDefault(2))
+}
+
+type DispatchArgs = {
+  readonly [K in keyof typeof dispatchOptions]: (typeof dispatchOptions)[K] extends Options.Options<infer A> | Args.Args<infer A> ? A : never
+}
+
+const toRequest = (a: DispatchArgs): DispatchRequest => ({
+  bead: a.bead,
+  repo: a.repo,
+  agent: a.agent,
+  template: Option.getOrUndefined(a.template),
+  prompt: Option.getOrUndefined(a.prompt),
+  promptFile: Option.getOrUndefined(a.promptFile),
+  title: Option.getOrUndefined(a.title),
+  acceptance: Option.getOrUndefined(a.acceptance),
+  command: Option.getOrUndefined(a.command),
+  overrides: {
+    timeoutMs: Option.getOrUndefined(Option.map(a.timeout, (s) => s * 1000)),
+    stallMs: Option.getOrUndefined(Option.map(a.stall, (s) => s * 1000)),
+    maxAttempts: Option.getOrUndefined(a.maxRetries)
+  }
+})
+
+const dispatch = Command.make(
+  "dispatch",
+  { ...dispatchOptions, wait: Options.boolean("wait").pipe(Options.withDescription("run the session in the foreground until it ends")), json },
+  (a) => withEnvironment((env) => dispatchCommand(env, toRequest(a), { wait: a.wait, json: a.json, priority: a.priority }))
+).pipe(Command.withDescription("dispatch a bead to an agent"))
+
+const preflight = Command.make(
+  "preflight",
+  {
+    ...dispatchOptions,
+    bead: Options.text("bead").pipe(Options.withDescription("the bead id to check")),
+    json
+  },
+  (a) => withEnvironment((env) => preflightCommand(env, toRequest(a as unknown as DispatchArgs), a.json))
+).pipe(Command.withDescription("run the checks that precede every attempt, and name each one that fails"))
+
+const verify = Command.make("verify", { bead, json }, (a) => withEnvironment((env) => verifyCommand(env, a.bead, a.json))).pipe(
+  Command.withDescription("verify a bead's work (tests, changes) and keep the result in its records")
+)
+
+const signal = Command.make(
+  "signal",
+  {
+    bead: Args.text({ name: "bead" }).pipe(
+      Args.withDescription("the bead (default: $WARDEN_BEAD); with --from codex-notify, codex's JSON payload"),
+      Args.optional
+    ),
+    status: Options.choice("status", ["done", "failed", "waiting"]).pipe(Options.withDescription("what the agent reports"), Options.optional),
+    summary: optionalText("summary", "one line about the result"),
+    attempt: optionalText("attempt", "the attempt id (default: $WARDEN_ATTEMPT)"),
+    from: Options.choice("from", ["claude-hook", "codex-notify"]).pipe(
+      Options.withDescription("called by an agent CLI: a Claude Code hook (JSON on stdin) or Codex's notify (JSON as the last argument)"),
+      Options.optional
+    )
+  },
+  (a) =>
+    withEnvironment((env) =>
+      Effect.suspend(() => {
+        const outcome = runSignal(env.paths, {
+          bead: Option.getOrUndefined(a.bead),
+          status: Option.getOrUndefined(a.status),
+          summary: Option.getOrUndefined(a.summary),
+          attempt: Option.getOrUndefined(a.attempt),
+          from: Option.getOrUndefined(a.from),
+          stdin: () => fs.readFileSync(0, "utf8")
+        })
+        for (const warning of outcome.warnings) process.stderr.write(`${warning}\n`)
+        return outcome.error === null ? Effect.void : Effect.fail(new CliError({ message: outcome.error, exitCode: outcome.exitCode }))
+      })
+    )
+).pipe(Command.withDescription("report completion from inside an agent's session"))
+
+const ps = Command.make("ps", { json }, (a) => withEnvironment((env) => psCommand(env, a.json))).pipe(
+  Command.withDescription("list sessions, reconciled against their supervisor and tmux")
+)
+
+const show = Command.make("show", { bead, json }, (a) => withEnvironment((env) => showCommand(env, a.bead, a.json))).pipe(
+  Command.withDescription("a session's states with timestamps, and why it ended as it did")
+)
+
+const cancel = Command.make("cancel", { json, bead }, (a) => withEnvironment((env) => cancelCommand(env, a.bead, a.json))).pipe(
+  Command.withDescription("cancel a bead's session")
+)
+
+const send = Command.make(
+  "send",
+  {
+    noEnter: Options.boolean("no-enter").pipe(Options.withDescription("type the text without pressing Enter")),
+    keys: Options.text("key").pipe(
+      Options.withDescription("press a named key instead (Enter, Down, Up, Escape, Tab, C-c, ...); repeatable, no Enter added"),
+      Options.repeated
+    ),
+    bead,
+    text: Args.text({ name: "text" }).pipe(Args.optional)
+  },
+  (a) => withEnvironment((env) => sendCommand(env, a.bead, Option.getOrUndefined(a.text), a.keys, !a.noEnter && a.keys.length === 0))
+).pipe(Command.withDescription("type text (or press keys) in the agent's terminal, to answer what it asks"))
+
+const doctor = Command.make(
+  "doctor",
+  {
+    repo: optionalText("repo", "also check folder trust for this repo"),
+    profiles: Options.text("profile").pipe(Options.withDescription("check this profile only (repeatable)"), Options.repeated),
+    json
+  },
+  (a) => withEnvironment((env) => doctorCommand(env, Option.getOrUndefined(a.repo), a.json, a.profiles))
+).pipe(
+  Command.withDescription(
+    "check the agent profiles: command, version, and what its TUI would ask first; fails only for profiles in use (--profile, the config file's, or this workspace's runs)"
+  )
+)
+
+/** Set once `warden daemon` serves: its SIGTERM is a clean stop, not an interruption. */
+let daemonRunning = false
+
+const daemon = Command.make(
+  "daemon",
+  {
+    port: Options.integer("port").pipe(
+      Options.withDescription("the API's port on 127.0.0.1 (default 9000, or WARDEN_PORT)"),
+      Options.withFallbackConfig(Config.integer("WARDEN_PORT")),
+      Options.withDefault(9000)
+    ),
+    concurrency: Options.integer("concurrency").pipe(Options.withDescription("sessions running at once"), Options.withDefault(10)),
+    quota: Options.text("quota").pipe(Options.withDescription("PROFILE=N: at most N sessions of that profile at once; repeatable"), Options.repeated),
+    allowOrigin: Options.text("allow-origin").pipe(Options.withDescription("a browser origin allowed to call the API; repeatable"), Options.repeated),
+    feedWindow: Options.integer("feed-window").pipe(Options.withDescription("feed events kept for replay (persisted)"), Options.withDefault(1000))
+  },
+  (a) =>
+    withEnvironment((env) =>
+      Effect.gen(function* () {
+        const quotas: Record<string, number> = {}
+        for (const entry of a.quota) {
+          const match = /^([^=]+)=(\d+)$/.exec(entry)
+          if (match === null) return yield* new CliError({ message: `--quota ${entry}: write PROFILE=N` })
+          quotas[match[1]!] = Number(match[2])
+        }
+        if (a.concurrency < 1) return yield* new CliError({ message: "--concurrency must be at least 1" })
+        daemonRunning = true
+        return yield* daemonCommand(env, { port: a.port, host: "127.0.0.1", concurrency: a.concurrency, quotas, allowedOrigins: a.allowOrigin, feedWindow: a.feedWindow })
+      })
+    )
+).pipe(Command.withDescription("run the supervisor: a queue, a session actor per bead, the HTTP API (SIGTERM leaves agents running)"))
+
+const logs = Command.make(
+  "logs",
+  { follow: Options.boolean("follow").pipe(Options.withAlias("f"), Options.withDescription("follow until the session ends")), json, bead },
+  (a) => withEnvironment((env) => logsCommand(env, a.bead, a.follow, a.json))
+).pipe(Command.withDescription("the agent's terminal output of the bead's latest attempt"))
+
+const attach = Command.make("attach", { bead }, (a) => withEnvironment((env) => attachCommand(env, a.bead))).pipe(
+  Command.withDescription("tmux attach to the agent's session here, or watch the daemon's read-only stream")
+)
+
+const retry = Command.make("retry", { json, bead }, (a) => withEnvironment((env) => retryCommand(env, a.bead, a.json))).pipe(
+  Command.withDescription("dispatch a finished bead again with its last request (through the daemon)")
+)
+
+const tail = Command.make(
+  "tail",
+  {
+    topics: optionalText("topics", "comma-separated: sessions, records, queue, daemon"),
+    since: Options.integer("since").pipe(Options.withDescription("replay from after this sequence number"), Options.optional),
+    json
+  },
+  (a) => withEnvironment((env) => tailCommand(env, Option.getOrUndefined(a.topics), Option.getOrUndefined(a.since), a.json))
+).pipe(Command.withDescription("the daemon's live event feed"))
+
+const drain = Command.make(
+  "drain",
+  { off: Options.boolean("off").pipe(Options.withDescription("admit queued beads again")), json },
+  (a) => withEnvironment((env) => drainCommand(env, !a.off, a.json))
+).pipe(Command.withDescription("stop admitting new work before maintenance (running sessions go on)"))
+
+const cli = warden.pipe(
+  Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
+  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, doctor])
+)
+
+const run = Command.run(cli, { name: "warden", version: "0.1.0" })
+
+/** Runs the full CLI on a command line whose global options are already hoisted (see `main.ts`). */
+export const runApp = (argv: ReadonlyArray<string>): void =>
+  run(argv).pipe(
+    Effect.catchTag("CliError", (error) =>
+      Effect.sync(() => {
+        process.stderr.write(`warden: ${error.message}\n`)
+        // Exit status 2 from a Claude Code hook would block the agent from stopping: hook calls fail with 1.
+        process.exitCode = argv.includes("--from") ? 1 : (error.exitCode ?? 1)
+      })
+    ),
+    Effect.provide(NodeContext.layer),
+    NodeRuntime.runMain({
+      // Interrupted (Ctrl-C, SIGTERM) exits 130 after the cleanup ran; a command's own error code is kept.
+      // The daemon stopped by SIGTERM has done its job (systemd must not take it for a failure): exit 0.
+      teardown: (exit, onExit) =>
+        onExit(
+          Exit.isFailure(exit)
+            ? Cause.isInterruptedOnly(exit.cause)
+              ? daemonRunning
+                ? 0
+                : 130
+              : 1
+            : typeof process.exitCode === "number"
+              ? process.exitCode
+              : 0
+        )
+    })
+  )
