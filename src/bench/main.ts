@@ -314,6 +314,52 @@ const recovery = async (daemon: Daemon, running: string[]) => {
   return next
 }
 
+/**
+ * 6. The CLI's start-up, against `node -e 0` measured in the same run: agents call `warden signal`
+ * on every hook and turn, operators and scripts call the rest. Runs alternate, medians of each.
+ */
+const cliStartup = async (daemon: Daemon, runs: number) => {
+  say(`CLI start-up (median of ${runs} runs each, alternating with the floor)`)
+  await dispatch(daemon, "bd-cli", "echo cli > cli.txt")
+  await waitFor(() => ["done", "failed"].includes(readRun("bd-cli")?.lifecycle_state) && readRun("bd-cli"), 30_000, "bd-cli finished")
+  const base = [wardenCliEntry(), "--workspace", workspace, "--config", configFile]
+  const agentEnv = { ...process.env, WARDEN_BEAD: "bd-cli", WARDEN_ATTEMPT: "att-bench", WARDEN_WORKSPACE: workspace }
+  const commands: ReadonlyArray<{ name: string; args: string[]; input?: string; limit: number }> = [
+    { name: "warden signal --status done", args: [...base, "signal", "bd-cli", "--status", "done"], limit: 1.5 },
+    {
+      name: "warden signal --from claude-hook",
+      args: [...base, "signal", "--from", "claude-hook"],
+      input: JSON.stringify({ hook_event_name: "Stop", last_assistant_message: "Done." }),
+      limit: 1.5
+    },
+    {
+      name: "warden signal --from codex-notify",
+      args: [...base, "signal", "--from", "codex-notify", JSON.stringify({ type: "agent-turn-complete", "input-messages": ["x"], "last-assistant-message": "ok" })],
+      limit: 1.5
+    },
+    { name: "warden --version", args: [wardenCliEntry(), "--version"], limit: 4 },
+    { name: "warden ps", args: [...base, "ps"], limit: 4 },
+    { name: "warden show", args: [...base, "show", "bd-cli"], limit: 4 }
+  ]
+  const time = (args: string[], input?: string) => {
+    const start = nowMs()
+    const result = spawnSync(process.execPath, args, { env: agentEnv, input: input ?? "", stdio: ["pipe", "ignore", "ignore"] })
+    if (result.status !== 0 && args[1] !== "-e") throw new Error(`warden ${args.slice(5).join(" ")} exited ${result.status}`)
+    return nowMs() - start
+  }
+  for (const command of commands) {
+    const floor: number[] = []
+    const figures: number[] = []
+    for (let i = 0; i < runs; i++) {
+      floor.push(time(["-e", "0"]))
+      figures.push(time(command.args, command.input))
+    }
+    const f = quantile(floor, 0.5)
+    const w = quantile(figures, 0.5)
+    report(`${command.name}, p50 (node -e 0: ${ms(f)})`, `${ms(w)} = ${(w / f).toFixed(2)}x`, `<= ${command.limit}x`, w / f <= command.limit)
+  }
+}
+
 const main = async () => {
   say(`Warden benchmarks on ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version} (scratch: ${scratch})`)
   let { daemon } = await startDaemon(300)
@@ -323,6 +369,7 @@ const main = async () => {
   try {
     if (wanted("overhead")) await dispatchOverhead(daemon, 20)
     if (wanted("detection")) await detectionLatency(daemon, 30)
+    if (wanted("cli")) await cliStartup(daemon, 10)
     if (!wanted("load")) return
     await chattyLoad(daemon, 100, 20)
     // A fresh daemon for the idle figures: its memory then is what the idle sessions add, not the load test's heap.
