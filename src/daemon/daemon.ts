@@ -19,6 +19,7 @@ import type { DispatchBody } from "../server/apiSchemas.js"
 import { SNAPSHOT_VERSION, SnapshotStore, fileSnapshotStoreLayer, type SessionSnapshot } from "./SnapshotStore.js"
 import { WorkQueue, fileWorkQueueLayer, type QueueItem } from "./WorkQueue.js"
 import { availableMemoryMb } from "../system/memory.js"
+import { acquireDaemonLock, type DaemonLock } from "./daemonLock.js"
 
 /** A refusal the API turns into a 4xx with this reason. */
 export class DaemonRefusal extends Error {
@@ -71,31 +72,6 @@ export const ensureToken = (file: string): string => {
   }
 }
 
-/** One daemon per workspace: the lock names its pid; a lock left by a dead daemon is taken over. */
-const acquireLock = (file: string): void => {
-  fs.mkdirSync(path.dirname(file), { recursive: true })
-  const mine = JSON.stringify({ pid: process.pid, proc_start: processStartTicks(process.pid) })
-  for (let tries = 0; tries < 2; tries++) {
-    try {
-      fs.writeFileSync(file, mine, { flag: "wx" })
-      return
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
-      let holder: { pid: number; proc_start: string | null } | null = null
-      try {
-        holder = JSON.parse(fs.readFileSync(file, "utf8"))
-      } catch {
-        holder = null
-      }
-      if (holder !== null && supervisorAlive(holder)) {
-        throw new Error(`another warden daemon (pid ${holder.pid}) runs for this workspace (${file})`)
-      }
-      fs.rmSync(file, { force: true })
-    }
-  }
-  throw new Error(`could not take the daemon lock ${file}`)
-}
-
 /** Where the daemon reports what happens (the websocket feed); one observer for everything visible. */
 export type DaemonEvents = (topic: "sessions" | "records" | "queue" | "daemon", type: string, data: unknown) => void
 
@@ -128,10 +104,11 @@ export class Daemon {
   readonly startedAt = Date.now()
   private readonly memoryTimer: NodeJS.Timeout
   private stopping = false
+  private readonly lock: DaemonLock
 
   constructor(private readonly options: DaemonOptions) {
     const files = daemonFiles(options.paths)
-    acquireLock(files.lock)
+    this.lock = acquireDaemonLock(files.lock)
     this.token = ensureToken(files.token)
     this.runtime = ManagedRuntime.make(
       Layer.mergeAll(liveLayer(options.config, options.paths), fileWorkQueueLayer(files.queue), fileSnapshotStoreLayer(files.snapshots))
@@ -521,7 +498,7 @@ export class Daemon {
     this.supervisor.stop()
     await Promise.all([...this.sessions.values()].map((session) => session.runner.detach()))
     fs.rmSync(daemonFiles(this.options.paths).info, { force: true })
-    fs.rmSync(daemonFiles(this.options.paths).lock, { force: true })
+    this.lock.release()
     await this.runtime.dispose()
   }
 }
