@@ -128,6 +128,7 @@ describe("chaos: kill -9 at random moments", () => {
 
     const last = startDaemon()
     await eventually(() => apiOf(last), 20_000, `seed ${seed}: the last daemon ready`)
+    const states = () => beads.map((bead) => `${bead}=${ws.readRun(bead)?.lifecycle_state}`).join(", ")
     const finished = await eventually(
       () => {
         const runs = beads.map((bead) => ws.readRun(bead))
@@ -137,8 +138,10 @@ describe("chaos: kill -9 at random moments", () => {
         return runs.every((run) => run?.lifecycle_state === "done") ? { bad: null } : null
       },
       75_000,
-      `seed ${seed}: every bead finished (${beads.map((b) => `${b}=${ws.readRun(b)?.lifecycle_state}`).join(", ")})`
-    )
+      `seed ${seed}: every bead finished`
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; now: ${states()}`)
+    })
     expect(finished.bad, `seed ${seed}`).toBeNull()
 
     const memory = ws.memory()

@@ -287,8 +287,13 @@ export class Daemon {
       const actor = snapshot.actor as { status?: string; value?: unknown; context?: { attempt?: number; attemptId?: string | null } }
       const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(snapshot.bead)).pipe(Effect.orElseSucceed(() => null)))
       // The records say this attempt finished (the daemon died between writing them and removing the snapshot): never run it again.
+      // (Its `status` says done from the verification on; the lifecycle ends after cleaning, notifying and remembering.)
       const finished =
-        record !== null && !runIsLive(record) && record.attempt_id === (actor.context?.attemptId ?? null) && record.attempt === actor.context?.attempt
+        record !== null &&
+        ["done", "failed", "timeout", "cancelled"].includes(record.lifecycle_state) &&
+        !record.will_retry &&
+        record.attempt_id === (actor.context?.attemptId ?? null) &&
+        record.attempt === Math.max(1, actor.context?.attempt ?? 0)
       if (finished || actor.status === "done" || ["done", "failed", "timeout", "cancelled"].includes(String(actor.value))) {
         // A finished session's snapshot that outlived it: nothing to restore.
         await this.run(Effect.flatMap(SnapshotStore, (store) => store.remove(snapshot.bead)).pipe(Effect.ignore))
