@@ -167,4 +167,43 @@ describe("chaos: kill -9 at random moments", () => {
     // For the closing note: the wall time of one run.
     process.stdout.write(`chaos: seed ${seed}, ${kills} kills, ${Math.round((Date.now() - started) / 1000)} s\n`)
   }, 180_000)
+
+  it("killed the moment an attempt's first file appears, the restart resumes that attempt: no second preflight, no second launch", async () => {
+    const other = makeWorkspace()
+    try {
+      for (let i = 0; i < 3; i++) {
+        const bead = `bd-first-file-${i}`
+        const repo = other.makeRepo(`repo-${i}`)
+        const daemon = await other.startDaemon()
+        const transcripts = path.join(other.workspace, "state", "transcripts")
+        fs.mkdirSync(transcripts, { recursive: true })
+        let attempt = ""
+        // The launch's first write, caught by inotify: the daemon dies as close to its state change as it can.
+        const watcher = fs.watch(transcripts, (_event, name) => {
+          if (attempt === "" && String(name).startsWith(`${bead}.`)) {
+            attempt = String(name).slice(bead.length + 1, -".log".length)
+            daemon.child.kill("SIGKILL")
+          }
+        })
+        const ran = path.join(other.dir, `${bead}.runs`)
+        const command = `echo "$WARDEN_ATTEMPT" >> ${ran} && sleep 1 && echo x > x.txt && git add x.txt && git -c user.name=a -c user.email=a@localhost commit -qm x`
+        await fetch(`${daemon.base}/v1/dispatch`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${daemon.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ bead, repo, agent: "shell", prompt: "x", command })
+        }).catch(() => null)
+        if (alive(daemon.child)) await new Promise((resolve) => daemon.child.once("exit", resolve))
+        watcher.close()
+        const next = await other.startDaemon()
+        await eventually(() => ["done", "failed"].includes(other.readRun(bead)?.lifecycle_state), 30_000, `${bead} finished`)
+        next.child.kill("SIGTERM")
+        await new Promise((resolve) => next.child.once("exit", resolve))
+        expect(other.readRun(bead), `${bead}`).toMatchObject({ lifecycle_state: "done", attempt: 1, attempt_id: attempt })
+        expect(fs.readFileSync(ran, "utf8").trim().split("\n"), `${bead}: agent runs`).toEqual([attempt])
+      }
+    } finally {
+      other.cleanup()
+    }
+  }, 120_000)
 })
+
