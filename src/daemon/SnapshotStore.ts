@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Context, Data, Effect, Layer } from "effect"
-import { writeFileAtomicAsync } from "../records/RecordStore.js"
+import { writeFileAtomic } from "../records/RecordStore.js"
 
 export class SnapshotError extends Data.TaggedError("SnapshotError")<{ readonly bead: string; readonly reason: string }> {}
 
@@ -46,9 +46,10 @@ export const fileSnapshotStoreLayer = (dir: string) =>
     fs.mkdirSync(dir, { recursive: true })
     const file = (bead: string) => path.join(dir, `${bead}.json`)
     return SnapshotStore.of({
+      // Synchronous on purpose: the daemon saves a session's snapshot in the tick it enters a state.
       save: (snapshot) =>
-        Effect.tryPromise({
-          try: () => writeFileAtomicAsync(file(snapshot.bead), JSON.stringify(snapshot)),
+        Effect.try({
+          try: () => writeFileAtomic(file(snapshot.bead), JSON.stringify(snapshot)),
           catch: (error) => new SnapshotError({ bead: snapshot.bead, reason: (error as Error).message })
         }),
       remove: (bead) =>

@@ -21,6 +21,10 @@ import { WorkQueue, fileWorkQueueLayer, type QueueItem } from "./WorkQueue.js"
 import { availableMemoryMb } from "../system/memory.js"
 import { ensureToken } from "./apiToken.js"
 import { readDrainState, writeDrainState } from "./drainState.js"
+import { acquireDaemonLock, type DaemonLock } from "./daemonLock.js"
+import { quarantineCorruptStateFiles, snapshotBead, type QuarantinedFile } from "./stateFiles.js"
+import { finalizeLostRun } from "../sessions/reconcile.js"
+import { localDate, memoryLine } from "../records/buildRecords.js"
 
 /** A refusal the API turns into a 4xx with this reason. */
 export class DaemonRefusal extends Error {
@@ -61,31 +65,6 @@ export const runningDaemon = (paths: WorkspacePaths): DaemonInfo | null => {
   } catch {
     return null
   }
-}
-
-/** One daemon per workspace: the lock names its pid; a lock left by a dead daemon is taken over. */
-const acquireLock = (file: string): void => {
-  fs.mkdirSync(path.dirname(file), { recursive: true })
-  const mine = JSON.stringify({ pid: process.pid, proc_start: processStartTicks(process.pid) })
-  for (let tries = 0; tries < 2; tries++) {
-    try {
-      fs.writeFileSync(file, mine, { flag: "wx" })
-      return
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
-      let holder: { pid: number; proc_start: string | null } | null = null
-      try {
-        holder = JSON.parse(fs.readFileSync(file, "utf8"))
-      } catch {
-        holder = null
-      }
-      if (holder !== null && supervisorAlive(holder)) {
-        throw new Error(`another warden daemon (pid ${holder.pid}) runs for this workspace (${file})`)
-      }
-      fs.rmSync(file, { force: true })
-    }
-  }
-  throw new Error(`could not take the daemon lock ${file}`)
 }
 
 /** A run record that is in the workspace but cannot be read (truncated, corrupt). */
@@ -129,10 +108,15 @@ export class Daemon {
   readonly startedAt = Date.now()
   private readonly memoryTimer: NodeJS.Timeout
   private stopping = false
+  private readonly lock: DaemonLock
+  /** State files that did not decode at start-up, moved aside (shown by `/healthz`). */
+  readonly quarantined: QuarantinedFile[]
 
   constructor(private readonly options: DaemonOptions) {
     const files = daemonFiles(options.paths)
-    acquireLock(files.lock)
+    this.lock = acquireDaemonLock(files.lock)
+    this.quarantined = [...quarantineCorruptStateFiles(files)]
+    for (const q of this.quarantined) options.log("state file quarantined", { ...q })
     this.token = ensureToken(files.token, { operatorsGroup: options.config.operatorsGroup })
     this.runtime = ManagedRuntime.make(
       Layer.mergeAll(liveLayer(options.config, options.paths), fileWorkQueueLayer(files.queue), fileSnapshotStoreLayer(files.snapshots))
@@ -207,9 +191,21 @@ export class Daemon {
     }
     const request = { ...body, repo: real }
     const runner = await this.sessionFor(request, undefined)
+    // Queued first: a dispatch the queue cannot take creates nothing (no snapshot, no records, no runner).
+    // An admission that comes before the runner starts waits in the actor's mailbox.
+    let item: QueueItem
+    try {
+      item = await this.run(
+        Effect.flatMap(WorkQueue, (queue) => queue.enqueue({ bead: body.bead, profile: body.agent, priority: body.priority, enqueuedAt: Date.now(), retry: false }))
+      )
+    } catch (error) {
+      if (this.sessions.get(body.bead)?.runner === runner) this.sessions.delete(body.bead)
+      throw error
+    }
     runner.start()
     this.rememberRequest(request)
-    const item = await this.enqueue(body, false)
+    this.supervisor.send({ type: "ENQUEUED" })
+    this.options.events?.("queue", "queue.enqueued", { bead: item.bead, profile: item.profile, priority: item.priority, seq: item.seq, retry: item.retry })
     return { bead: body.bead, priority: body.priority, queued: item.seq }
   }
 
@@ -285,11 +281,24 @@ export class Daemon {
   async restore(): Promise<{ restored: ReadonlyArray<string>; refused: ReadonlyArray<string> }> {
     const { snapshots, refused } = await this.run(Effect.flatMap(SnapshotStore, (store) => store.loadAll))
     for (const error of refused) this.options.log("snapshot refused", { bead: error.bead, reason: error.reason })
+    for (const q of this.quarantined) {
+      const bead = snapshotBead(q, daemonFiles(this.options.paths).snapshots)
+      if (bead !== null) await this.endUnresumable(bead, q)
+    }
     const restored: string[] = []
     for (const snapshot of snapshots) {
       const body = snapshot.request as DispatchBody
-      const actor = snapshot.actor as { status?: string; value?: unknown }
-      if (actor.status === "done" || ["done", "failed", "timeout", "cancelled"].includes(String(actor.value))) {
+      const actor = snapshot.actor as { status?: string; value?: unknown; context?: { attempt?: number; attemptId?: string | null } }
+      const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(snapshot.bead)).pipe(Effect.orElseSucceed(() => null)))
+      // The records say this attempt finished (the daemon died between writing them and removing the snapshot): never run it again.
+      // (Its `status` says done from the verification on; the lifecycle ends after cleaning, notifying and remembering.)
+      const finished =
+        record !== null &&
+        ["done", "failed", "timeout", "cancelled"].includes(record.lifecycle_state) &&
+        !record.will_retry &&
+        record.attempt_id === (actor.context?.attemptId ?? null) &&
+        record.attempt === Math.max(1, actor.context?.attempt ?? 0)
+      if (finished || actor.status === "done" || ["done", "failed", "timeout", "cancelled"].includes(String(actor.value))) {
         // A finished session's snapshot that outlived it: nothing to restore.
         await this.run(Effect.flatMap(SnapshotStore, (store) => store.remove(snapshot.bead)).pipe(Effect.ignore))
         continue
@@ -308,6 +317,35 @@ export class Daemon {
       }
     }
     return { restored, refused: refused.map((error) => `${error.bead}: ${error.reason}`) }
+  }
+
+  /**
+   * A bead whose snapshot was quarantined cannot be resumed: if its records say
+   * it was under way, its tmux session is ended (no agent runs on unseen, and a
+   * new dispatch cannot run beside it) and its records are finalized as failed,
+   * saying why.
+   */
+  private async endUnresumable(bead: string, q: QuarantinedFile): Promise<void> {
+    await this.run(Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)).pipe(Effect.ignore))
+    const run = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
+    if (run === null || !runIsLive(run) || (run.supervisor.pid !== process.pid && supervisorAlive(run.supervisor))) return
+    await this.run(Effect.flatMap(Terminals, (terminals) => terminals.kill(run.session_name)).pipe(Effect.ignore))
+    const now = Date.now()
+    const result = await this.run(Effect.flatMap(RecordStore, (store) => store.readResult(bead)).pipe(Effect.orElseSucceed(() => null)))
+    const lost = finalizeLostRun(this.options.paths, run, result, now)
+    const reason = `its snapshot ${q.file} was corrupt (${q.reason}; moved to ${q.moved_to}), so the daemon could not resume it: it ended the tmux session ${run.session_name}; ${lost.result.reason}`
+    const withReason = <T extends { completion: unknown; evidence: ReadonlyArray<unknown> }>(record: T): T => {
+      const decision = { ...(record.completion as object), detail: { ...((record.completion as { detail?: object }).detail ?? {}), reason } }
+      return { ...record, completion: decision, evidence: [...record.evidence.slice(0, -1), decision] }
+    }
+    const final = { run: withReason(lost.run), result: { ...withReason(lost.result), reason } }
+    await this.run(
+      Effect.flatMap(RecordStore, (store) =>
+        Effect.zipRight(store.write(final.run, final.result), store.appendMemory(localDate(now), memoryLine(final.run, final.result)))
+      ).pipe(Effect.catchAll((error) => Effect.sync(() => this.options.log("records of an unresumable session not finalized", { bead, reason: error.reason }))))
+    )
+    this.options.log("session ended: its snapshot was corrupt", { bead, session: run.session_name, moved_to: q.moved_to })
+    this.options.events?.("records", "records.written", { bead, status: final.run.status, lifecycle_state: final.run.lifecycle_state, reason })
   }
 
   private async enqueue(body: DispatchBody, retry: boolean): Promise<QueueItem> {
@@ -341,7 +379,11 @@ export class Daemon {
       this.persistTimers.delete(body.bead)
       this.persistedStates.delete(body.bead)
       void session?.runner.flush().then(() =>
-        this.snapshotOp(body.bead, () => this.run(Effect.flatMap(SnapshotStore, (store) => store.remove(body.bead)).pipe(Effect.ignore))).then(() => {
+        this.snapshotOp(body.bead, async () => {
+          // A new dispatch of the bead since then has saved its own snapshot: that one stays.
+          const current = this.sessions.get(body.bead)
+          if (current === undefined || current === session) this.runtime.runSync(Effect.flatMap(SnapshotStore, (store) => store.remove(body.bead)).pipe(Effect.ignore))
+        }).then(() => {
           if (this.sessions.get(body.bead) === session) this.sessions.delete(body.bead)
         })
       )
@@ -386,13 +428,17 @@ export class Daemon {
       history: runner.history,
       savedAt: Date.now()
     }
-    void this.snapshotOp(body.bead, () =>
-      this.run(
+    // Saved before this tick ends, so before the new state's effects can change anything on disk: a
+    // daemon killed at any moment restarts from a snapshot never behind the records and the attempt's files.
+    try {
+      this.runtime.runSync(
         Effect.flatMap(SnapshotStore, (store) => store.save(snapshot)).pipe(
           Effect.catchAll((error) => Effect.sync(() => this.options.log("snapshot not saved", { bead: body.bead, reason: error.reason })))
         )
       )
-    )
+    } catch (error) {
+      this.options.log("snapshot not saved", { bead: body.bead, reason: (error as Error).message })
+    }
   }
 
   private readonly snapshotChains = new Map<string, Promise<void>>()
@@ -525,7 +571,8 @@ export class Daemon {
       sessions: this.sessions.size,
       running: snapshot.context.running.length,
       concurrency: snapshot.context.limits.concurrency,
-      draining: snapshot.context.draining
+      draining: snapshot.context.draining,
+      quarantined: this.quarantined
     }
   }
 
@@ -539,7 +586,7 @@ export class Daemon {
     this.supervisor.stop()
     await Promise.all([...this.sessions.values()].map((session) => session.runner.detach()))
     fs.rmSync(daemonFiles(this.options.paths).info, { force: true })
-    fs.rmSync(daemonFiles(this.options.paths).lock, { force: true })
+    this.lock.release()
     await this.runtime.dispose()
   }
 }

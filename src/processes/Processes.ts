@@ -94,10 +94,14 @@ const runLive = (command: string, args: ReadonlyArray<string>, options: RunOptio
     // process group) would keep "close" from ever firing: its exit is enough, after a moment for the last output.
     child.on("exit", (code, sig) => {
       setTimeout(() => {
-        if (settled) return
-        child.stdout?.destroy()
-        child.stderr?.destroy()
-        finish(code, sig)
+        // After one more turn of the event loop's I/O phase: a loop that was busy when the time ran out
+        // has output waiting in the pipe, and it must be read before the streams are let go.
+        setImmediate(() => {
+          if (settled) return
+          child.stdout?.destroy()
+          child.stderr?.destroy()
+          finish(code, sig)
+        })
       }, 500).unref()
     })
     signal.addEventListener("abort", () => killGroup("SIGKILL"))

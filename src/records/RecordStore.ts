@@ -107,7 +107,10 @@ export const makeFileRecordStore = (paths: WorkspacePaths) =>
       Effect.try({
         try: () => {
           fs.mkdirSync(paths.memory, { recursive: true })
-          fs.appendFileSync(path.join(paths.memory, `${date}.md`), `${line}\n`)
+          const file = path.join(paths.memory, `${date}.md`)
+          // A supervisor killed after appending, before leaving `remembering`, appends again on restore: once is enough.
+          if (fs.existsSync(file) && fs.readFileSync(file, "utf8").split("\n").includes(line)) return
+          fs.appendFileSync(file, `${line}\n`)
         },
         catch: (error) => new RecordError({ file: path.join(paths.memory, `${date}.md`), reason: (error as Error).message })
       })
@@ -133,7 +136,7 @@ export const makeMemoryRecordStore = () => {
     listRuns: Effect.sync(() => ({ runs: [...runs.values()], unreadable: [] })),
     appendMemory: (date, line) =>
       Effect.sync(() => {
-        memory.set(date, [...(memory.get(date) ?? []), line])
+        if (!(memory.get(date) ?? []).includes(line)) memory.set(date, [...(memory.get(date) ?? []), line])
       })
   })
   return { service, runs, results, memory, writes, layer: Layer.succeed(RecordStore, service) }

@@ -236,7 +236,12 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
     // Run again for an attempt that already launched (a supervisor restored from its snapshot):
     // adopt the session as it is, never launch twice, never clear what the agent wrote meanwhile.
     const launched = readLaunchRecord(paths.launchRecordFile(spec.bead, attemptId))
-    if (launched !== null) {
+    // The record is written just before the session is created: a record with no session and no exit
+    // file is a launch stopped (the daemon killed) before the session existed, so it goes on below.
+    const started =
+      launched !== null &&
+      (fs.existsSync(exitFile) || (yield* terminals.info(name).pipe(Effect.catchAll(() => Effect.succeed(null)))) !== null)
+    if (launched !== null && started) {
       const screen = yield* terminals.capture(name).pipe(Effect.catchAll(() => Effect.succeed([] as ReadonlyArray<string>)))
       return {
         at: yield* Clock.currentTimeMillis,
@@ -254,7 +259,7 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
     // A retry must never read the previous attempt's status file.
     fs.rmSync(paths.statusFile(spec.bead), { force: true })
     const signalsFile = paths.signalsFile(spec.bead)
-    const signalsOffset = fs.existsSync(signalsFile) ? fs.statSync(signalsFile).size : 0
+    const signalsOffset = launched?.signalsOffset ?? (fs.existsSync(signalsFile) ? fs.statSync(signalsFile).size : 0)
     fs.writeFileSync(promptFile, prompt, { mode: 0o600 })
     fs.writeFileSync(transcriptPath, "", { flag: "a" })
     const argv = agentArgv(spec, {
@@ -288,7 +293,11 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
     )
     const settingsFile = paths.settingsFile(spec.bead, attemptId)
     if (profile.hooks === "claude-settings") fs.writeFileSync(settingsFile, claudeHookSettings(path.join(paths.bin, "warden"), attemptId), { mode: 0o600 })
-    const baseCommit = yield* git.head(repo)
+    const baseCommit = launched?.baseCommit ?? (yield* git.head(repo))
+    // Recorded before the session exists, so a supervisor killed while tmux creates it adopts the
+    // session instead of creating it again (and keeps the base commit the agent started from).
+    const launchRecord = { baseCommit, signalsOffset, delivered: profile.prompt.mode !== "keys", at: yield* Clock.currentTimeMillis }
+    writeFileAtomic(paths.launchRecordFile(spec.bead, attemptId), JSON.stringify(launchRecord))
 
     const created = yield* terminals
       .create({
@@ -301,8 +310,6 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
       })
       .pipe(Effect.either)
     if (created._tag === "Left") return yield* failure(`could not create the tmux session: ${created.left.reason}`)
-    const launchRecord = { baseCommit, signalsOffset, delivered: profile.prompt.mode !== "keys", at: yield* Clock.currentTimeMillis }
-    writeFileAtomic(paths.launchRecordFile(spec.bead, attemptId), JSON.stringify(launchRecord))
 
     // From here on the session exists: whatever stops the launch (a failure, a cancel, the deadline) ends it too.
     // Not when the supervisor itself is stopping: agents outlive it and are re-adopted.

@@ -82,7 +82,11 @@ export const sessionImplementations = (
   runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>,
   hooks: SessionHooks
 ) => {
-  const run = <A>(effect: Effect.Effect<A, never, SessionServices>, signal: AbortSignal) => runtime.runPromise(effect, { signal })
+  // Each effect starts after the tick that entered its state: XState starts a state's actors before
+  // it tells observers of the new state, and the daemon saves the snapshot there. A supervisor killed
+  // at any moment so restarts from a snapshot that is never behind what the state's effects did.
+  const run = <A>(effect: Effect.Effect<A, never, SessionServices>, signal: AbortSignal) =>
+    Promise.resolve().then(() => runtime.runPromise(effect, { signal }))
 
   return {
     actors: {
