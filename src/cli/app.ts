@@ -4,7 +4,13 @@ import * as Options from "@effect/cli/Options"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as fs from "node:fs"
-import { Cause, Config, Effect, Exit, Option } from "effect"
+import * as CliConfig from "@effect/cli/CliConfig"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Usage from "@effect/cli/Usage"
+import * as ValidationError from "@effect/cli/ValidationError"
+import { Cause, Config, Console, Effect, Exit, Option } from "effect"
+import { splitGlobals } from "./argv.js"
+import { errorLine, tidyHelp } from "./helpText.js"
 import { CliError, openEnvironment, type GlobalOptions } from "./environment.js"
 import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionCommands.js"
 import { cancelCommand, psCommand, sendCommand, showCommand } from "./controlCommands.js"
@@ -25,7 +31,7 @@ const configFile = Options.text("config").pipe(
   Options.optional
 )
 const json = Options.boolean("json").pipe(Options.withDescription("print JSON for scripts"))
-const bead = Args.text({ name: "bead" })
+const bead = Args.text({ name: "bead" }).pipe(Args.withDescription("the bead's id, e.g. bd-a1b2"))
 const optionalText = (name: string, description: string) => Options.text(name).pipe(Options.withDescription(description), Options.optional)
 
 const warden = Command.make("warden", { workspace, config: configFile })
@@ -149,7 +155,7 @@ const send = Command.make(
       Options.repeated
     ),
     bead,
-    text: Args.text({ name: "text" }).pipe(Args.optional)
+    text: Args.text({ name: "text" }).pipe(Args.withDescription("what to type (newlines and tabs; no other control characters)"), Args.optional)
   },
   (a) => withEnvironment((env) => sendCommand(env, a.bead, Option.getOrUndefined(a.text), a.keys, !a.noEnter && a.keys.length === 0))
 ).pipe(Command.withDescription("type text (or press keys) in the agent's terminal, to answer what it asks"))
@@ -230,6 +236,8 @@ const drain = Command.make(
   (a) => withEnvironment((env) => drainCommand(env, !a.off, a.json))
 ).pipe(Command.withDescription("stop admitting new work before maintenance (running sessions go on)"))
 
+const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, doctor }
+
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
   Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, doctor])
@@ -237,9 +245,48 @@ const cli = warden.pipe(
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })
 
+/** The subcommand a hoisted command line names (after `--workspace X`, `--config X`), or null. */
+const subcommandOf = (argv: ReadonlyArray<string>): string | null => {
+  const { rest } = splitGlobals(argv.slice(2))
+  return rest[0] !== undefined && !rest[0].startsWith("-") ? rest[0] : null
+}
+
+/** Says what is wrong with the command line, then the command's usage; exit 2, as Unix commands do. */
+const usageError = (message: string, name: string | null) =>
+  Effect.sync(() => {
+    const command: Command.Command<string, never, never, never> | undefined =
+      name === null ? undefined : (commands[name as keyof typeof commands] as unknown as Command.Command<string, never, never, never>)
+    const usage =
+      command === undefined
+        ? `usage: warden [--workspace DIR] [--config FILE] <command> ...; commands: ${Object.keys(commands).join(", ")}; warden --help for more`
+        : `usage: ${tidyHelp(HelpDoc.toAnsiText(Usage.getHelp(Command.getUsage(command))), false).trim().replace(/^\$ /, "")}\n       warden ${name} --help for more`
+    process.stderr.write(`warden: ${message}\n${usage.startsWith("usage: warden") ? usage : usage.replace(/^usage: /, "usage: warden ")}\n`)
+    process.exitCode = 2
+  })
+
 /** Runs the full CLI on a command line whose global options are already hoisted (see `main.ts`). */
-export const runApp = (argv: ReadonlyArray<string>): void =>
-  run(argv).pipe(
+export const runApp = (argv: ReadonlyArray<string>): void => {
+  const name = subcommandOf(argv)
+  if (name !== null && !(name in commands)) {
+    // Even with --help: a script must be able to tell that the command does not exist.
+    Effect.runSync(usageError(`unknown command "${name}"`, null))
+    return
+  }
+  // What @effect/cli prints goes through tidyHelp; its parse errors are kept for one line of ours.
+  const parseErrors: string[] = []
+  const tidied = Console.consoleWith((base) =>
+    Effect.succeed({
+      ...base,
+      log: (...args: ReadonlyArray<unknown>) => Effect.sync(() => void process.stdout.write(`${tidyHelp(args.join(" "), process.stdout.isTTY === true)}\n`)),
+      error: (...args: ReadonlyArray<unknown>) => Effect.sync(() => void parseErrors.push(args.join(" ")))
+    } satisfies Console.Console)
+  )
+  Effect.flatMap(tidied, (console) =>
+    run(argv).pipe(
+      Effect.withConsole(console),
+      Effect.catchIf(ValidationError.isValidationError, () => usageError(errorLine(parseErrors.join("\n")) || "invalid command line", name))
+    )
+  ).pipe(
     Effect.catchTag("CliError", (error) =>
       Effect.sync(() => {
         process.stderr.write(`warden: ${error.message}\n`)
@@ -247,6 +294,7 @@ export const runApp = (argv: ReadonlyArray<string>): void =>
         process.exitCode = argv.includes("--from") ? 1 : (error.exitCode ?? 1)
       })
     ),
+    Effect.provide(CliConfig.layer({ showBuiltIns: false })),
     Effect.provide(NodeContext.layer),
     NodeRuntime.runMain({
       // Interrupted (Ctrl-C, SIGTERM) exits 130 after the cleanup ran; a command's own error code is kept.
@@ -265,3 +313,4 @@ export const runApp = (argv: ReadonlyArray<string>): void =>
         )
     })
   )
+}

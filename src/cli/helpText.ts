@@ -1,0 +1,49 @@
+/**
+ * @effect/cli's help and errors, made to read like a Unix command's: no
+ * colours unless on a terminal, none of its filler lines, usage lines that
+ * start with `warden`, options that may be left out shown in brackets.
+ */
+
+const ANSI = /\x1b\[[0-9;]*m/g
+
+/** Lines @effect/cli adds to every option of a kind, which say nothing about the option. */
+const FILLER = new Set(["A user-defined piece of text.", "A true or false value.", "An integer.", "A floating point number.", "This option can be set from environment variables."])
+
+/** A repeated option (`--key text...`) may be given no times: say so as for other optional options. */
+const bracketRepeated = (usage: string): string => usage.replace(/(^|\s)(?!\[)(--[\w-]+ [\w<>|-]+\.\.\.)/g, "$1[$2]")
+
+export const tidyHelp = (text: string, color: boolean): string => {
+  const plain = color ? text : text.replace(ANSI, "")
+  const lines = plain.split("\n")
+  const out: string[] = []
+  for (const line of lines) {
+    const bare = line.replace(ANSI, "").trim()
+    if (FILLER.has(bare)) {
+      // The blank line that separated the filler from what came before goes with it.
+      if (out.length > 0 && out[out.length - 1]!.trim() === "") out.pop()
+      continue
+    }
+    const usage = /^\$ (.*)$/.exec(line)
+    if (usage !== null) {
+      out.push(`$ ${bracketRepeated(usage[1]!.startsWith("warden") ? usage[1]! : `warden ${usage[1]}`)}`)
+      continue
+    }
+    // The command list pads each usage to the widest one: one command to a line, its description under it.
+    const listed = /^ {2}- (\S.*?)\s{2,}(\S.*)$/.exec(line)
+    if (listed !== null) {
+      out.push(`  warden ${bracketRepeated(listed[1]!)}`, `      ${listed[2]}`)
+      continue
+    }
+    out.push(line)
+  }
+  return out.join("\n").replace(/\n{3,}/g, "\n\n")
+}
+
+/** A parse error's text as one line: `Expected to find option: '--repo'` paragraphs joined. */
+export const errorLine = (text: string): string =>
+  text
+    .replace(ANSI, "")
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "")
+    .join("; ")
