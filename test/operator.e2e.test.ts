@@ -66,4 +66,11 @@ describe("dispatch rules", () => {
     const unknown = await api("POST", "/v1/sessions/bd-nosuch/input", { text: "hello" })
     expect(unknown.status).toBe(404)
   })
+
+  it("a bad field is named once in a 422, with what was expected", async () => {
+    const repo = ws.makeRepo("repo-priority")
+    const answer = await api("POST", "/v1/dispatch", { bead: "bd-prio", repo, agent: "custom", command: "true", priority: 7 })
+    expect(answer.status).toBe(422)
+    expect(answer.json.error).toBe("priority: Expected a number between 0 and 4, actual 7")
+  })
 })

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as http from "node:http"
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
+import { formatIssues } from "../config/formatIssues.js"
 import type { Daemon } from "../daemon/daemon.js"
 import { DaemonRefusal } from "../daemon/daemon.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
@@ -66,8 +67,7 @@ const decodeBody = async <A, I>(req: http.IncomingMessage, schema: Schema.Schema
   }
   const decoded = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(json)
   if (Either.isLeft(decoded)) {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-    throw new HttpError(422, issues.map((i) => `${i.path.length > 0 ? i.path.join(".") : "(body)"}: ${i.message}`).join("; "))
+    throw new HttpError(422, formatIssues(decoded.left).map((i) => `${i.path === "" ? "(body)" : i.path}: ${i.message}`).join("; "))
   }
   return decoded.right
 }
