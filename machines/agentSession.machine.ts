@@ -222,7 +222,14 @@ export type SessionEvent =
   | { readonly type: "AGENT.IDLE"; readonly at: number; readonly screen: ReadonlyArray<string> }
   | { readonly type: "AGENT.DIALOG"; readonly at: number; readonly text: string; readonly screen: ReadonlyArray<string> }
   | { readonly type: "AGENT.DIALOG_CLEARED"; readonly at: number }
-  | { readonly type: "AGENT.EXITED"; readonly at: number; readonly exitCode: number | null; readonly lost: boolean }
+  | {
+      readonly type: "AGENT.EXITED"
+      readonly at: number
+      readonly exitCode: number | null
+      readonly lost: boolean
+      /** When the agent exited, as its exit file says; earlier than `at` when it was noticed late (after a restart). */
+      readonly exitedAt?: number | null
+    }
   | { readonly type: "AGENT.REPORT"; readonly at: number; readonly report: AgentReport }
   | { readonly type: "AGENT.INPUT"; readonly at: number; readonly text: string }
   | { readonly type: "AGENT.DELIVERY_FAILED"; readonly at: number; readonly reason: string; readonly screen: ReadonlyArray<string> }
@@ -542,6 +549,7 @@ export const agentSessionMachine = setup({
         at: event.at,
         detail: {
           exitCode: event.exitCode,
+          ...(event.exitedAt != null ? { exitedAt: event.exitedAt } : {}),
           reason: event.lost
             ? "the terminal session disappeared"
             : event.exitCode === 0
@@ -553,7 +561,8 @@ export const agentSessionMachine = setup({
         now: event.at,
         claim: decision,
         exitCode: event.exitCode,
-        finishedAt: event.at,
+        // The run ended when the agent exited, not when that was noticed.
+        finishedAt: event.exitedAt != null && event.exitedAt <= event.at ? event.exitedAt : event.at,
         evidence: [...context.evidence, decision],
         ...(done ? {} : { outcome: "failed" as const, failureReason: failureFor(decision) })
       }

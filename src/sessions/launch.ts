@@ -91,7 +91,7 @@ export const launcherScript = (input: {
     "warden_agent=''",
     "warden_exit() {",
     `  umask ${stateUmask()}`,
-    `  printf '{"attempt_id":"%s","exit_code":%s,"at":"%s"}\\n' ${shQuote(input.attemptId)} "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > ${shQuote(exitTemp)} && mv ${shQuote(exitTemp)} ${shQuote(input.exitFile)}`,
+    `  printf '{"attempt_id":"%s","exit_code":%s,"at":"%s"}\\n' ${shQuote(input.attemptId)} "$1" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" > ${shQuote(exitTemp)} && mv ${shQuote(exitTemp)} ${shQuote(input.exitFile)}`,
     "}",
     // The pane hung up (its session or the tmux server is gone) or the session is being killed:
     // SIGTERM to the group, the grace, then SIGKILL to all of the attempt (this shell included).

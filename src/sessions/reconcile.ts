@@ -56,6 +56,9 @@ export const finalizeLostRun = (
   const reason = finishedOk
     ? `the supervisor (pid ${run.supervisor.pid}) died and ${trace}; the work was not verified: run \`warden verify ${run.bead}\``
     : `session-lost: the supervisor (pid ${run.supervisor.pid}) died and the tmux session is gone; ${trace}`
+  // The run ended when the agent exited (its exit file says when), not when this was noticed.
+  const exitedAt = exit !== null && exit.attempt_id === attemptId && typeof exit.at === "string" ? Date.parse(exit.at) : NaN
+  const endedAt = Number.isFinite(exitedAt) && exitedAt <= now ? exitedAt : now
   const at = iso(now)
   const decision = {
     kind: "failed",
@@ -66,9 +69,9 @@ export const finalizeLostRun = (
   const finished = {
     status: "failed" as const,
     outcome: "failed" as const,
-    finished_at: seedTime(now),
-    finished_at_precise: at,
-    duration_seconds: seedDuration(Date.parse(run.started_at), now),
+    finished_at: seedTime(endedAt),
+    finished_at_precise: iso(endedAt),
+    duration_seconds: seedDuration(Date.parse(run.started_at_precise ?? run.started_at), endedAt),
     exit_code: exitCode,
     failure_reason: failureReason,
     lifecycle_state: "failed",

@@ -201,7 +201,8 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     if (doc === null || doc.attempt_id !== input.attemptId) return
     exited = true
     const code = typeof doc.exit_code === "number" ? doc.exit_code : null
-    send({ type: "AGENT.EXITED", at: deps.now(), exitCode: code, lost: false })
+    const exitedAt = typeof doc.at === "string" ? Date.parse(doc.at) : NaN
+    send({ type: "AGENT.EXITED", at: deps.now(), exitCode: code, lost: false, exitedAt: Number.isFinite(exitedAt) ? exitedAt : null })
   }
 
   const checkScreen = () => {

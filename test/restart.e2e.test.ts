@@ -1,0 +1,82 @@
+import type { ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { eventually, exited, git, makeWorkspace } from "./support/workspace.js"
+
+/** What an operator does while the daemon is down, and what the next start makes of it. */
+const ws = makeWorkspace()
+const daemons: ChildProcess[] = []
+const start = async () => {
+  const started = await ws.startDaemon()
+  daemons.push(started.child)
+  return started
+}
+const kill9 = async (child: ChildProcess) => {
+  child.kill("SIGKILL")
+  await exited(child)
+}
+afterAll(() => {
+  for (const child of daemons) child.kill("SIGKILL")
+  ws.cleanup()
+})
+
+describe("while the daemon is down", () => {
+  it("a cancel is final: the next start does not undo it, retry it or run its work", async () => {
+    const repo = ws.makeRepo("repo-downcancel")
+    let d = await start()
+    const gate = path.join(ws.dir, "downcancel-go")
+    const out = await ws.warden(
+      "dispatch", "bd-downcancel", "--repo", repo, "--agent", "shell", "--prompt", "x", "--max-retries", "3",
+      "--command", `echo working; while [ ! -f ${gate} ]; do sleep 0.1; done; echo late > late.txt; git add late.txt; git -c user.name=a -c user.email=a@b commit -qm late`
+    )
+    expect(out.status, out.stderr).toBe(0)
+    await eventually(() => ws.readRun("bd-downcancel")?.lifecycle_state === "running.working", 20_000, "running")
+    await kill9(d.child)
+    const cancel = await ws.warden("cancel", "bd-downcancel")
+    expect(cancel.status, cancel.stderr).toBe(0)
+    expect(ws.readRun("bd-downcancel")).toMatchObject({ outcome: "cancelled", lifecycle_state: "cancelled" })
+    fs.writeFileSync(gate, "")
+    d = await start()
+    // Give a wrongly restored session every chance to run: the liveness check and a retry's backoff.
+    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    const run = ws.readRun("bd-downcancel")
+    expect(run).toMatchObject({ outcome: "cancelled", lifecycle_state: "cancelled", attempt: 1, will_retry: false })
+    expect(fs.existsSync(path.join(repo, "late.txt"))).toBe(false)
+    expect(git(repo, "rev-list", "--count", "HEAD").stdout.trim()).toBe("1")
+    expect(fs.existsSync(path.join(ws.workspace, "state", "snapshots", "bd-downcancel.json"))).toBe(false)
+    expect(ws.tmux("has-session", "-t", "=agent-bd-downcancel").status).not.toBe(0)
+    await kill9(d.child)
+  })
+
+  it("an agent that exits is recorded as finished when it exited, not when the restart noticed", async () => {
+    const repo = ws.makeRepo("repo-downexit")
+    let d = await start()
+    const gate = path.join(ws.dir, "downexit-go")
+    const out = await ws.warden(
+      "dispatch", "bd-downexit", "--repo", repo, "--agent", "shell", "--prompt", "x",
+      "--command", `while [ ! -f ${gate} ]; do sleep 0.1; done; echo done > done.txt`
+    )
+    expect(out.status, out.stderr).toBe(0)
+    await eventually(() => ws.readRun("bd-downexit")?.lifecycle_state === "running.working", 20_000, "running")
+    await kill9(d.child)
+    fs.writeFileSync(gate, "")
+    const exitFile = await eventually(
+      () => fs.readdirSync(path.join(ws.workspace, "state", "watch")).find((name) => name.startsWith("bd-downexit.") && name.endsWith(".exit.json")),
+      10_000,
+      "the exit file"
+    )
+    const exitedAt = Date.parse(JSON.parse(fs.readFileSync(path.join(ws.workspace, "state", "watch", exitFile), "utf8")).at)
+    // The daemon stays down a while after the agent exited.
+    await new Promise((resolve) => setTimeout(resolve, 2_500))
+    const restartedAt = Date.now()
+    d = await start()
+    await eventually(() => ws.readRun("bd-downexit")?.lifecycle_state === "done", 20_000, "done after the restart")
+    const run = ws.readRun("bd-downexit")
+    const finished = Date.parse(run.finished_at_precise)
+    expect(Math.abs(finished - exitedAt)).toBeLessThan(5)
+    expect(finished).toBeLessThan(restartedAt - 2_000)
+    expect(run.finished_at).toBe(new Date(Math.floor(exitedAt / 1000) * 1000).toISOString().replace(".000Z", "Z"))
+    await kill9(d.child)
+  })
+})
