@@ -5,7 +5,8 @@ import { Daemon, daemonFiles, type DaemonInfo } from "../daemon/daemon.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { apiHandler, tokenMatches } from "../server/httpApi.js"
 import { Feed } from "../server/feed.js"
-import { streamTerminal } from "../server/terminalStream.js"
+import { closeTerminalStreams, streamTerminal } from "../server/terminalStream.js"
+import { closableServer } from "../server/closeServer.js"
 import * as path from "node:path"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { CliError, type CliEnvironment } from "./environment.js"
@@ -75,6 +76,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() })
       })
     )
+    const closable = closableServer(server)
     server.on("upgrade", (req, socket, head) => {
       const url = new URL(req.url ?? "/", "http://localhost")
       const refuse = (status: number, reason: string) =>
@@ -110,11 +112,8 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         resume(Effect.void)
       })
     })
-    yield* Effect.addFinalizer(() =>
-      Effect.async<void>((resume) => {
-        server.close(() => resume(Effect.void))
-      })
-    )
+    // Feed and terminal clients are told the daemon stops (1001); those that do not hang up are cut after 2 s.
+    yield* Effect.addFinalizer(() => Effect.promise(() => closable.close(() => (feed.close(), closeTerminalStreams()), 2_000)))
     const address = server.address()
     const port = typeof address === "object" && address !== null ? address.port : options.port
     // Ready only once every unfinished session is back under supervision.

@@ -71,3 +71,8 @@ export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffe
     ws.on("error", () => watcher?.close())
   })
 }
+
+/** Tells every terminal stream client the daemon stops (close 1001). */
+export const closeTerminalStreams = (): void => {
+  for (const ws of server.clients) ws.close(1001, "the daemon is stopping")
+}
