@@ -120,7 +120,7 @@ describe("the websocket feed", () => {
     } finally {
       await stop(d)
     }
-  }, 120_000)
+  })
 
   it("SIGTERM stops the daemon while feed and terminal clients stay connected: they are told it stops (1001)", async () => {
     const d = await startDaemon()
