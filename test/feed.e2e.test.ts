@@ -145,16 +145,21 @@ describe("the websocket feed", () => {
   it("a terminal stream consumer that does not read is cut off; the daemon's memory does not grow with it (it queues at most 1 MiB for the client)", async () => {
     const d = await startDaemon()
     try {
-      await dispatch(d, "bd-chatty", "sleep 1; head -c 30000000 /dev/zero | tr '\\\\0' 'w'; sleep 600")
+      // The agent prints once the client is connected (else the stream would start at the transcript's tail).
+      const gate = path.join(ws.dir, "chatty-go")
+      await dispatch(d, "bd-chatty", `while [ ! -f ${gate} ]; do sleep 0.1; done; head -c 30000000 /dev/zero | tr '\\\\0' 'w'; sleep 600`)
       await eventually(() => ws.readRun("bd-chatty")?.lifecycle_state === "running.working", 20_000, "running")
-      // A raw websocket handshake, then the client never reads a byte.
+      // A raw websocket handshake; after its answer the client never reads a byte.
       const socket = net.connect(d.port, "127.0.0.1")
       await new Promise((resolve) => socket.once("connect", resolve))
+      const answered = new Promise<Buffer>((resolve) => socket.once("data", resolve))
       socket.write(
         `GET /v1/sessions/bd-chatty/terminal HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
           `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${d.token}\r\n\r\n`
       )
+      expect((await answered).toString("latin1")).toMatch(/^HTTP\/1\.1 101 /)
       socket.pause()
+      fs.writeFileSync(gate, "")
       const transcript = () => {
         const file = ws.readRun("bd-chatty")?.transcript_path
         return file ? fs.statSync(file).size : 0
