@@ -7,6 +7,7 @@ import { apiHandler, tokenMatches } from "../server/httpApi.js"
 import { Feed } from "../server/feed.js"
 import { closeTerminalStreams, streamTerminal } from "../server/terminalStream.js"
 import { closableServer } from "../server/closeServer.js"
+import { removeStaleTemps } from "../records/staleTemps.js"
 import * as path from "node:path"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { CliError, type CliEnvironment } from "./environment.js"
@@ -49,6 +50,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         }),
       catch: (error) => new CliError({ message: (error as Error).message })
     })
+    for (const file of removeStaleTemps([daemonFiles(env.paths).snapshots, path.dirname(daemonFiles(env.paths).queue), env.paths.runs, env.paths.results])) log("removed a temporary file a killed process left", { file })
     yield* Effect.addFinalizer(() => Effect.promise(() => daemon.stop()))
     yield* Effect.addFinalizer(() => Effect.sync(() => feed.close()))
 
