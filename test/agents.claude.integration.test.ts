@@ -112,20 +112,27 @@ describe("Claude Code through Warden", () => {
   })
 
   it("a Stop hook carrying the previous attempt's id does not end the current attempt", async () => {
-    const { ws, repo } = await setUp([
+    const { ws, repo, endpoint } = await setUp([
       { kind: "hang" },
       { kind: "text", text: "Before I start: which file should I create?" },
       { kind: "tool", name: "Write", input: { file_path: "answer.txt", content: "ok\n" } },
       { kind: "text", text: "Created answer.txt." }
     ])
-    // Attempt 1 never hears from its model and times out; attempt 2 asks a question.
-    const child = ws.start("dispatch", "bd-stale-stop", "--repo", repo, "--agent", "claude-tui", "--prompt", "create a file", "--timeout", "8", "--max-retries", "2", "--wait")
+    // No deadline: it would bind attempt 2 as well (it is per attempt and runs while the agent waits for input),
+    // and attempt 2's TUI start, question, answer and last turn do not fit a short one on a loaded machine.
+    const child = ws.start("dispatch", "bd-stale-stop", "--repo", repo, "--agent", "claude-tui", "--prompt", "create a file", "--max-retries", "2", "--wait")
+    // Attempt 1 never hears from its model; once its request hangs, its agent dies, and attempt 2 asks a question.
+    await eventually(() => endpoint.mainRequests() === 1, 60_000, "attempt 1's request to its model")
+    const panePid = ws.tmux("list-panes", "-t", "=agent-bd-stale-stop:", "-F", "#{pane_pid}").stdout.trim()
+    const agentPid = Number(fs.readFileSync(`/proc/${panePid}/task/${panePid}/children`, "utf8").trim().split(/\s+/)[0])
+    expect(agentPid, `the launcher ${panePid} runs the agent`).toBeGreaterThan(0)
+    process.kill(agentPid, "SIGKILL")
     const waiting = await eventually(() => {
       const run = ws.readRun("bd-stale-stop")
       return run?.attempt === 2 && run.lifecycle_state === "running.waitingInput" ? run : null
     }, 60_000, "attempt 2 waiting for input")
     const firstId = waiting.previous_attempts[0].attempt_id
-    expect(waiting.previous_attempts[0]).toMatchObject({ outcome: "timeout" })
+    expect(waiting.previous_attempts[0]).toMatchObject({ outcome: "failed", exit_code: 137 })
     // The first attempt's Stop hook, late: exactly what its settings file would have run.
     const stale = spawnSync(process.execPath, [cliEntry, "--workspace", ws.workspace, "--config", ws.configFile, "signal", "--from", "claude-hook", "--attempt", firstId], {
       input: JSON.stringify({ hook_event_name: "Stop", last_assistant_message: "All done (stale)." }),
@@ -136,8 +143,9 @@ describe("Claude Code through Warden", () => {
     expect(stale.stderr).toContain(`attempt ${firstId} is not the current attempt`)
     await eventually(() => ws.readRun("bd-stale-stop")?.ignored_signals.length === 1, 10_000, "the stale Stop ignored")
     expect(ws.readRun("bd-stale-stop").lifecycle_state).toBe("running.waitingInput")
-    expect((await ws.warden("send", "bd-stale-stop", "answer.txt")).status).toBe(0)
-    expect(await exited(child)).toBe(0)
+    const sent = await ws.warden("send", "bd-stale-stop", "answer.txt")
+    expect(sent.status, sent.stdout + sent.stderr).toBe(0)
+    expect(await exited(child), child.output()).toBe(0)
     const run = ws.readRun("bd-stale-stop")
     expect(run).toMatchObject({ status: "done", attempt: 2, final_message: "Created answer.txt." })
     expect(run.ignored_signals[0]).toMatchObject({ reason: `for attempt ${firstId}, not the current ${run.attempt_id}` })

@@ -46,14 +46,17 @@ describe("the daemon", () => {
   it("runs queued beads by priority, then first come first served, one at a time", async () => {
     const repos = ["p-first", "p-low", "p-high"].map((name) => ws.makeRepo(`repo-${name}`))
     // The first takes the only slot; the other two wait and must start by priority, not arrival.
-    const first = await ws.warden("dispatch", "bd-p-first", "--repo", repos[0]!, "--agent", "shell", "--command", "sleep 6; echo a > a.txt", "--prompt", "x", "--priority", "2")
+    // It holds the slot until the test opens its gate, once both others are queued (a fixed sleep raced the CLI under load).
+    const gate = path.join(ws.dir, "p-first-go")
+    const first = await ws.warden("dispatch", "bd-p-first", "--repo", repos[0]!, "--agent", "shell", "--command", `while [ ! -f ${gate} ]; do sleep 0.1; done; echo a > a.txt`, "--prompt", "x", "--priority", "2")
     expect(first.status, first.stderr).toBe(0)
     expect(first.stdout).toContain("queued with the daemon")
-    // Both others are queued while the first still holds the slot (it sleeps 6 s).
     await ws.warden("dispatch", "bd-p-low", "--repo", repos[1]!, "--agent", "shell", "--command", "echo b > b.txt", "--prompt", "x", "--priority", "4")
-    const waited = await ws.warden("dispatch", "bd-p-high", "--repo", repos[2]!, "--agent", "shell", "--command", "echo c > c.txt", "--prompt", "x", "--priority", "0", "--wait")
-    expect(waited.status, waited.stdout + waited.stderr).toBe(0)
-    expect(waited.stdout).toMatch(/bd-p-high {2}#1 {2}running\.working/)
+    const high = ws.start("dispatch", "bd-p-high", "--repo", repos[2]!, "--agent", "shell", "--command", "echo c > c.txt", "--prompt", "x", "--priority", "0", "--wait")
+    await eventually(() => ws.readRun("bd-p-high")?.lifecycle_state === "queued" && ws.readRun("bd-p-low")?.lifecycle_state === "queued", 20_000, "both others queued")
+    fs.writeFileSync(gate, "")
+    expect(await exited(high), high.output()).toBe(0)
+    expect(high.output()).toMatch(/bd-p-high {2}#1 {2}running\.working/)
     await eventually(() => ws.readRun("bd-p-low")?.status === "done", 30_000, "the low-priority bead done")
     const started = (bead: string) => Date.parse(ws.readRun(bead).started_at_precise)
     expect(started("bd-p-first")).toBeLessThan(started("bd-p-high"))

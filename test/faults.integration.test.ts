@@ -133,8 +133,8 @@ describe("the seed's and peers' known faults stay fixed", () => {
     await exited(child)
     fs.writeFileSync(gate, "")
     // tmux keeps the dead pane (remain-on-exit): ps must see through it and clean it up.
-    await eventually(() => fs.existsSync(path.join(ws.dir, "repo-kill2", "k.txt")), 10_000, "agent finished")
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    // The pane is dead once the launcher has written the exit file and ended (k.txt alone comes before `git add` ends).
+    await eventually(() => ws.tmux("list-panes", "-t", "=agent-bd-kill2:", "-F", "#{pane_dead}").stdout.trim() === "1", 10_000, "agent finished")
     const after = JSON.parse((await ws.warden("ps", "--json")).stdout).find((r: { bead: string }) => r.bead === "bd-kill2")
     expect(after).toMatchObject({ status: "failed", failure_reason: "unverified", exit_code: 0 })
     expect(ws.tmux("has-session", "-t", "=agent-bd-kill2").status).not.toBe(0)

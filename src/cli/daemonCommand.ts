@@ -5,9 +5,10 @@ import { Daemon, daemonFiles, type DaemonInfo } from "../daemon/daemon.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { apiHandler, tokenMatches } from "../server/httpApi.js"
 import { Feed } from "../server/feed.js"
-import { streamTerminal } from "../server/terminalStream.js"
+import { closeTerminalStreams, streamTerminal } from "../server/terminalStream.js"
 import { tmuxSocketProblem } from "../terminals/socketSafety.js"
 import { WIRE_LIMITS, WebsocketSlots, decodeSegment, guardClientErrors, parseTarget, refuseUpgrade, serverOptions } from "../server/wireGuards.js"
+import { removeStaleTemps } from "../records/staleTemps.js"
 import * as path from "node:path"
 import type { Duplex } from "node:stream"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
@@ -55,6 +56,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         }),
       catch: (error) => new CliError({ message: (error as Error).message })
     })
+    for (const file of removeStaleTemps([daemonFiles(env.paths).snapshots, path.dirname(daemonFiles(env.paths).queue), env.paths.runs, env.paths.results])) log("removed a temporary file a killed process left", { file })
     yield* Effect.addFinalizer(() => Effect.promise(() => daemon.stop()))
     yield* Effect.addFinalizer(() => Effect.sync(() => feed.close()))
 
@@ -130,6 +132,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         // server.close waits for every connection, upgraded ones included: websockets are asked to
         // close first, and whatever is still open after the grace (a silent client) is cut.
         feed.close()
+        closeTerminalStreams()
         server.close(() => resume(Effect.void))
         setTimeout(() => {
           server.closeAllConnections()

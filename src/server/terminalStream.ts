@@ -87,3 +87,8 @@ export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffe
     ws.on("error", () => (clearInterval(heartbeat), watcher?.close()))
   })
 }
+
+/** Tells every terminal stream client the daemon stops (close 1001). */
+export const closeTerminalStreams = (): void => {
+  for (const ws of server.clients) ws.close(1001, "the daemon is stopping")
+}
