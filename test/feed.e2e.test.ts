@@ -1,3 +1,4 @@
+import * as http from "node:http"
 import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -132,11 +133,20 @@ describe("the websocket feed", () => {
       await new Promise((resolve, reject) => terminal.on("open", resolve).on("error", reject))
       const closeCode = (socket: WebSocket) => new Promise<number>((resolve) => socket.on("close", (code) => resolve(code)))
       const closes = Promise.all([closeCode(feed.socket), closeCode(terminal)])
+      // An API client that keeps its connection open between requests (HTTP keep-alive).
+      const agent = new http.Agent({ keepAlive: true })
+      await new Promise<void>((resolve, reject) =>
+        http.get(`http://127.0.0.1:${d.port}/healthz`, { agent }, (res) => (res.resume(), res.on("end", () => resolve()))).on("error", reject)
+      )
       // Neither client hangs up by itself: the daemon must end them (server.close() alone waits for them forever).
+      const began = Date.now()
       d.child.kill("SIGTERM")
       const still = new Promise((resolve) => setTimeout(() => resolve("still running 15 s after SIGTERM"), 15_000).unref())
       expect(await Promise.race([exited(d.child), still])).toBe(0)
+      // Each client was told and let go at once: the daemon never had to wait out its 2 s grace to cut one.
+      expect(Date.now() - began).toBeLessThan(2_000)
       expect(await closes).toEqual([1001, 1001])
+      agent.destroy()
     } finally {
       if (d.child.exitCode === null && d.child.signalCode === null) await stop(d, "SIGKILL")
     }
