@@ -80,3 +80,20 @@ describe("while the daemon is down", () => {
     await kill9(d.child)
   })
 })
+
+describe("following a bead the daemon runs", () => {
+  it("Ctrl-C on dispatch --wait stops following, says so and how to cancel; the bead runs on", async () => {
+    const repo = ws.makeRepo("repo-follow")
+    const d = await start()
+    const child = ws.start("dispatch", "bd-follow", "--repo", repo, "--agent", "shell", "--prompt", "x", "--command", "echo busy; sleep 600", "--wait")
+    await eventually(() => ws.readRun("bd-follow")?.lifecycle_state === "running.working", 20_000, "running")
+    await eventually(() => /running\.working/.test(child.output()), 10_000, "the CLI following the state")
+    child.kill("SIGINT")
+    expect(await exited(child)).toBe(130)
+    expect(child.output()).toMatch(/stopped following bd-follow; it goes on under the daemon \(pid \d+\)\. .*warden cancel bd-follow/)
+    expect(ws.readRun("bd-follow").lifecycle_state).toBe("running.working")
+    expect((await ws.warden("cancel", "bd-follow")).status).toBe(0)
+    await eventually(() => ws.readRun("bd-follow")?.lifecycle_state === "cancelled", 20_000, "cancelled")
+    await kill9(d.child)
+  })
+})

@@ -1,5 +1,5 @@
 import * as fs from "node:fs"
-import { Effect } from "effect"
+import { Effect, Exit } from "effect"
 import { SessionRunner } from "../sessions/runSession.js"
 import { runPreflight } from "../sessions/preflight.js"
 import { runVerification } from "../sessions/verify.js"
@@ -113,6 +113,18 @@ const dispatchToDaemon = (
     }
     const progress = new Progress(request.bead, options.json ? process.stderr : process.stdout)
     progress.start()
+    // Ctrl-C here stops following, not the bead (the daemon runs it): say so, and how to cancel it.
+    yield* Effect.addFinalizer((exit) =>
+      Effect.sync(() => {
+        if (Exit.isInterrupted(exit)) {
+          progress.stop()
+          process.stderr.write(
+            `\nwarden: stopped following ${request.bead}; it goes on under the daemon (pid ${daemon.pid}). ` +
+              `Follow it again with \`warden logs ${request.bead} -f\`, or cancel it with \`warden cancel ${request.bead}\`.\n`
+          )
+        }
+      })
+    )
     let shown = 0
     let run: RunRecord | null = null
     let result: ResultRecord | null = null
@@ -136,7 +148,7 @@ const dispatchToDaemon = (
     if (options.json) yield* print(JSON.stringify(result, null, 2))
     else yield* print(`${request.bead}: ${run?.outcome ?? run?.status} - ${result?.reason ?? ""}`)
     if (run?.status !== "done") return yield* new CliError({ message: `${request.bead} ended ${run?.outcome ?? run?.status}`, exitCode: 1 })
-  })
+  }).pipe(Effect.scoped)
 
 /** `warden preflight`: every check, each named, exit 1 when one fails. */
 export const preflightCommand = (env: CliEnvironment, request: DispatchRequest, json: boolean) =>
