@@ -74,3 +74,38 @@ describe("dispatch rules", () => {
     expect(answer.json.error).toBe("priority: Expected a number between 0 and 4, actual 7")
   })
 })
+
+describe("verification credits a bead with its own work only", () => {
+  it("what another bead left in a shared repo, committed or not, is not this bead's; preflight warns of a live bead in the same repo", async () => {
+    const repo = ws.makeRepo("repo-shared")
+    const commit = "git -c user.name=b -c user.email=b@b commit -qm"
+    const other = await ws.warden("dispatch", "bd-other", "--repo", repo, "--agent", "custom", "--command", `echo b > b.txt && git add b.txt && ${commit} other-work && echo stray > stray.txt`, "--wait")
+    expect(other.status, other.stderr).toBe(0)
+    expect(ws.readRun("bd-other").verification.new_commits).toEqual([expect.stringMatching(/other-work$/)])
+
+    const idle = await ws.warden("dispatch", "bd-idle", "--repo", repo, "--agent", "custom", "--command", "echo I did nothing", "--wait")
+    expect(idle.status).toBe(1)
+    const run = ws.readRun("bd-idle")
+    expect(run).toMatchObject({ outcome: "failed", failure_reason: "verification-failed" })
+    expect(run.verification.new_commits).toEqual([])
+    const changes = run.verification.checks.find((c: { name: string }) => c.name === "changes")
+    expect(changes).toMatchObject({ status: "fail" })
+    expect(changes.detail).toMatch(/^nothing changed/)
+
+    // A path that was dirty at the launch and is changed again is this bead's work.
+    const again = await ws.warden("dispatch", "bd-again", "--repo", repo, "--agent", "custom", "--command", "echo more >> stray.txt", "--wait")
+    expect(again.status, again.stderr).toBe(0)
+    expect(ws.readRun("bd-again").verification.checks.find((c: { name: string }) => c.name === "changes").output_tail).toContain("stray.txt")
+
+    const busy = ws.makeRepo("repo-busy")
+    expect((await ws.warden("dispatch", "bd-busy", "--repo", busy, "--agent", "custom", "--command", "sleep 600")).status).toBe(0)
+    await eventually(() => ws.readRun("bd-busy")?.lifecycle_state === "running.working", 20_000, "bd-busy running")
+    const preflight = await ws.warden("preflight", "--bead", "bd-next", "--repo", busy, "--agent", "custom", "--command", "true", "--json")
+    expect(preflight.status, preflight.stderr).toBe(0)
+    const shared = JSON.parse(preflight.stdout).checks.find((c: { name: string }) => c.name === "repo-not-shared")
+    expect(shared).toMatchObject({ ok: false, advisory: true })
+    expect(shared.detail).toMatch(/bd-busy is live in .*repo-busy too: .*its own repo or worktree/)
+    expect((await api("POST", "/v1/sessions/bd-busy/cancel", {})).status).toBe(202)
+    await eventually(() => ws.readRun("bd-busy")?.lifecycle_state === "cancelled", 20_000, "bd-busy cancelled")
+  })
+})

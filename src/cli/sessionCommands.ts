@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import { Effect, Exit } from "effect"
 import { SessionRunner } from "../sessions/runSession.js"
 import { runPreflight } from "../sessions/preflight.js"
+import { launchScope } from "../sessions/launch.js"
 import { runVerification } from "../sessions/verify.js"
 import { RecordStore } from "../records/RecordStore.js"
 import { verificationRecord } from "../records/buildRecords.js"
@@ -188,7 +189,9 @@ export const verifyCommand = (env: CliEnvironment, bead: string, json: boolean) 
     const run = yield* onRuntime(env, store.readRun(bead).pipe(Effect.orElseSucceed(() => null)))
     if (run === null) return yield* new CliError({ message: `no run record for bead "${bead}" in ${env.paths.runs}` })
     if (!fs.existsSync(run.repo)) return yield* new CliError({ message: `the bead's repo ${run.repo} does not exist` })
-    const output = yield* onRuntime(env, runVerification(env.config, run.repo, run.base_commit, dispatcherEnv()))
+    // The attempt's own work only: commits from its launch on, paths that changed since then.
+    const scope = run.attempt_id === null ? {} : launchScope(env.paths.launchRecordFile(bead, run.attempt_id))
+    const output = yield* onRuntime(env, runVerification(env.config, run.repo, run.base_commit, dispatcherEnv(), scope))
     const verification = verificationRecord(output)
     const result = yield* onRuntime(env, store.readResult(bead).pipe(Effect.orElseSucceed(() => null)))
     const live = runIsLive(run)

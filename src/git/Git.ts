@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Context, Effect, Layer } from "effect"
@@ -5,12 +6,25 @@ import { Processes } from "../processes/Processes.js"
 
 /** What the work changed in a repo since the commit recorded at dispatch. */
 export interface RepoChanges {
-  /** `git log --oneline base..HEAD` (all commits when there was no base). */
+  /** `git log --oneline base..HEAD` (all commits when there was no base), made since `sinceMs` when given. */
   readonly newCommits: ReadonlyArray<string>
-  /** `git status --porcelain`: staged, unstaged and untracked paths. */
+  /** `git status --porcelain`: staged, unstaged and untracked paths, less those as they were in the baseline. */
   readonly status: ReadonlyArray<string>
   /** `git diff --stat` against the base, plus the untracked files. */
   readonly diffStat: string
+}
+
+/**
+ * The uncommitted paths of a repo at one moment, each with a fingerprint of
+ * its status and content (`git status` at an attempt's launch), so that what
+ * an attempt changed can be told from what was already there.
+ */
+export type StatusBaseline = Readonly<Record<string, string>>
+
+/** What counts as this attempt's: commits made from `sinceMs` on, paths that differ from `baseline`. */
+export interface ChangesScope {
+  readonly sinceMs?: number | undefined
+  readonly baseline?: StatusBaseline | undefined
 }
 
 /** The git operations Warden needs on a bead's repo. */
@@ -20,11 +34,41 @@ export class Git extends Context.Tag("warden/Git")<
     readonly isRepo: (dir: string) => Effect.Effect<boolean>
     /** The commit HEAD points at, or null in a repo without commits. */
     readonly head: (dir: string) => Effect.Effect<string | null>
-    readonly changesSince: (dir: string, base: string | null) => Effect.Effect<RepoChanges>
+    readonly changesSince: (dir: string, base: string | null, scope?: ChangesScope) => Effect.Effect<RepoChanges>
+    /** The uncommitted paths now, fingerprinted (for `changesSince`'s baseline). */
+    readonly statusBaseline: (dir: string) => Effect.Effect<StatusBaseline>
   }
 >() {}
 
 const lines = (text: string) => text.split("\n").filter((line) => line.trim() !== "")
+
+/** `git status --porcelain -z` as [status, path] pairs (a rename's source is skipped). */
+const porcelainEntries = (text: string): Array<readonly [string, string]> => {
+  const fields = text.split("\0")
+  const out: Array<readonly [string, string]> = []
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!
+    if (field.length < 4) continue
+    const code = field.slice(0, 2)
+    out.push([code, field.slice(3)])
+    if (code.includes("R") || code.includes("C")) i++
+  }
+  return out
+}
+
+/** A path's status and content, so a path that was dirty before and is changed again is told from one left as it was. */
+const fingerprint = (dir: string, code: string, file: string): string => {
+  const full = path.join(dir, file)
+  try {
+    const stat = fs.statSync(full)
+    if (!stat.isFile()) return `${code} ${stat.isDirectory() ? "dir" : "other"}`
+    // Large files by size and time, the rest by content.
+    if (stat.size > 64 * 1024 * 1024) return `${code} ${stat.size} ${stat.mtimeMs}`
+    return `${code} ${createHash("sha1").update(fs.readFileSync(full)).digest("hex")}`
+  } catch {
+    return `${code} missing`
+  }
+}
 
 /**
  * HEAD read from the repo's own files, without starting git: a plain `.git`
@@ -74,21 +118,34 @@ export const GitLive = Layer.effect(
           ? Effect.succeed(fast.head)
           : git(dir, ["rev-parse", "--verify", "-q", "HEAD"]).pipe(Effect.map((r) => (r.ok ? r.stdout.trim() : null)))
       },
-      changesSince: (dir, base) =>
+      changesSince: (dir, base, scope = {}) =>
         Effect.gen(function* () {
           const head = yield* git(dir, ["rev-parse", "--verify", "-q", "HEAD"])
           const range = base === null ? ["HEAD"] : [`${base}..HEAD`]
-          const log = head.ok ? yield* git(dir, ["log", "--format=%h %s", ...range]) : { ok: true, stdout: "" }
-          const status = yield* git(dir, ["status", "--porcelain", "--untracked-files=all"])
+          // Reachable from HEAD and not from the base, and made while the attempt ran (git keeps whole seconds).
+          const log = head.ok ? yield* git(dir, ["log", "--format=%ct %h %s", ...range]) : { ok: true, stdout: "" }
+          const since = scope.sinceMs === undefined ? null : Math.floor(scope.sinceMs / 1000)
+          const newCommits = lines(log.stdout).flatMap((line) => {
+            const [time, ...rest] = line.split(" ")
+            return since === null || Number(time) >= since ? [rest.join(" ")] : []
+          })
+          const status = yield* git(dir, ["status", "--porcelain", "-z", "--untracked-files=all"])
+          const baseline = scope.baseline ?? {}
+          // A path as it already was at the launch is not this attempt's work.
+          const entries = porcelainEntries(status.stdout).filter(([code, file]) => baseline[file] !== fingerprint(dir, code, file))
           const diffBase = base ?? (head.ok ? "HEAD" : null)
           const diff = diffBase === null ? { ok: true, stdout: "" } : yield* git(dir, ["diff", "--stat", diffBase])
-          const untracked = lines(status.stdout).filter((line) => line.startsWith("??")).map((line) => ` ${line.slice(3)} (untracked)`)
+          const untracked = entries.filter(([code]) => code === "??").map(([, file]) => ` ${file} (untracked)`)
           return {
-            newCommits: lines(log.stdout),
-            status: lines(status.stdout),
+            newCommits,
+            status: entries.map(([code, file]) => `${code} ${file}`),
             diffStat: [diff.stdout.trimEnd(), ...untracked].filter((part) => part !== "").join("\n")
           }
-        })
+        }),
+      statusBaseline: (dir) =>
+        git(dir, ["status", "--porcelain", "-z", "--untracked-files=all"]).pipe(
+          Effect.map((status) => Object.fromEntries(porcelainEntries(status.stdout).map(([code, file]) => [file, fingerprint(dir, code, file)])))
+        )
     })
   })
 )
@@ -101,6 +158,7 @@ export const makeGitTest = (repos: Record<string, { head: string | null; changes
       isRepo: (dir) => Effect.succeed(dir in repos),
       head: (dir) => Effect.succeed(repos[dir]?.head ?? null),
       changesSince: (dir) =>
-        Effect.succeed(repos[dir]?.changes ?? { newCommits: [], status: [], diffStat: "" })
+        Effect.succeed(repos[dir]?.changes ?? { newCommits: [], status: [], diffStat: "" }),
+      statusBaseline: () => Effect.succeed({})
     })
   )

@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Clock, Effect } from "effect"
 import type { LaunchOutput } from "../../machines/agentSession.machine.js"
-import { Git } from "../git/Git.js"
+import { Git, type ChangesScope, type StatusBaseline } from "../git/Git.js"
 import { AgentProcesses } from "../processes/agentProcesses.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
@@ -14,12 +14,17 @@ import { waitForScreen } from "./screenWait.js"
 import { compileRules, readScreen, screenShows } from "./screenRules.js"
 import type { ProfileConfig } from "../config/schema.js"
 
-/** What a launch left for a restored supervisor to adopt it by: the base commit, the signal log's offset, whether the prompt went in. */
+/**
+ * What a launch left for a restored supervisor to adopt it by (the base commit, the signal log's
+ * offset, whether the prompt went in) and for verification to tell this attempt's work from what was
+ * there before (`git status` at the launch, fingerprinted, and the launch's time).
+ */
 interface LaunchRecord {
   readonly baseCommit: string | null
   readonly signalsOffset: number
   readonly delivered: boolean
   readonly at: number
+  readonly baseline?: StatusBaseline
 }
 
 const readLaunchRecord = (file: string): LaunchRecord | null => {
@@ -28,6 +33,12 @@ const readLaunchRecord = (file: string): LaunchRecord | null => {
   } catch {
     return null
   }
+}
+
+/** What counts as this attempt's work: commits from its launch on, paths that differ from `git status` then. */
+export const launchScope = (file: string): ChangesScope => {
+  const record = readLaunchRecord(file)
+  return record === null ? {} : { sinceMs: record.at, baseline: record.baseline ?? {} }
 }
 
 /** The prompt was typed and taken: a restored supervisor must not type it again. */
@@ -296,7 +307,8 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
     const baseCommit = launched?.baseCommit ?? (yield* git.head(repo))
     // Recorded before the session exists, so a supervisor killed while tmux creates it adopts the
     // session instead of creating it again (and keeps the base commit the agent started from).
-    const launchRecord = { baseCommit, signalsOffset, delivered: profile.prompt.mode !== "keys", at: yield* Clock.currentTimeMillis }
+    const baseline = launched?.baseline ?? (yield* git.statusBaseline(repo))
+    const launchRecord = { baseCommit, signalsOffset, delivered: profile.prompt.mode !== "keys", at: launched?.at ?? (yield* Clock.currentTimeMillis), baseline }
     writeFileAtomic(paths.launchRecordFile(spec.bead, attemptId), JSON.stringify(launchRecord))
 
     const created = yield* terminals

@@ -64,6 +64,22 @@ export const runPreflight = (spec: DispatchSpec) =>
           under !== undefined ? `under ${under}` : `${real} is not under an allowed root (${spec.config.allowedRoots.join(", ")})`
         )
       )
+      // Two live beads in one work tree cannot tell their work apart (verification credits a bead with what
+      // changed while it ran): a warning until worktrees come.
+      const listed = yield* records.listRuns
+      const sharing = listed.runs
+        .filter((run) => run.bead !== spec.bead && runIsLive(run) && realpathOrNull(run.repo) === real)
+        .map((run) => run.bead)
+        .sort()
+      checks.push({
+        name: "repo-not-shared",
+        ok: sharing.length === 0,
+        advisory: true,
+        detail:
+          sharing.length === 0
+            ? "no other live bead works in this repo"
+            : `${sharing.join(", ")} ${sharing.length === 1 ? "is" : "are"} live in ${real} too: their work and this bead's cannot be told apart; give each bead its own repo or worktree`
+      })
     }
 
     const command = agentCommand(spec)

@@ -24,7 +24,7 @@ import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { inputKeyFile } from "./operatorInput.js"
 import { expandHome } from "../workspace/paths.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
-import { launchAttempt } from "./launch.js"
+import { launchAttempt, launchScope } from "./launch.js"
 import { runPreflight } from "./preflight.js"
 import { runVerification } from "./verify.js"
 import { startWatch, stripAnsi } from "./watchAgent.js"
@@ -148,7 +148,16 @@ export const sessionImplementations = (
         )
       ),
       verify: fromPromise<VerifyOutput, AttemptRef & { baseCommit: string | null }>(({ input, signal }) =>
-        run(runVerification(spec.config, repoPath(spec), input.baseCommit, { ...spec.env }), signal)
+        run(
+          runVerification(
+            spec.config,
+            repoPath(spec),
+            input.baseCommit,
+            { ...spec.env },
+            input.attemptId === null ? {} : launchScope(spec.paths.launchRecordFile(spec.bead, input.attemptId))
+          ),
+          signal
+        )
       ),
       clean: fromPromise<StepOutput, AttemptRef & { sessionName: string | null; launchInterrupted: boolean }>(({ input, signal }) =>
         run(

@@ -3,7 +3,7 @@ import * as path from "node:path"
 import { Clock, Effect } from "effect"
 import type { VerificationCheck, VerifyOutput } from "../../machines/agentSession.machine.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
-import { Git } from "../git/Git.js"
+import { Git, type ChangesScope } from "../git/Git.js"
 import { Processes } from "../processes/Processes.js"
 
 const hasTestScript = (repo: string): boolean => {
@@ -18,11 +18,18 @@ const hasTestScript = (repo: string): boolean => {
 
 /**
  * Runs the configured checks in the repo: its tests when it has them, the
- * operator's checks, and "the work changed something" (new commits since the
- * base, or staged, unstaged or untracked changes). A check that prints
+ * operator's checks, and "the work changed something": commits since the base
+ * made while the attempt ran, or staged, unstaged or untracked paths that
+ * differ from how they were at its launch (`scope`). A check that prints
  * nothing is still a result.
  */
-export const runVerification = (config: ResolvedConfig, repo: string, baseCommit: string | null, env: Record<string, string>) =>
+export const runVerification = (
+  config: ResolvedConfig,
+  repo: string,
+  baseCommit: string | null,
+  env: Record<string, string>,
+  scope: ChangesScope = {}
+) =>
   Effect.gen(function* () {
     const processes = yield* Processes
     const git = yield* Git
@@ -59,7 +66,7 @@ export const runVerification = (config: ResolvedConfig, repo: string, baseCommit
       checks.push(yield* commandCheck(check.name, check.command, check.timeoutMs))
     }
     const started = yield* Clock.currentTimeMillis
-    const changes = yield* git.changesSince(repo, baseCommit)
+    const changes = yield* git.changesSince(repo, baseCommit, scope)
     const changed = changes.newCommits.length > 0 || changes.status.length > 0
     if (settings.requireChanges) {
       checks.push({
