@@ -1,5 +1,6 @@
 import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { eventually, exited, makeWorkspace } from "./support/workspace.js"
@@ -107,5 +108,27 @@ describe("verification credits a bead with its own work only", () => {
     expect(shared.detail).toMatch(/bd-busy is live in .*repo-busy too: .*its own repo or worktree/)
     expect((await api("POST", "/v1/sessions/bd-busy/cancel", {})).status).toBe(202)
     await eventually(() => ws.readRun("bd-busy")?.lifecycle_state === "cancelled", 20_000, "bd-busy cancelled")
+  })
+})
+
+describe("a daemon that cannot listen", () => {
+  it("leaves nothing behind, and says whether the port is another daemon's or another program's", async () => {
+    const fresh = makeWorkspace()
+    const blocker = net.createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve))
+    const port = (blocker.address() as net.AddressInfo).port
+    try {
+      const out = await fresh.warden("daemon", "--port", String(port))
+      expect(out.status).not.toBe(0)
+      expect(out.stderr).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use by another program`))
+      const state = path.join(fresh.workspace, "state")
+      for (const file of ["api-token", "daemon.lock", "daemon.json", "warden.log", "feed.jsonl"]) expect(fs.existsSync(path.join(state, file)), file).toBe(false)
+    } finally {
+      blocker.close()
+      fresh.cleanup()
+    }
+    const second = await ws.warden("daemon", "--port", new URL(base).port)
+    expect(second.status).not.toBe(0)
+    expect(second.stderr).toMatch(/another warden daemon \(pid \d+\) serves this workspace on port \d+/)
   })
 })

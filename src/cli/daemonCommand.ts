@@ -1,7 +1,7 @@
 import * as http from "node:http"
 import { Effect } from "effect"
 import client from "prom-client"
-import { Daemon, daemonFiles, type DaemonInfo } from "../daemon/daemon.js"
+import { Daemon, daemonFiles, runningDaemon, type DaemonInfo } from "../daemon/daemon.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { apiHandler, tokenMatches } from "../server/httpApi.js"
 import { Feed } from "../server/feed.js"
@@ -35,6 +35,31 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
   Effect.gen(function* () {
     const socketProblem = tmuxSocketProblem(env.config.tmuxSocket)
     if (socketProblem !== null) return yield* new CliError({ message: `refusing to start: ${socketProblem}`, exitCode: 2 })
+    // The port first: a daemon that cannot listen leaves nothing behind (no lock, no token, no log).
+    let handle: http.RequestListener = (_req, res) => {
+      res.writeHead(503, { "content-type": "application/json", "retry-after": "1" })
+      res.end(JSON.stringify({ error: "the daemon is starting" }))
+    }
+    const server = http.createServer(serverOptions(), (req, res) => handle(req, res))
+    guardClientErrors(server)
+    yield* Effect.async<void, CliError>((resume) => {
+      server.once("error", (error) => {
+        const other = (error as NodeJS.ErrnoException).code === "EADDRINUSE" ? runningDaemon(env.paths) : null
+        const why =
+          other !== null
+            ? `another warden daemon (pid ${other.pid}) serves this workspace on port ${other.port}`
+            : (error as NodeJS.ErrnoException).code === "EADDRINUSE"
+              ? `the port is in use by another program: choose another with --port or WARDEN_PORT`
+              : error.message
+        resume(Effect.fail(new CliError({ message: `cannot listen on ${options.host}:${options.port}: ${why}` })))
+      })
+      server.listen(options.port, options.host, () => {
+        resume(Effect.void)
+      })
+    })
+    let started = false
+    // Until the daemon serves, a failed start only has to let the port go.
+    yield* Effect.addFinalizer(() => (started ? Effect.void : Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))))
     const logger = openLogger(env.paths, { daemon: true }, { ...env.config.retention, journal: stdoutIsJournal() })
     const log = (message: string, detail?: Record<string, unknown>) => logger.info(detail ?? {}, message)
     const feed = new Feed({
@@ -78,14 +103,11 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         this.set(daemon.supervisor.getSnapshot().context.running.length)
       }
     })
-    const server = http.createServer(
-      serverOptions(),
-      apiHandler(daemon, {
-        allowedOrigins: options.allowedOrigins,
-        metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() })
-      })
-    )
-    guardClientErrors(server)
+    handle = apiHandler(daemon, {
+      allowedOrigins: options.allowedOrigins,
+      metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() })
+    })
+    started = true
     const websockets = new WebsocketSlots(WIRE_LIMITS.maxWebsockets)
     server.on("upgrade", (req, socket: Duplex, head) => {
       // A client that resets mid-handshake must not become an uncaught 'error'.
@@ -118,14 +140,6 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
           pingMs: WIRE_LIMITS.websocketPingMs
         })
       }
-    })
-    yield* Effect.async<void, CliError>((resume) => {
-      server.once("error", (error) => {
-        resume(Effect.fail(new CliError({ message: `cannot listen on ${options.host}:${options.port}: ${error.message}` })))
-      })
-      server.listen(options.port, options.host, () => {
-        resume(Effect.void)
-      })
     })
     yield* Effect.addFinalizer(() =>
       Effect.async<void>((resume) => {
