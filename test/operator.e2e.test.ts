@@ -66,6 +66,11 @@ describe("dispatch rules", () => {
     expect((await api("POST", "/v1/sessions/bd-inputdone/cancel", {})).status).toBe(409)
     const unknown = await api("POST", "/v1/sessions/bd-nosuch/input", { text: "hello" })
     expect(unknown.status).toBe(404)
+    // attach to a finished bead says why there is nothing to attach to, and never offers Ctrl-C first.
+    const attach = await ws.warden("attach", "bd-inputdone")
+    expect(attach.status).toBe(1)
+    expect(attach.stderr).toMatch(/bd-inputdone has no running session: nothing to attach to/)
+    expect(attach.stderr).not.toContain("Ctrl-C")
   })
 
   it("a bad field is named once in a 422, with what was expected", async () => {

@@ -87,14 +87,28 @@ export const attachCommand = (env: CliEnvironment, bead: string) =>
     const daemon = runningDaemon(env.paths)
     if (daemon === null) return yield* new CliError({ message: `no tmux session ${name} on ${terminals.socket}, and no daemon to stream it from` })
     const token = fs.readFileSync(daemonFiles(env.paths).token, "utf8").trim()
-    process.stderr.write(`read-only stream of ${bead} from the daemon (Ctrl-C to leave)\n`)
     yield* Effect.async<void, CliError>((resume) => {
       const socket = new WebSocket(`ws://${daemon.host}:${daemon.port}/v1/sessions/${encodeURIComponent(bead)}/terminal`, {
         headers: { authorization: `Bearer ${token}` }
       })
+      // Said once the daemon took the stream, not before it could refuse it.
+      socket.on("open", () => process.stderr.write(`read-only stream of ${bead} from the daemon (Ctrl-C to leave)\n`))
       socket.on("message", (data) => process.stdout.write(data as Buffer))
       socket.on("close", () => resume(Effect.void))
-      socket.on("unexpected-response", (_req, res) => resume(Effect.fail(new CliError({ message: `the daemon refused the stream (${res.statusCode})` }))))
+      socket.on("unexpected-response", (_req, res) => {
+        let body = ""
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()))
+        res.on("end", () => {
+          let reason = `the daemon refused the stream (${res.statusCode})`
+          try {
+            const error = (JSON.parse(body) as { error?: unknown }).error
+            if (typeof error === "string") reason = res.statusCode === 404 ? `${error}: nothing to attach to (\`warden show ${bead}\` tells how it ended)` : error
+          } catch {
+            // no JSON reason: the status says it
+          }
+          resume(Effect.fail(new CliError({ message: reason })))
+        })
+      })
       socket.on("error", (error) => resume(Effect.fail(new CliError({ message: `stream failed: ${error.message}` }))))
       return Effect.sync(() => socket.close())
     })
