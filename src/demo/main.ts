@@ -15,6 +15,8 @@ const workspace = path.join(scratch, "workspace")
 const configFile = path.join(scratch, "warden.json")
 const socket = path.join(scratch, "tmux.sock")
 const isRoot = process.getuid?.() === 0
+/** `npm run demo -- --keep` keeps the scratch directory, to read the records with jq afterwards. */
+const keep = process.argv.includes("--keep")
 
 const say = (text = "") => process.stdout.write(`${text}\n`)
 
@@ -104,7 +106,10 @@ const runBead = (demo: DemoBead): Promise<string> =>
         }, 1_500)
       }
     })
-    readline.createInterface({ input: child.stderr! }).on("line", (line) => say(`  ${line}`))
+    readline.createInterface({ input: child.stderr! }).on("line", (line) =>
+      // dispatch --wait exits 1 for any end but done: for a bead meant to end otherwise, that is the story, not an error.
+      say(line === `warden: ${demo.bead} ended ${demo.expect}` ? `  (dispatch --wait exits 1 when a bead does not end done: ${demo.expect} is what this bead shows)` : `  ${line}`)
+    )
     child.on("close", () => {
       const result = JSON.parse(fs.readFileSync(path.join(workspace, "state", "results", `${demo.bead}.json`), "utf8")) as {
         outcome: string | null
@@ -129,15 +134,16 @@ const main = async () => {
   say("$ warden show bd-demo-retry")
   say(spawnSync(process.execPath, cli(["show", "bd-demo-retry"]), { encoding: "utf8" }).stdout.trimEnd())
   say()
+  const root = keep ? workspace : "<workspace>"
   say("The records (the seed's schema version 1, plus Warden's fields):")
-  say(`  ${path.join(workspace, "state", "runs")}/<bead>.json`)
-  say(`  ${path.join(workspace, "state", "results")}/<bead>.json`)
-  say(`  ${path.join(workspace, "memory")}/YYYY-MM-DD.md`)
+  say(`  ${root}/state/runs/<bead>.json`)
+  say(`  ${root}/state/results/<bead>.json`)
+  say(`  ${root}/memory/YYYY-MM-DD.md`)
   say("Read them with jq, for example:")
-  say(`  jq -r '[.bead, .status, .outcome, .attempt, .completion.source] | @tsv' ${workspace}/state/runs/*.json`)
-  say(`  jq '{bead, status, reason, will_retry, verification: .verification.overall}' ${workspace}/state/results/bd-demo-retry.json`)
-  say(`  jq '.state_history' ${workspace}/state/runs/bd-demo-ask.json`)
-  say(`  cat ${workspace}/memory/*.md`)
+  say(`  jq -r '[.bead, .status, .outcome, .attempt, .completion.source] | @tsv' ${root}/state/runs/*.json`)
+  say(`  jq '{bead, status, reason, will_retry, verification: .verification.overall}' ${root}/state/results/bd-demo-retry.json`)
+  say(`  jq '.state_history' ${root}/state/runs/bd-demo-ask.json`)
+  say(`  cat ${root}/memory/*.md`)
   say()
   let ok = true
   beads.forEach((demo, i) => {
@@ -149,7 +155,19 @@ const main = async () => {
   process.exitCode = ok ? 0 : 1
 }
 
-main().catch((error) => {
-  process.stderr.write(`demo failed: ${error instanceof Error ? error.stack : String(error)}\n`)
-  process.exitCode = 1
-})
+/** Nothing outlives the demo: its tmux server and agents end; its scratch directory goes unless --keep. */
+const cleanUp = () => {
+  spawnSync("tmux", ["-S", socket, "kill-server"], { stdio: "ignore" })
+  if (keep) say(`kept ${scratch} (rm -rf it when done)`)
+  else {
+    fs.rmSync(scratch, { recursive: true, force: true })
+    say(`removed the scratch directory ${scratch} (npm run demo -- --keep keeps it, to try the jq lines above)`)
+  }
+}
+
+main()
+  .catch((error) => {
+    process.stderr.write(`demo failed: ${error instanceof Error ? error.stack : String(error)}\n`)
+    process.exitCode = 1
+  })
+  .finally(cleanUp)
