@@ -474,7 +474,7 @@ export class Daemon {
     try {
       body = JSON.parse(fs.readFileSync(file, "utf8")) as DispatchBody
     } catch {
-      throw new DaemonRefusal(404, `no dispatch of ${bead} is known to this daemon`)
+      throw new DaemonRefusal(404, `no dispatch request of ${bead} is kept in this workspace (retry knows beads dispatched through a daemon here, for retention.stateDays): dispatch it again`)
     }
     return this.dispatch(body)
   }
