@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
-import * as path from "node:path"
+import { createFileOnce } from "../workspace/atomicFiles.js"
 import { lookupGroup } from "../workspace/statePermissions.js"
 
 /** A token shorter than this (after trimming) is refused: the daemon writes 64 hex characters. */
@@ -71,33 +71,9 @@ export const checkTokenFile = (file: string, options: { operatorsGroup?: string 
  * at once end with one token.
  */
 const createTokenFile = (file: string, gid: number | null): void => {
-  const dir = path.dirname(file)
-  fs.mkdirSync(dir, { recursive: true })
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`)
-  const fd = fs.openSync(temp, "wx", 0o600)
-  try {
-    // With an operators' group, its members may read the token (0640); otherwise only the daemon's user.
-    if (gid !== null) fs.fchownSync(fd, process.getuid?.() ?? -1, gid)
-    fs.fchmodSync(fd, gid === null ? 0o600 : 0o640)
-    fs.writeSync(fd, `${randomBytes(32).toString("hex")}\n`)
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-  try {
-    fs.linkSync(temp, file)
-  } catch (error) {
-    // Another daemon made it first: theirs is checked and used.
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
-  } finally {
-    fs.rmSync(temp, { force: true })
-  }
-  const dirFd = fs.openSync(dir, "r")
-  try {
-    fs.fsyncSync(dirFd)
-  } finally {
-    fs.closeSync(dirFd)
-  }
+  // With an operators' group, its members may read the token (0640); otherwise only the daemon's user.
+  // Of two daemons starting at once, the first one's token stays; theirs is checked and used.
+  createFileOnce(file, `${randomBytes(32).toString("hex")}\n`, { mode: gid === null ? 0o600 : 0o640, gid })
 }
 
 /** The API token: created at first start (0600, or 0640 for the operators' group), then checked on every start; a file that cannot be trusted is refused. */

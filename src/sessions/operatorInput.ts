@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { WorkspacePaths } from "../workspace/paths.js"
+import { createFileOnce } from "../workspace/atomicFiles.js"
 import { keyProblem, keysProblem } from "../terminals/keyNames.js"
 import { controlCharacterProblem, normalizeLineEnds } from "../terminals/typedText.js"
 
@@ -40,17 +41,8 @@ const attemptKey = (paths: WorkspacePaths, bead: string, attemptId: string, crea
   }
   const existing = read()
   if (existing !== null || !create) return existing
-  fs.mkdirSync(paths.watch, { recursive: true })
-  // Written whole under a private name, then linked into place: link(2) fails if another writer won.
-  const temp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}`
-  fs.writeFileSync(temp, randomBytes(32), { mode: 0o600, flag: "wx" })
-  try {
-    fs.linkSync(temp, file)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
-  } finally {
-    fs.rmSync(temp, { force: true })
-  }
+  // Whoever sends first creates it; a writer that lost the race reads the winner's.
+  createFileOnce(file, randomBytes(32), { mode: 0o600 })
   return read()
 }
 
