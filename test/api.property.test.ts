@@ -1,28 +1,12 @@
-import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import fc from "fast-check"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { exited, makeWorkspace } from "./support/workspace.js"
+import { describe, expect, it } from "vitest"
+import { makeWorkspace, useDaemon } from "./support/workspace.js"
 
 /** Random bodies at every endpoint of the built daemon: never a 5xx, never a crash, never a session started. */
 const ws = makeWorkspace()
-let daemon: ChildProcess
-let base = ""
-let token = ""
-
-beforeAll(async () => {
-  const started = await ws.startDaemon()
-  daemon = started.child
-  base = started.base
-  token = started.token
-})
-
-afterAll(async () => {
-  daemon.kill("SIGTERM")
-  await exited(daemon)
-  ws.cleanup()
-})
+const daemon = useDaemon(ws)
 
 const routes = [
   ["POST", "/v1/dispatch"],
@@ -67,9 +51,9 @@ describe("the API under random input", () => {
         body,
         fc.boolean(),
         async ([method, route], bead, payload, withToken) => {
-          const response = await fetch(`${base}${route.replace("BEAD", encodeURIComponent(bead))}`, {
+          const response = await fetch(`${daemon.base}${route.replace("BEAD", encodeURIComponent(bead))}`, {
             method,
-            headers: withToken ? { authorization: `Bearer ${token}`, "content-type": "application/json" } : {},
+            headers: withToken ? { authorization: `Bearer ${daemon.token}`, "content-type": "application/json" } : {},
             ...(method === "POST" ? { body: payload } : {})
           })
           await response.arrayBuffer()
@@ -79,8 +63,8 @@ describe("the API under random input", () => {
       ),
       { numRuns: 300 }
     )
-    expect((await fetch(`${base}/healthz`)).status).toBe(200)
-    expect(daemon.exitCode).toBeNull()
+    expect((await fetch(`${daemon.base}/healthz`)).status).toBe(200)
+    expect(daemon.child.exitCode).toBeNull()
     // No random body started a session: no repo the strategies can name exists under an allowed root.
     const after = fs.existsSync(path.join(ws.workspace, "state", "runs")) ? fs.readdirSync(path.join(ws.workspace, "state", "runs")) : []
     expect(after).toEqual(before)

@@ -2,43 +2,20 @@ import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { cliEntry, eventually, exited, makeWorkspace } from "./support/workspace.js"
+import { cliEntry, eventually, exited, makeWorkspace, useDaemon } from "./support/workspace.js"
 
 /**
  * The built daemon as a child process, used only through its CLI and HTTP
  * API, as an operator would.
  */
 const ws = makeWorkspace()
-let daemon: ChildProcess
-let base = ""
-let token = ""
-
-const api = async (method: string, route: string, body?: unknown, headers: Record<string, string> = {}) => {
-  const response = await fetch(`${base}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
-    ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
-  })
-  return { status: response.status, json: (await response.json().catch(() => null)) as any }
-}
-
-beforeAll(async () => {
-  const started = await ws.startDaemon("--concurrency", "1")
-  daemon = started.child
-  base = started.base
-  token = started.token
-})
-
-afterAll(async () => {
-  daemon.kill("SIGTERM")
-  await exited(daemon)
-  ws.cleanup()
-})
+const daemon = useDaemon(ws, "--concurrency", "1")
+const api = daemon.api
 
 describe("the daemon", () => {
   it("creates its API token with file mode 0600, and answers /healthz without it", async () => {
     expect(fs.statSync(path.join(ws.workspace, "state", "api-token")).mode & 0o777).toBe(0o600)
-    const health = await fetch(`${base}/healthz`)
+    const health = await fetch(`${daemon.base}/healthz`)
     expect(health.status).toBe(200)
     expect(await health.json()).toMatchObject({ ok: true, concurrency: 1 })
   })
@@ -63,7 +40,7 @@ describe("the daemon", () => {
     expect(started("bd-p-high")).toBeLessThan(started("bd-p-low"))
     // One slot: the high-priority bead started only after the first one released it.
     expect(started("bd-p-high")).toBeGreaterThanOrEqual(Date.parse(ws.readRun("bd-p-first").finished_at_precise))
-    expect(ws.readRun("bd-p-high").supervisor).toMatchObject({ kind: "daemon", pid: daemon.pid })
+    expect(ws.readRun("bd-p-high").supervisor).toMatchObject({ kind: "daemon", pid: daemon.child.pid })
     const queue = await api("GET", "/v1/queue")
     expect(queue).toMatchObject({ status: 200, json: { queue: [] } })
   })
@@ -71,7 +48,7 @@ describe("the daemon", () => {
   it("refuses requests without the right token, from a foreign origin, and bad requests, with a reason and no change", async () => {
     const repo = ws.makeRepo("repo-refusals")
     const before = fs.readdirSync(path.join(ws.workspace, "state", "runs")).sort()
-    const noToken = await fetch(`${base}/v1/sessions`)
+    const noToken = await fetch(`${daemon.base}/v1/sessions`)
     expect(noToken.status).toBe(401)
     expect((await api("GET", "/v1/sessions", undefined, { authorization: "Bearer wrong" })).status).toBe(401)
     expect((await api("GET", "/v1/sessions", undefined, { origin: "http://evil.example" })).status).toBe(403)
@@ -122,7 +99,7 @@ describe("the daemon", () => {
     const on = await ws.warden("drain", "--json")
     expect(on.status, on.stderr).toBe(0)
     expect(JSON.parse(on.stdout)).toEqual({ draining: true })
-    expect(await (await fetch(`${base}/healthz`)).json()).toMatchObject({ draining: true })
+    expect(await (await fetch(`${daemon.base}/healthz`)).json()).toMatchObject({ draining: true })
     const repo = ws.makeRepo("repo-drain")
     await ws.warden("dispatch", "bd-drain", "--repo", repo, "--agent", "shell", "--command", "echo d > d.txt", "--prompt", "x")
     await new Promise((resolve) => setTimeout(resolve, 1_500))

@@ -4,7 +4,7 @@ import * as net from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import WebSocket from "ws"
-import { cliEntry, eventually, exited, makeWorkspace } from "./support/workspace.js"
+import { cliEntry, eventually, exited, makeWorkspace, useDaemon } from "./support/workspace.js"
 
 /**
  * What is typed into agents, tried as a hostile local process and a careless
@@ -13,18 +13,8 @@ import { cliEntry, eventually, exited, makeWorkspace } from "./support/workspace
  * built daemon, its HTTP API, its terminal stream and the CLI only.
  */
 const ws = makeWorkspace()
-let daemon: ChildProcess
-let base = ""
-let token = ""
-
-const api = async (method: string, route: string, body?: unknown) => {
-  const response = await fetch(`${base}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  return { status: response.status, json: (await response.json().catch(() => null)) as any }
-}
+const daemon = useDaemon(ws, "--concurrency", "6")
+const api = daemon.api
 
 /** An agent that reads lines without echo and appends each to got.txt in its repo, until killed. */
 const READER = `stty -echo; echo reader-ready; while IFS= read -r l; do printf '%s\\n' "$l" >> got.txt; done`
@@ -53,18 +43,8 @@ const startReader = async (bead: string) => {
 const settle = () => new Promise((resolve) => setTimeout(resolve, 700))
 
 beforeAll(async () => {
-  const started = await ws.startDaemon("--concurrency", "6")
-  daemon = started.child
-  base = started.base
-  token = started.token
   await Promise.all(["bd-in-a", "bd-in-victim"].map(startReader))
 }, 60_000)
-
-afterAll(async () => {
-  daemon.kill("SIGTERM")
-  await exited(daemon)
-  ws.cleanup()
-})
 
 describe("keys are tmux key names, never options of send-keys", () => {
   it("the API refuses keys that would be read as options (-t other, -N 2000), naming the key, and types nothing", async () => {
@@ -135,7 +115,7 @@ describe("control characters are never typed as text", () => {
   })
 
   it("the terminal stream's input is checked the same way: refused with an error frame, nothing typed", async () => {
-    const socket = new WebSocket(`${base.replace("http", "ws")}/v1/sessions/bd-in-a/terminal?input=1`, { headers: { authorization: `Bearer ${token}` } })
+    const socket = new WebSocket(`${daemon.base.replace("http", "ws")}/v1/sessions/bd-in-a/terminal?input=1`, { headers: { authorization: `Bearer ${daemon.token}` } })
     const errors: Array<string> = []
     socket.on("message", (data, binary) => {
       if (!binary) errors.push(data.toString())

@@ -1,37 +1,13 @@
-import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { eventually, exited, makeWorkspace } from "./support/workspace.js"
+import { describe, expect, it } from "vitest"
+import { eventually, makeWorkspace, useDaemon } from "./support/workspace.js"
 
 /** What an operator meets at the daemon's door: the rules of a dispatch, through the API and the CLI. */
 const ws = makeWorkspace()
-let daemon: ChildProcess
-let base = ""
-let token = ""
-
-const api = async (method: string, route: string, body?: unknown) => {
-  const response = await fetch(`${base}${route}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  return { status: response.status, json: (await response.json().catch(() => null)) as any }
-}
-
-beforeAll(async () => {
-  const started = await ws.startDaemon()
-  daemon = started.child
-  base = started.base
-  token = started.token
-})
-
-afterAll(async () => {
-  daemon.kill("SIGTERM")
-  await exited(daemon)
-  ws.cleanup()
-})
+const daemon = useDaemon(ws)
+const api = daemon.api
 
 describe("dispatch rules", () => {
   it("a profile that runs a command needs one (422 naming it, nothing created), and then no prompt", async () => {
@@ -132,7 +108,7 @@ describe("a daemon that cannot listen", () => {
       blocker.close()
       fresh.cleanup()
     }
-    const second = await ws.warden("daemon", "--port", new URL(base).port)
+    const second = await ws.warden("daemon", "--port", new URL(daemon.base).port)
     expect(second.status).not.toBe(0)
     expect(second.stderr).toMatch(/another warden daemon \(pid \d+\) serves this workspace on port \d+/)
   })

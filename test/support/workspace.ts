@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { afterAll, beforeAll } from "vitest"
 
 const root = path.resolve(new URL("../..", import.meta.url).pathname)
 export const cliEntry = path.join(root, "dist", "src", "cli", "main.js")
@@ -161,3 +162,46 @@ export const exited = (child: ChildProcess): Promise<number | null> =>
     if (child.exitCode !== null) resolve(child.exitCode)
     else child.on("exit", (code) => resolve(code))
   })
+
+/**
+ * The built daemon of `ws` for one test file: started before its tests (with `args`), stopped with
+ * SIGTERM and the workspace cleaned up after them; `api` calls it with the token.
+ */
+export const useDaemon = (ws: Workspace, ...args: string[]) => {
+  const state = { child: null as ChildProcess | null, base: "", token: "" }
+  beforeAll(async () => {
+    const started = await ws.startDaemon(...args)
+    state.child = started.child
+    state.base = started.base
+    state.token = started.token
+  })
+  afterAll(async () => {
+    if (state.child !== null) {
+      state.child.kill("SIGTERM")
+      await exited(state.child)
+    }
+    ws.cleanup()
+  })
+  /** A JSON request with the token; `body` as a string is sent as it is. */
+  const api = async (method: string, route: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${state.base}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${state.token}`, "content-type": "application/json", ...headers },
+      ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
+    })
+    return { status: response.status, json: (await response.json().catch(() => null)) as any }
+  }
+  return {
+    api,
+    get child(): ChildProcess {
+      return state.child!
+    },
+    get base(): string {
+      return state.base
+    },
+    get token(): string {
+      return state.token
+    }
+  }
+}
+
