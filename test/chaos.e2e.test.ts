@@ -3,6 +3,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { cliEntry, eventually, makeWorkspace } from "./support/workspace.js"
+import { processesWithEnv } from "./support/processes.js"
 
 /**
  * The durability the README promises, tested the way Temporal tests its own:
@@ -90,15 +91,7 @@ const dispatch = async (api: { base: string; token: string }, bead: string, slee
   }
 }
 
-const agentProcesses = (): string[] =>
-  fs.readdirSync("/proc").filter((pid) => {
-    if (!/^\d+$/.test(pid)) return false
-    try {
-      return fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`WARDEN_WORKSPACE=${ws.workspace}`)
-    } catch {
-      return false
-    }
-  })
+const agentProcesses = (): string[] => processesWithEnv("WARDEN_WORKSPACE", ws.workspace).map((p) => String(p.pid))
 
 describe("chaos: kill -9 at random moments", () => {
   it(`${BEADS} beads, ${KILLS} kills: every bead done exactly once, one agent run and one commit each, no agent left`, async () => {

@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { eventually, exited, makeWorkspace, type Workspace } from "./support/workspace.js"
+import { processesWithEnv } from "./support/processes.js"
 
 /**
  * Agents never outlive their session (issue 12, item 8). The built daemon runs agents that leave
@@ -15,25 +16,8 @@ const GRACE_MS = 500
 /** Room for a loaded two-core machine on top of liveness + grace: the check runs, the records, the kill. */
 const SLACK_MS = 6_000
 
-/** Pids of running processes whose environment holds `WARDEN_ATTEMPT=<attemptId>`, found independently of the product. */
-const attemptProcesses = (attemptId: string): Array<{ pid: number; cmdline: string }> => {
-  const needle = Buffer.from(`WARDEN_ATTEMPT=${attemptId}\0`)
-  const out: Array<{ pid: number; cmdline: string }> = []
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const environ = fs.readFileSync(`/proc/${entry}/environ`)
-      const at = environ.indexOf(needle)
-      if (at !== 0 && !(at > 0 && environ[at - 1] === 0)) continue
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue
-      out.push({ pid: Number(entry), cmdline: fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ").trim() })
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out
-}
+/** Running processes whose environment holds `WARDEN_ATTEMPT=<attemptId>`, found independently of the product. */
+const attemptProcesses = (attemptId: string) => processesWithEnv("WARDEN_ATTEMPT", attemptId)
 
 /** Where cgroup v2 is mounted (this machine: /sys/fs/cgroup/unified). */
 const cgroup2Mount = (): string =>

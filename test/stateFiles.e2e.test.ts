@@ -3,6 +3,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { eventually, makeWorkspace, type Workspace } from "./support/workspace.js"
+import { processesWithEnv } from "./support/processes.js"
 
 /**
  * Corrupt state files, as a crash or a full disk leaves them: the built daemon
@@ -120,13 +121,7 @@ describe("corrupt state files", () => {
     expect(ws.readResult("bd-snap").reason).toMatch(/snapshot .*bd-snap\.json was corrupt .*moved to .*corrupt-.*it ended the tmux session/)
     expect(ws.tmux("has-session", "-t", `=${session}`).status).not.toBe(0)
     // Nothing of the old agent runs on unseen.
-    const survivors = fs.readdirSync("/proc").filter((pid) => {
-      try {
-        return /^\d+$/.test(pid) && fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`WARDEN_ATTEMPT=${attemptId}`)
-      } catch {
-        return false
-      }
-    })
+    const survivors = processesWithEnv("WARDEN_ATTEMPT", attemptId)
     expect(survivors).toEqual([])
     // Cancel names what happened instead of pretending it runs.
     const cancel = await daemon.api("POST", "/v1/sessions/bd-snap/cancel")

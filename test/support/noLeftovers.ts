@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto"
-import * as fs from "node:fs"
+import { processesWithEnv } from "./processes.js"
 
 /**
  * The suite leaves no process behind. Setup marks the run: every process a test starts (the CLI, the
@@ -9,27 +9,9 @@ import * as fs from "node:fs"
 const MARK = "WARDEN_TEST_RUN"
 
 /** Pids (other than vitest's own) whose environment carries `MARK=value`. */
-const marked = (value: string): Array<{ pid: number; cmdline: string }> => {
-  const needle = Buffer.from(`${MARK}=${value}\0`)
-  const out: Array<{ pid: number; cmdline: string }> = []
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
-    try {
-      const environ = fs.readFileSync(`/proc/${entry}/environ`)
-      const at = environ.indexOf(needle)
-      if (at !== 0 && !(at > 0 && environ[at - 1] === 0)) continue
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue
-      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0+$/, "").replace(/\0/g, " ")
-      // vitest's own workers carry the mark too; they end with the run.
-      if (/node_modules\/(vitest|tinypool)\//.test(cmdline)) continue
-      out.push({ pid: Number(entry), cmdline })
-    } catch {
-      // gone meanwhile, or not readable
-    }
-  }
-  return out
-}
+const marked = (value: string): Array<{ pid: number; cmdline: string }> =>
+  // vitest's own workers carry the mark too; they end with the run.
+  processesWithEnv(MARK, value).filter((p) => p.pid !== process.pid && !/node_modules\/(vitest|tinypool)\//.test(p.cmdline))
 
 export default function setup() {
   const value = randomBytes(8).toString("hex")
