@@ -16,13 +16,41 @@ describe("the CLI's usage errors and help", () => {
     [["show"], /^warden: Missing argument <bead>\nusage: warden show \[--json\] <bead>\n/],
     [["ps", "--jsn"], /^warden: Received unknown argument: '--jsn'\nusage: warden ps \[--json\]\n/],
     [["services"], /^warden: unknown command "services"\nusage: warden .*commands: daemon, dispatch/],
-    [["services", "--help"], /^warden: unknown command "services"/]
+    [["services", "--help"], /^warden: unknown command "services"/],
+    [["dispach"], /^warden: unknown command "dispach" \(did you mean dispatch\?\)/],
+    [["daemon", "--port", "99999"], /^warden: --port 99999: a port is 0 to 65535/],
+    [["daemon", "--quota", "nope=2"], /^warden: --quota nope=2: no profile "nope"; configured: claude, /],
+    [["daemon", "--quota", "custom"], /^warden: --quota custom: write PROFILE=N/],
+    [["daemon", "--allow-origin", "notaurl"], /^warden: --allow-origin notaurl: an origin is scheme:\/\/host\[:port\]/],
+    [["daemon", "--feed-window", "0"], /^warden: --feed-window 0: at least 1/],
+    [["daemon", "--concurrency", "0"], /^warden: --concurrency 0: at least 1/],
+    [["dispatch", "bd-x", "--repo", ".", "--agent", "cusotm", "--prompt", "x"], /^warden: unknown agent profile "cusotm" \(did you mean custom\?\)/],
+    [["dispatch", "bd-x", "--repo", ".", "--agent", "custom", "--command", "true", "--priority", "7"], /^warden: --priority 7: 0 \(first\) to 4/],
+    [["dispatch", "BAD/ID", "--repo", ".", "--agent", "custom", "--command", "true"], /^warden: invalid bead id "BAD\/ID"/],
+    [["send", "bd-x"], /^warden: nothing to send: give TEXT, or --key NAME \(--key Enter presses Enter alone\)/]
   ])("warden %j: one line of what is wrong, the usage, exit 2", (args, expected) => {
     const out = warden(...args)
     expect(out.status, out.stderr).toBe(2)
     expect(out.stderr).toMatch(expected)
     expect(out.stderr).not.toMatch(/_tag|ERROR \(#|\x1b\[/)
     expect(out.stdout).toBe("")
+  })
+
+  it("global options need their value; a config that cannot be read says so, not that it is invalid", () => {
+    const bare = spawnSync(process.execPath, [cliEntry, "--workspace"], { encoding: "utf8" })
+    expect(bare.status).toBe(2)
+    expect(bare.stderr).toBe("warden: --workspace needs a directory after it\n")
+    const missing = warden("--config", "/nonexistent/warden.json", "ps")
+    expect(missing.status).toBe(2)
+    expect(missing.stderr).toBe("warden: cannot read the config /nonexistent/warden.json: no such file\n")
+  })
+
+  it("a bead this workspace never saw is named as such by send and cancel (exit 1)", () => {
+    for (const args of [["send", "bd-never", "y"], ["cancel", "bd-never"]]) {
+      const out = warden(...args)
+      expect(out.status).toBe(1)
+      expect(out.stderr).toBe(`warden: no bead bd-never in the workspace ${workspace}\n`)
+    }
   })
 
   it("help off a terminal has no colours and no filler; its usage lines start with warden; options that may be left out are in brackets", () => {

@@ -89,7 +89,7 @@ describe("configuration", () => {
     const notJson = writeConfig("{ nope")
     expect(issuesOf(notJson).message).toContain(notJson)
     expect(issuesOf(notJson).issues[0]!.message).toMatch(/not JSON/)
-    expect(issuesOf("/nonexistent/warden.json").message).toContain("/nonexistent/warden.json")
+    expect(issuesOf("/nonexistent/warden.json").message).toBe("cannot read the config /nonexistent/warden.json: no such file")
   })
 
   it("WARDEN_ALLOW_ROOT=1 allows root like the config setting", () => {

@@ -97,7 +97,7 @@ describe("the seed's and peers' known faults stay fixed", () => {
     expect(out.stderr).toContain("bd-retry has no running session")
     expect(ws.readRun("bd-retry").status).toBe("done")
     const bad = await ws.warden("signal", "../x", "--status", "done")
-    expect(bad.status).toBe(1)
+    expect(bad.status).toBe(2)
     expect(bad.stderr).toContain('invalid bead id "../x"')
     // A bead this workspace never saw is refused, and leaves no signal log behind.
     const unknown = await ws.warden("signal", "bd-never-dispatched", "--status", "done")

@@ -180,6 +180,9 @@ describe("the session lifecycle with real tmux and scripted agents", () => {
     await new Promise((resolve) => setTimeout(resolve, 1_500))
     expect(ws.readRun("bd-ask").lifecycle_state).toBe("running.waitingInput")
     await eventually(() => { const reason = ws.readResult("bd-ask")?.reason ?? ""; return reason === "waiting for input: Overwrite the existing notes? [y/n]" }, 5_000, "the result record caught up")
+    // The hint can be copied as it is: it names this (non-default) workspace and config.
+    await eventually(() => child.output().includes("answer with: warden --workspace "), 5_000, "the waiting hint")
+    expect(child.output()).toContain(`answer with: warden --workspace ${ws.workspace} --config ${ws.configFile} send bd-ask TEXT`)
     const sent = await ws.warden("send", "bd-ask", "y")
     expect(sent.status, sent.stderr).toBe(0)
     expect(await exited(child)).toBe(0)
@@ -236,7 +239,7 @@ describe("the session lifecycle with real tmux and scripted agents", () => {
     const missing = await ws.warden("preflight", "--bead", "bd-1", "--repo", ws.makeRepo("repo-pf"), "--agent", "custom", "--json")
     expect(JSON.parse(missing.stdout).checks.filter((c: { ok: boolean }) => !c.ok).map((c: { name: string }) => c.name)).toEqual(["custom-command"])
     const unknownAgent = await ws.warden("preflight", "--bead", "bd-1", "--repo", notGit, "--agent", "nope")
-    expect(unknownAgent.status).toBe(1)
+    expect(unknownAgent.status).toBe(2)
     expect(unknownAgent.stderr).toContain('unknown agent profile "nope"')
     const badTemplate = await ws.warden("preflight", "--bead", "bd-1", "--repo", notGit, "--agent", "shell", "--command", "true", "--template", "../etc/passwd", "--json")
     expect(JSON.parse(badTemplate.stdout).checks.find((c: { name: string }) => c.name === "template-renders").ok).toBe(false)

@@ -97,3 +97,29 @@ describe("following a bead the daemon runs", () => {
     await kill9(d.child)
   })
 })
+
+describe("warden tail", () => {
+  it("names the daemon's reason for a refusal, ends quietly when its reader stops, and says so when the daemon stops", async () => {
+    const d = await start()
+    const refused = await ws.warden("tail", "--topics", "bogus")
+    expect(refused.status).toBe(1)
+    expect(refused.stderr).toContain("the daemon refused the feed: unknown topics: bogus")
+
+    // `warden tail | head -1`: the reader goes away, the next event ends tail without a stack trace.
+    const headLike = ws.start("tail", "--json")
+    await eventually(() => headLike.output().includes('"type":"hello"'), 10_000, "tail connected")
+    headLike.stdout!.destroy()
+    expect((await ws.warden("drain")).status).toBe(0)
+    expect((await ws.warden("drain", "--off")).status).toBe(0)
+    expect(await exited(headLike)).toBe(0)
+    expect(headLike.output()).not.toMatch(/EPIPE|Error/)
+
+    const follower = ws.start("tail", "--json")
+    await eventually(() => follower.output().includes('"type":"hello"'), 10_000, "tail connected")
+    d.child.kill("SIGTERM")
+    expect(await exited(follower)).toBe(1)
+    expect(follower.output()).toMatch(/warden: the daemon stopped \(the feed closed with 1001\); follow it again with `warden tail --since \d+`/)
+    await exited(d.child)
+  })
+})
+

@@ -10,7 +10,7 @@ import * as Usage from "@effect/cli/Usage"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, Config, Console, Effect, Exit, Option } from "effect"
 import { splitGlobals } from "./argv.js"
-import { errorLine, tidyHelp } from "./helpText.js"
+import { bracketRepeated, closest, errorLine, tidyHelp } from "./helpText.js"
 import { CliError, openEnvironment, type GlobalOptions } from "./environment.js"
 import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionCommands.js"
 import { cancelCommand, psCommand, sendCommand, showCommand } from "./controlCommands.js"
@@ -193,13 +193,32 @@ const daemon = Command.make(
   (a) =>
     withEnvironment((env) =>
       Effect.gen(function* () {
+        // A wrong value on the command line is a usage error (exit 2), named with what is expected.
+        const usage = (message: string) => new CliError({ message, exitCode: 2 })
         const quotas: Record<string, number> = {}
         for (const entry of a.quota) {
           const match = /^([^=]+)=(\d+)$/.exec(entry)
-          if (match === null) return yield* new CliError({ message: `--quota ${entry}: write PROFILE=N` })
+          if (match === null) return yield* usage(`--quota ${entry}: write PROFILE=N, e.g. --quota claude=3`)
+          if (!(match[1]! in env.config.profiles)) {
+            return yield* usage(`--quota ${entry}: no profile "${match[1]}"; configured: ${Object.keys(env.config.profiles).sort().join(", ")}`)
+          }
           quotas[match[1]!] = Number(match[2])
         }
-        if (a.concurrency < 1) return yield* new CliError({ message: "--concurrency must be at least 1" })
+        if (a.concurrency < 1) return yield* usage(`--concurrency ${a.concurrency}: at least 1`)
+        if (a.port < 0 || a.port > 65535) return yield* usage(`--port ${a.port}: a port is 0 to 65535 (0 picks a free one)`)
+        if (a.feedWindow < 1) return yield* usage(`--feed-window ${a.feedWindow}: at least 1 event`)
+        for (const origin of a.allowOrigin) {
+          let parsed: URL | null = null
+          try {
+            parsed = new URL(origin)
+          } catch {
+            parsed = null
+          }
+          // An origin is what a browser sends: scheme, host and port, nothing after.
+          if (parsed === null || !["http:", "https:"].includes(parsed.protocol) || parsed.origin !== origin) {
+            return yield* usage(`--allow-origin ${origin}: an origin is scheme://host[:port], as a browser sends it (e.g. http://localhost:5173)`)
+          }
+        }
         daemonRunning = true
         return yield* daemonCommand(env, { port: a.port, host: "127.0.0.1", concurrency: a.concurrency, quotas, allowedOrigins: a.allowOrigin, feedWindow: a.feedWindow })
       })
@@ -259,7 +278,7 @@ const usageError = (message: string, name: string | null) =>
     const usage =
       command === undefined
         ? `usage: warden [--workspace DIR] [--config FILE] <command> ...; commands: ${Object.keys(commands).join(", ")}; warden --help for more`
-        : `usage: ${tidyHelp(HelpDoc.toAnsiText(Usage.getHelp(Command.getUsage(command))), false).trim().replace(/^\$ /, "")}\n       warden ${name} --help for more`
+        : `usage: ${bracketRepeated(tidyHelp(HelpDoc.toAnsiText(Usage.getHelp(Command.getUsage(command))), false).trim().replace(/^\$ /, ""))}\n       warden ${name} --help for more`
     process.stderr.write(`warden: ${message}\n${usage.startsWith("usage: warden") ? usage : usage.replace(/^usage: /, "usage: warden ")}\n`)
     process.exitCode = 2
   })
@@ -269,7 +288,8 @@ export const runApp = (argv: ReadonlyArray<string>): void => {
   const name = subcommandOf(argv)
   if (name !== null && !(name in commands)) {
     // Even with --help: a script must be able to tell that the command does not exist.
-    Effect.runSync(usageError(`unknown command "${name}"`, null))
+    const guess = closest(name, Object.keys(commands))
+    Effect.runSync(usageError(`unknown command "${name}"${guess === null ? "" : ` (did you mean ${guess}?)`}`, null))
     return
   }
   // What @effect/cli prints goes through tidyHelp; its parse errors are kept for one line of ours.

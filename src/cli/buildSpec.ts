@@ -28,7 +28,7 @@ export interface DispatchRequest {
 export const buildSpec = (env: CliEnvironment, request: DispatchRequest, options: { readonly forPreflight?: boolean } = {}) =>
   Effect.gen(function* () {
     const profile = resolveProfile(env.config, request.agent, request.overrides)
-    if ("error" in profile) return yield* new CliError({ message: profile.error })
+    if ("error" in profile) return yield* new CliError({ message: profile.error, exitCode: 2 })
     if (request.prompt !== undefined && request.promptFile !== undefined) {
       return yield* new CliError({ message: "give --prompt or --prompt-file, not both" })
     }

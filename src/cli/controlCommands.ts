@@ -1,11 +1,10 @@
 import { Effect } from "effect"
 import { RecordStore } from "../records/RecordStore.js"
 import { finalizeLostRun, observeRuns, runIsLive } from "../sessions/reconcile.js"
-import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { supervisorAlive } from "../sessions/supervisorLiveness.js"
 import { type TerminalError, Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { localDate, memoryLine } from "../records/buildRecords.js"
-import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
+import { CliError, checkBead, onRuntime, type CliEnvironment } from "./environment.js"
 import { psTable, showText } from "./format.js"
 import { callDaemon } from "./daemonClient.js"
 import { runningDaemon } from "../daemon/daemon.js"
@@ -13,8 +12,6 @@ import { checkOperatorInput, recordInput } from "../sessions/operatorInput.js"
 
 const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
 
-const checkBead = (bead: string) =>
-  BEAD_ID.test(bead) ? Effect.void : Effect.fail(new CliError({ message: `invalid bead id "${bead}": it must match ${BEAD_ID.source}` }))
 
 
 /** Refuses (exit 2) an agents' socket that someone else could have planted, before any tmux client touches it. */
@@ -27,8 +24,9 @@ export const refuseUnsafeSocket = (env: CliEnvironment) =>
 export const sendCommand = (env: CliEnvironment, bead: string, given: string | undefined, keys: ReadonlyArray<string>, enter: boolean) =>
   Effect.gen(function* () {
     yield* checkBead(bead)
-    if ((given === undefined || given === "") && keys.length === 0 && !enter) {
-      return yield* new CliError({ message: "nothing to send: give TEXT or --key NAME" })
+    // An empty answer is never sent by accident: Enter alone is `--key Enter`.
+    if ((given === undefined || given === "") && keys.length === 0) {
+      return yield* new CliError({ message: "nothing to send: give TEXT, or --key NAME (--key Enter presses Enter alone)", exitCode: 2 })
     }
     const checked = checkOperatorInput(given, keys)
     if (!checked.ok) return yield* new CliError({ message: `nothing sent: ${checked.problem}`, exitCode: 2 })
@@ -37,7 +35,15 @@ export const sendCommand = (env: CliEnvironment, bead: string, given: string | u
     const name = sessionNameFor(bead)
     const terminals = yield* onRuntime(env, Terminals)
     const exists = yield* onRuntime(env, terminals.exists(name)).pipe(Effect.orElseSucceed(() => false))
-    if (!exists) return yield* new CliError({ message: `no tmux session ${name} on ${terminals.socket}: ${bead} is not running` })
+    if (!exists) {
+      const record = yield* onRuntime(env, Effect.flatMap(RecordStore, (s) => s.readRun(bead))).pipe(Effect.orElseSucceed(() => null))
+      return yield* new CliError({
+        message:
+          record === null
+            ? `no bead ${bead} in the workspace ${env.paths.root}`
+            : `${bead} is not running (${runIsLive(record) ? "its tmux session is gone" : `it ended ${record.outcome ?? record.status}`}): nothing to send to`
+      })
+    }
     const failed = (error: TerminalError) => new CliError({ message: `could not send to ${name}: ${error.reason}` })
     if (text !== undefined && text !== "") yield* onRuntime(env, terminals.sendText(name, text, enter)).pipe(Effect.mapError(failed))
     else if (enter) yield* onRuntime(env, terminals.sendText(name, "", true)).pipe(Effect.mapError(failed))
@@ -48,7 +54,8 @@ export const sendCommand = (env: CliEnvironment, bead: string, given: string | u
       recordInput(env.paths, bead, run.attempt_id, { text, keys, enter, via: "cli" })
     }
     // The text is not echoed: it may be a password typed into a prompt.
-    yield* print(`sent to ${name}${text ? `: ${[...text].length} characters` : ""}${keys.length > 0 ? ` keys ${keys.join(" ")}` : ""}${enter ? " (with Enter)" : ""}`)
+    const chars = text === undefined ? 0 : [...text].length
+    yield* print(`sent to ${name}${text ? `: ${chars} character${chars === 1 ? "" : "s"}` : ""}${keys.length > 0 ? ` keys ${keys.join(" ")}` : ""}${enter ? " (with Enter)" : ""}`)
   })
 
 /** `warden ps`: every session, reconciled against its supervisor and tmux. */
@@ -86,9 +93,8 @@ export const cancelCommand = (env: CliEnvironment, bead: string, json = false) =
     yield* checkBead(bead)
     const store = yield* onRuntime(env, RecordStore)
     const run = yield* onRuntime(env, store.readRun(bead)).pipe(Effect.orElseSucceed(() => null))
-    if (run === null || !runIsLive(run)) {
-      return yield* new CliError({ message: `${bead} is not running${run === null ? "" : ` (it ended ${run.outcome ?? run.status})`}` })
-    }
+    if (run === null) return yield* new CliError({ message: `no bead ${bead} in the workspace ${env.paths.root}` })
+    if (!runIsLive(run)) return yield* new CliError({ message: `${bead} is not running (it ended ${run.outcome ?? run.status})` })
     const daemon = runningDaemon(env.paths)
     if (daemon !== null && run.supervisor.kind === "daemon" && run.supervisor.pid === daemon.pid) {
       const answer = yield* callDaemon(env.paths, daemon, "POST", `/v1/sessions/${encodeURIComponent(bead)}/cancel`, {})

@@ -1,6 +1,7 @@
 import * as os from "node:os"
 import { Data, Effect, Either, Layer, ManagedRuntime } from "effect"
 import { loadConfigSync, type ResolvedConfig } from "../config/loadConfig.js"
+import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { GitLive } from "../git/Git.js"
 import { ProcessesLive } from "../processes/Processes.js"
 import { agentProcessesLayer } from "../processes/agentProcesses.js"
@@ -77,3 +78,23 @@ export const dispatcherEnv = (): Record<string, string> => {
 export const onRuntime = <A, E>(env: CliEnvironment, effect: Effect.Effect<A, E, SessionServices>) =>
   // Interrupting the command (Ctrl-C) interrupts the effect too: no check is left running behind.
   Effect.promise((signal) => env.runtime.runPromiseExit(effect, { signal })).pipe(Effect.flatMap((exit) => exit))
+
+/** A bead id that cannot be one is a mistyped command line: exit 2, naming the rule. */
+export const checkBead = (bead: string) =>
+  BEAD_ID.test(bead) ? Effect.void : Effect.fail(new CliError({ message: `invalid bead id "${bead}": it must match ${BEAD_ID.source}`, exitCode: 2 }))
+
+/**
+ * How to call warden for this workspace in a hint the operator may copy: with
+ * `--workspace` and `--config` when they are not what a plain `warden` finds.
+ */
+export const cliFor = (env: CliEnvironment): string => {
+  const parts = ["warden"]
+  const found = loadConfigSync({ env: process.env })
+  const plainWorkspace = Either.isRight(found) ? found.right.workspaceDir : null
+  if (plainWorkspace !== env.paths.root) parts.push("--workspace", shellWord(env.paths.root))
+  if (env.config.file !== null && (!Either.isRight(found) || found.right.file !== env.config.file)) parts.push("--config", shellWord(env.config.file))
+  return parts.join(" ")
+}
+
+const shellWord = (word: string): string => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`)
+

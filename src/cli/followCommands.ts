@@ -1,19 +1,17 @@
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
+import type { IncomingMessage } from "node:http"
 import { Effect } from "effect"
 import WebSocket from "ws"
 import { RecordStore } from "../records/RecordStore.js"
 import { readFrom } from "../workspace/readRange.js"
 import { runIsLive } from "../sessions/reconcile.js"
-import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { daemonFiles, runningDaemon } from "../daemon/daemon.js"
 import { callDaemon } from "./daemonClient.js"
 import { refuseUnsafeSocket } from "./controlCommands.js"
-import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
+import { CliError, checkBead, onRuntime, type CliEnvironment } from "./environment.js"
 
-const checkBead = (bead: string) =>
-  BEAD_ID.test(bead) ? Effect.void : Effect.fail(new CliError({ message: `invalid bead id "${bead}": it must match ${BEAD_ID.source}` }))
 
 /**
  * `warden logs <bead> [-f]`: the transcript of the bead's latest attempt, as
@@ -95,20 +93,11 @@ export const attachCommand = (env: CliEnvironment, bead: string) =>
       socket.on("open", () => process.stderr.write(`read-only stream of ${bead} from the daemon (Ctrl-C to leave)\n`))
       socket.on("message", (data) => process.stdout.write(data as Buffer))
       socket.on("close", () => resume(Effect.void))
-      socket.on("unexpected-response", (_req, res) => {
-        let body = ""
-        res.on("data", (chunk: Buffer) => (body += chunk.toString()))
-        res.on("end", () => {
-          let reason = `the daemon refused the stream (${res.statusCode})`
-          try {
-            const error = (JSON.parse(body) as { error?: unknown }).error
-            if (typeof error === "string") reason = res.statusCode === 404 ? `${error}: nothing to attach to (\`warden show ${bead}\` tells how it ended)` : error
-          } catch {
-            // no JSON reason: the status says it
-          }
-          resume(Effect.fail(new CliError({ message: reason })))
-        })
-      })
+      socket.on("unexpected-response", (_req, res) =>
+        void refusal(res, "stream").then(({ status, reason }) =>
+          resume(Effect.fail(new CliError({ message: status === 404 ? `${reason}: nothing to attach to (\`warden show ${bead}\` tells how it ended)` : reason })))
+        )
+      )
       socket.on("error", (error) => resume(Effect.fail(new CliError({ message: `stream failed: ${error.message}` }))))
       return Effect.sync(() => socket.close())
     })
@@ -126,6 +115,23 @@ export const retryCommand = (env: CliEnvironment, bead: string, json: boolean) =
     process.stdout.write(json ? `${JSON.stringify(answer, null, 2)}\n` : `${bead}: queued again with the daemon (pid ${daemon.pid})\n`)
   })
 
+/** The reason a daemon gave for refusing a websocket (its JSON `error`), or its status. */
+const refusal = (res: IncomingMessage, what: string): Promise<{ status: number; reason: string }> =>
+  new Promise((resolve) => {
+    let body = ""
+    res.on("data", (chunk: Buffer) => (body += chunk.toString()))
+    res.on("end", () => {
+      let reason = `the daemon refused the ${what} (${res.statusCode})`
+      try {
+        const error = (JSON.parse(body) as { error?: unknown }).error
+        if (typeof error === "string") reason = `the daemon refused the ${what}: ${error}`
+      } catch {
+        // no JSON reason: the status says it
+      }
+      resolve({ status: res.statusCode ?? 0, reason })
+    })
+  })
+
 /** `warden tail`: the daemon's live event feed, a line per event (`--json`: the events as sent). */
 export const tailCommand = (env: CliEnvironment, topics: string | undefined, since: number | undefined, json: boolean) =>
   Effect.gen(function* () {
@@ -135,10 +141,12 @@ export const tailCommand = (env: CliEnvironment, topics: string | undefined, sin
     const query = new URLSearchParams()
     if (topics !== undefined) query.set("topics", topics)
     if (since !== undefined) query.set("since", String(since))
+    let lastSeq = since ?? 0
     yield* Effect.async<void, CliError>((resume) => {
       const socket = new WebSocket(`ws://${daemon.host}:${daemon.port}/v1/feed?${query}`, { headers: { authorization: `Bearer ${token}` } })
       socket.on("message", (data) => {
         const event = JSON.parse(data.toString()) as { seq?: number; at?: string; topic?: string; type: string; data?: Record<string, unknown> }
+        if (event.seq !== undefined && event.type !== "heartbeat" && event.type !== "hello") lastSeq = event.seq
         if (json) process.stdout.write(`${data.toString()}\n`)
         else if (event.type !== "heartbeat") {
           const d = event.data ?? {}
@@ -146,8 +154,15 @@ export const tailCommand = (env: CliEnvironment, topics: string | undefined, sin
           process.stdout.write(`${event.seq ?? "-"}  ${event.at?.slice(11, 23) ?? ""}  ${event.type}  ${what}\n`)
         }
       })
-      socket.on("close", () => resume(Effect.void))
-      socket.on("unexpected-response", (_req, res) => resume(Effect.fail(new CliError({ message: `the daemon refused the feed (${res.statusCode})` }))))
+      socket.on("close", (code) =>
+        // The daemon going away is said, not taken for the end of the feed.
+        resume(
+          code === 1001
+            ? Effect.fail(new CliError({ message: `the daemon stopped (the feed closed with 1001); follow it again with \`warden tail --since ${lastSeq}\` once it is back` }))
+            : Effect.void
+        )
+      )
+      socket.on("unexpected-response", (_req, res) => void refusal(res, "feed").then(({ reason }) => resume(Effect.fail(new CliError({ message: reason })))))
       socket.on("error", (error) => resume(Effect.fail(new CliError({ message: `feed failed: ${error.message}` }))))
       return Effect.sync(() => socket.close())
     })

@@ -10,7 +10,7 @@ const ANSI = /\x1b\[[0-9;]*m/g
 const FILLER = new Set(["A user-defined piece of text.", "A true or false value.", "An integer.", "A floating point number.", "This option can be set from environment variables."])
 
 /** A repeated option (`--key text...`) may be given no times: say so as for other optional options. */
-const bracketRepeated = (usage: string): string => usage.replace(/(^|\s)(?!\[)(--[\w-]+ [\w<>|-]+\.\.\.)/g, "$1[$2]")
+export const bracketRepeated = (usage: string): string => usage.replace(/(^|\s)(?!\[)(--[\w-]+ [\w<>|-]+\.\.\.)/g, "$1[$2]")
 
 export const tidyHelp = (text: string, color: boolean): string => {
   const plain = color ? text : text.replace(ANSI, "")
@@ -47,3 +47,23 @@ export const errorLine = (text: string): string =>
     .map((line) => line.trim())
     .filter((line) => line !== "")
     .join("; ")
+
+/** The closest of `names` to a mistyped one (at most two edits away), for "did you mean". */
+export const closest = (typed: string, names: ReadonlyArray<string>): string | null => {
+  const distance = (a: string, b: string): number => {
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j)
+    for (let i = 1; i <= a.length; i++) {
+      let previous = row[0]!
+      row[0] = i
+      for (let j = 1; j <= b.length; j++) {
+        const current = row[j]!
+        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
+        previous = current
+      }
+    }
+    return row[b.length]!
+  }
+  const ranked = names.map((name) => ({ name, d: distance(typed, name) })).sort((x, y) => x.d - y.d)
+  return ranked[0] !== undefined && ranked[0].d <= 2 ? ranked[0].name : null
+}
+

@@ -8,8 +8,22 @@
  */
 import { hoistGlobalOptions, splitGlobals } from "./argv.js"
 
+// A reader that stopped reading (`warden tail | head`) ends the command quietly, as it does any Unix filter.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0)
+    throw error
+  })
+}
+
 const hoisted = hoistGlobalOptions(process.argv.slice(2))
 const { rest, ...global } = splitGlobals(hoisted)
+for (const [option, value] of [["--workspace", global.workspace], ["--config", global.config]] as const) {
+  if (value !== undefined && (value === "" || value.startsWith("-"))) {
+    process.stderr.write(`warden: ${option} needs a ${option === "--workspace" ? "directory" : "file"} after it\n`)
+    process.exit(2)
+  }
+}
 if (rest[0] === "signal" && !rest.includes("--help") && !rest.includes("-h")) {
   const signal: string = "./signalMain.bundle.mjs"
   const { signalMain } = (await import(signal)) as typeof import("./signalMain.js")

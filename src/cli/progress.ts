@@ -5,7 +5,7 @@ const frames = ["|", "/", "-", "\\"]
 const clock = (ms: number): string => new Date(ms).toISOString().slice(11, 23)
 
 /** What a state entry means, in a few words, for the progress line. */
-export const describeEntry = (view: SessionView): string => {
+export const describeEntry = (view: SessionView, cli = "warden"): string => {
   const c = view.context
   switch (view.state) {
     case "preflight":
@@ -17,7 +17,7 @@ export const describeEntry = (view: SessionView): string => {
     case "running.stalled":
       return `no output for ${Math.round(c.policy.stallMs / 1000)} s`
     case "running.waitingInput":
-      return `the agent waits: ${c.waiting?.detail.line ?? c.waiting?.detail.summary ?? "(question)"}  -> answer with: warden send ${c.bead} TEXT`
+      return `the agent waits: ${c.waiting?.detail.line ?? c.waiting?.detail.summary ?? "(question)"}  -> answer with: ${cli} send ${c.bead} TEXT`
     case "recording":
       return c.claim ? `${c.claim.kind} by ${c.claim.source}${c.claim.detail.reason ? ` (${c.claim.detail.reason})` : ""}` : ""
     case "cleaning":
@@ -43,7 +43,9 @@ export class Progress {
 
   constructor(
     private readonly bead: string,
-    private readonly out: NodeJS.WriteStream = process.stdout
+    private readonly out: NodeJS.WriteStream = process.stdout,
+    /** How to call warden for this workspace in a hint (`warden --workspace DIR` when it is not the default). */
+    private readonly cli = "warden"
   ) {}
 
   get interactive(): boolean {
@@ -58,7 +60,7 @@ export class Progress {
 
   state(view: SessionView, entry: HistoryEntry): void {
     this.current = view.state
-    const detail = describeEntry(view)
+    const detail = describeEntry(view, this.cli)
     this.line(`${clock(entry.at)}  ${this.bead}  #${entry.attempt}  ${view.state}${detail ? `  ${detail}` : ""}`)
   }
 

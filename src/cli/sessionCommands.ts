@@ -6,10 +6,10 @@ import { launchScope } from "../sessions/launch.js"
 import { runVerification } from "../sessions/verify.js"
 import { RecordStore } from "../records/RecordStore.js"
 import { verificationRecord } from "../records/buildRecords.js"
-import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { runIsLive } from "../sessions/reconcile.js"
 import { buildSpec, type DispatchRequest } from "./buildSpec.js"
-import { CliError, dispatcherEnv, onRuntime, type CliEnvironment } from "./environment.js"
+import { CliError, checkBead, cliFor, dispatcherEnv, onRuntime, type CliEnvironment } from "./environment.js"
+import { closest } from "./helpText.js"
 import { openLogger } from "./logger.js"
 import { Progress } from "./progress.js"
 import { table } from "./format.js"
@@ -27,8 +27,17 @@ const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\
  */
 export const dispatchCommand = (env: CliEnvironment, request: DispatchRequest, options: { wait: boolean; json: boolean; priority: number }) =>
   Effect.gen(function* () {
-    if (!BEAD_ID.test(request.bead)) {
-      return yield* new CliError({ message: `invalid bead id "${request.bead}": it must match ${BEAD_ID.source}` })
+    // What the command line itself gets wrong is said here, exit 2, before a daemon is asked anything.
+    yield* checkBead(request.bead)
+    if (!Number.isInteger(options.priority) || options.priority < 0 || options.priority > 4) {
+      return yield* new CliError({ message: `--priority ${options.priority}: 0 (first) to 4`, exitCode: 2 })
+    }
+    if (!(request.agent in env.config.profiles)) {
+      const guess = closest(request.agent, Object.keys(env.config.profiles))
+      return yield* new CliError({
+        message: `unknown agent profile "${request.agent}"${guess === null ? "" : ` (did you mean ${guess}?)`}; configured: ${Object.keys(env.config.profiles).sort().join(", ")}`,
+        exitCode: 2
+      })
     }
     const daemon = runningDaemon(env.paths)
     if (daemon !== null) return yield* dispatchToDaemon(env, daemon, request, options)
@@ -41,7 +50,7 @@ export const dispatchCommand = (env: CliEnvironment, request: DispatchRequest, o
     }
     const spec = yield* buildSpec(env, request)
     const logger = openLogger(env.paths, { bead: spec.bead }, env.config.retention)
-    const progress = new Progress(spec.bead, options.json ? process.stderr : process.stdout)
+    const progress = new Progress(spec.bead, options.json ? process.stderr : process.stdout, cliFor(env))
     const runner = new SessionRunner(spec, env.runtime, {
       onState: (view, entry) => {
         progress.state(view, entry)
@@ -109,10 +118,16 @@ const dispatchToDaemon = (
     }
     const queued = yield* callDaemon(env.paths, daemon, "POST", "/v1/dispatch", body)
     if (!options.wait) {
-      yield* print(options.json ? JSON.stringify(queued, null, 2) : `${request.bead}: queued with the daemon (pid ${daemon.pid}), priority ${options.priority}`)
+      const draining = (queued as { draining?: unknown }).draining === true
+      yield* print(
+        options.json
+          ? JSON.stringify(queued, null, 2)
+          : `${request.bead}: queued with the daemon (pid ${daemon.pid}), priority ${options.priority}` +
+              (draining ? "; the daemon is draining: nothing starts until `warden drain --off`" : "")
+      )
       return
     }
-    const progress = new Progress(request.bead, options.json ? process.stderr : process.stdout)
+    const progress = new Progress(request.bead, options.json ? process.stderr : process.stdout, cliFor(env))
     progress.start()
     // Ctrl-C here stops following, not the bead (the daemon runs it): say so, and how to cancel it.
     yield* Effect.addFinalizer((exit) =>

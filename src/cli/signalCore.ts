@@ -108,7 +108,7 @@ export const runSignal = (paths: WorkspacePaths, input: SignalRequest, env: Node
   }
   if (bead === undefined || bead === "") return refused("which bead? give it as an argument or set WARDEN_BEAD (agents have it set)", 2)
   if (status === undefined) return refused("give --status done|failed|waiting", 2)
-  if (!BEAD_ID.test(bead)) return refused(`invalid bead id "${bead}": it must match ${BEAD_ID.source}`)
+  if (!BEAD_ID.test(bead)) return refused(`invalid bead id "${bead}": it must match ${BEAD_ID.source}`, 2)
   const run = readRun(paths, bead)
   if (run === null) return refused(`no bead ${bead} in the workspace ${paths.root} (no record at ${paths.runFile(bead)}); nothing was written`)
   const attemptId = input.attempt ?? env.WARDEN_ATTEMPT ?? null

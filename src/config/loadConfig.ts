@@ -9,8 +9,11 @@ import { defaultWorkspace, expandHome, wardenHome } from "../workspace/paths.js"
 export class ConfigError extends Data.TaggedError("ConfigError")<{
   readonly file: string
   readonly issues: ReadonlyArray<{ readonly path: string; readonly message: string }>
+  /** The file could not be read at all (missing, a directory, no permission): not a fault in its contents. */
+  readonly unreadable?: boolean
 }> {
   override get message(): string {
+    if (this.unreadable === true) return `cannot read the config ${this.file}: ${this.issues[0]?.message ?? "unreadable"}`
     return `invalid config ${this.file}:\n${this.issues.map((i) => `  at ${i.path || "(root)"}: ${i.message}`).join("\n")}`
   }
 }
@@ -36,7 +39,9 @@ const readJson = (file: string): Either.Either<unknown, ConfigError> => {
   try {
     text = fs.readFileSync(file, "utf8")
   } catch (error) {
-    return Either.left(new ConfigError({ file, issues: [{ path: "", message: (error as Error).message }] }))
+    const code = (error as NodeJS.ErrnoException).code
+    const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : code === "EACCES" ? "permission denied" : (error as Error).message
+    return Either.left(new ConfigError({ file, issues: [{ path: "", message: why }], unreadable: true }))
   }
   try {
     return Either.right(JSON.parse(text))

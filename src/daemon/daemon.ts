@@ -161,7 +161,7 @@ export class Daemon {
   }
 
   /** Checks a dispatch and queues it; the bead starts when the supervisor admits it. */
-  async dispatch(body: DispatchBody): Promise<{ bead: string; priority: number; queued: number }> {
+  async dispatch(body: DispatchBody): Promise<{ bead: string; priority: number; queued: number; draining: boolean }> {
     if (this.stopping) throw new DaemonRefusal(409, "the daemon is stopping; dispatch again once it is back")
     const existing = this.liveSession(body.bead)
     if (existing !== undefined) throw new DaemonRefusal(409, `bead ${body.bead} is already dispatched (state ${existing.runner.view().state})`)
@@ -206,7 +206,7 @@ export class Daemon {
     this.rememberRequest(request)
     this.supervisor.send({ type: "ENQUEUED" })
     this.options.events?.("queue", "queue.enqueued", { bead: item.bead, profile: item.profile, priority: item.priority, seq: item.seq, retry: item.retry })
-    return { bead: body.bead, priority: body.priority, queued: item.seq }
+    return { bead: body.bead, priority: body.priority, queued: item.seq, draining: this.supervisor.getSnapshot().context.draining }
   }
 
   /** The session actor of a dispatch: new, or taken over from its snapshot. */
@@ -241,6 +241,14 @@ export class Daemon {
         onState: (view, entry) => {
           this.onSessionState(body, view.state, view.context.attempt)
           const c = view.context
+          // The log (the journal under systemd) tells each bead's story as the foreground CLI does.
+          this.options.log("session state", {
+            bead: body.bead,
+            state: view.state,
+            attempt: c.attempt,
+            ...(c.outcome === null ? {} : { outcome: c.outcome }),
+            ...(c.failureReason === null ? {} : { failure_reason: c.failureReason })
+          })
           this.options.events?.("sessions", "session.state", {
             bead: body.bead,
             state: view.state,
@@ -467,13 +475,15 @@ export class Daemon {
   }
 
   /** Dispatches a finished bead again with the request it was dispatched with. */
-  async retry(bead: string): Promise<{ bead: string; priority: number; queued: number }> {
+  async retry(bead: string): Promise<{ bead: string; priority: number; queued: number; draining: boolean }> {
     if (this.liveSession(bead) !== undefined) throw new DaemonRefusal(409, `${bead} is still running`)
     const file = path.join(daemonFiles(this.options.paths).requests, `${bead}.json`)
     let body: DispatchBody
     try {
       body = JSON.parse(fs.readFileSync(file, "utf8")) as DispatchBody
     } catch {
+      const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
+      if (record === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
       throw new DaemonRefusal(404, `no dispatch request of ${bead} is kept in this workspace (retry knows beads dispatched through a daemon here, for retention.stateDays): dispatch it again`)
     }
     return this.dispatch(body)
