@@ -16,7 +16,8 @@ const live = (cgroups: boolean): Subject => ({
   service: makeAgentProcesses({ killGraceMs: 300, cgroups }),
   start: (attemptId, cgroup) => {
     // Moves itself into the cgroup first, as the launcher does, then leaves its session and ignores SIGTERM.
-    const script = `${cgroup === null ? "" : `echo $$ > '${cgroup}/cgroup.procs'; `}trap '' TERM; exec setsid sh -c "trap '' TERM; sleep 600"`
+    // setsid -w: the process that leaves its session waits for it, so no process of the attempt exits by itself.
+    const script = `${cgroup === null ? "" : `echo $$ > '${cgroup}/cgroup.procs'; `}trap '' TERM; exec setsid -w sh -c "trap '' TERM; sleep 600"`
     const child = spawn("sh", ["-c", script], { env: { ...process.env, WARDEN_ATTEMPT: attemptId }, stdio: "ignore", detached: true })
     child.unref()
     return child.pid!

@@ -21,7 +21,7 @@ export class AgentProcesses extends Context.Tag("warden/AgentProcesses")<
     readonly find: (attemptId: string) => Effect.Effect<ReadonlyArray<number>>
     /**
      * Ends every process of the attempt: SIGTERM, then after the grace SIGKILL (`cgroup.kill`), then
-     * removes its cgroup. Returns the pids that were running. Safe to call again, and for an unknown attempt.
+     * removes its cgroup. Returns the pids it signalled. Safe to call again, and for an unknown attempt.
      */
     readonly reap: (attemptId: string) => Effect.Effect<ReadonlyArray<number>>
   }
@@ -191,31 +191,43 @@ export const makeAgentProcesses = (options: AgentProcessesOptions): AgentProcess
 
   const reap = (attemptId: string) =>
     Effect.gen(function* () {
-      const first = findNow(attemptId)
       const dir = cgroupOf(attemptId)
-      for (const pid of first) signal(pid, "SIGTERM")
+      const signalled = new Set<number>()
+      const terminate = (pids: ReadonlyArray<number>) => {
+        for (const pid of pids) {
+          if (signalled.has(pid)) continue
+          signalled.add(pid)
+          signal(pid, "SIGTERM")
+        }
+      }
+      terminate(findNow(attemptId))
+      // Until the grace is over, or two scans a poll apart find nothing: a process forked while the
+      // first scan ran (a parent exits as its child starts) shows in the next one and gets its SIGTERM.
       const deadline = Date.now() + options.killGraceMs
-      let left = first
-      while (left.length > 0 && Date.now() < deadline) {
+      let quietScans = 0
+      while (quietScans < 2 && Date.now() < deadline) {
+        yield* Effect.sleep(POLL_MS)
+        const left = findNow(attemptId)
+        quietScans = left.length === 0 ? quietScans + 1 : 0
+        terminate(left)
+      }
+      // cgroup.kill ends everything in the cgroup, forks in flight included (harmless when it is empty).
+      if (dir !== null) {
+        try {
+          fs.writeFileSync(path.join(dir, "cgroup.kill"), "1")
+        } catch {
+          // no cgroup.kill (Linux before 5.14), or no cgroup: the pids below
+        }
+      }
+      const killDeadline = Date.now() + 2_000
+      let left = findNow(attemptId)
+      while (left.length > 0 && Date.now() < killDeadline) {
+        for (const pid of left) {
+          signalled.add(pid)
+          signal(pid, "SIGKILL")
+        }
         yield* Effect.sleep(POLL_MS)
         left = findNow(attemptId)
-        // Started during the grace (a shell's trap, say): it gets its SIGTERM too.
-        for (const pid of left) if (!first.includes(pid)) signal(pid, "SIGTERM")
-      }
-      if (left.length > 0) {
-        if (dir !== null) {
-          try {
-            fs.writeFileSync(path.join(dir, "cgroup.kill"), "1")
-          } catch {
-            // no cgroup.kill (Linux before 5.14): the pids below
-          }
-        }
-        for (const pid of left) signal(pid, "SIGKILL")
-        const killDeadline = Date.now() + 2_000
-        while (findNow(attemptId).length > 0 && Date.now() < killDeadline) {
-          for (const pid of findNow(attemptId)) signal(pid, "SIGKILL")
-          yield* Effect.sleep(POLL_MS)
-        }
       }
       if (dir !== null) {
         // Empty now (a zombie still counts until its parent collects it: then it stays for the next reap).
@@ -225,7 +237,7 @@ export const makeAgentProcesses = (options: AgentProcessesOptions): AgentProcess
           // not there, or not empty yet
         }
       }
-      return first
+      return [...signalled]
     })
 
   return { prepare, find: (attemptId) => Effect.sync(() => findNow(attemptId)), reap }
