@@ -241,3 +241,9 @@ describe("SnapshotStore file layer: its files", () => {
     expect(beadsOf(store)).toEqual(["bd-back"])
   })
 })
+
+describe("SnapshotStore: the memory layer is a whole fake", () => {
+  it("has every method the file layer has, and no other", () => {
+    expect(Object.keys(build(memorySnapshotStoreLayer())).sort()).toEqual(Object.keys(build(fileSnapshotStoreLayer(path.join(root, "keys")))).sort())
+  })
+})

@@ -248,3 +248,9 @@ describe("WorkQueue file layer: its file", () => {
     expect((await run(queue.claim(open)))?.bead).toBe("bd-k")
   })
 })
+
+describe("WorkQueue: the memory layer is a whole fake", () => {
+  it("has every method the file layer has, and no other", () => {
+    expect(Object.keys(build(memoryWorkQueueLayer())).sort()).toEqual(Object.keys(build(fileWorkQueueLayer(path.join(dir, "keys", "queue.json")))).sort())
+  })
+})
