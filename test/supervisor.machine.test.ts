@@ -12,7 +12,7 @@ const harness = (limits: Partial<SupervisorLimits> = {}) => {
     actors: {
       claimNext: fromPromise(({ input }) =>
         runtime.runPromise(
-          Effect.flatMap(WorkQueue, (queue) => queue.claim((profile) => !input.blocked.includes(profile)))
+          Effect.flatMap(WorkQueue, (queue) => queue.claim({ blockedProfiles: input.blocked }))
         )
       )
     }

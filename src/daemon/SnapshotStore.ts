@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Context, Data, Effect, Layer } from "effect"
 import { writeFileAtomic } from "../records/RecordStore.js"
+import { BEAD_ID } from "../sessions/dispatchSpec.js"
 
 export class SnapshotError extends Data.TaggedError("SnapshotError")<{ readonly bead: string; readonly reason: string }> {}
 
@@ -20,24 +21,101 @@ export interface SessionSnapshot {
   readonly savedAt: number
 }
 
-/** Persisted session actors, one per unfinished bead. */
+/**
+ * Persisted session actors, one per unfinished bead, each readable (and
+ * quarantinable) on its own. Every layer passes
+ * test/snapshotStore.contract.test.ts.
+ *
+ * `save` and `remove` take effect before they return and need no asynchronous
+ * work: the daemon runs them with `runSync` in the tick a session enters a
+ * state, so a snapshot is never behind what that state then does on disk. The
+ * order of one bead's saves and removal is the daemon's to keep (the store
+ * keeps no memory of a removal: a save after it stores the bead again).
+ */
 export class SnapshotStore extends Context.Tag("warden/SnapshotStore")<
   SnapshotStore,
   {
+    /** Stores the bead's snapshot as JSON would carry it, in place of the one it had; the version is checked on load, not here. */
     readonly save: (snapshot: SessionSnapshot) => Effect.Effect<void, SnapshotError>
+    /** Removes the bead's snapshot; removing one that is not there is not an error. */
     readonly remove: (bead: string) => Effect.Effect<void, SnapshotError>
-    /** Every stored snapshot; ones that cannot be read or are of another version come back as errors, named. */
+    /**
+     * Every stored snapshot, ordered by bead; ones that cannot be read or are of
+     * another version come back as errors, named, and stay stored until removed.
+     */
     readonly loadAll: Effect.Effect<{ readonly snapshots: ReadonlyArray<SessionSnapshot>; readonly refused: ReadonlyArray<SnapshotError> }>
   }
 >() {}
 
 const check = (bead: string, doc: unknown): SessionSnapshot | SnapshotError => {
   const snapshot = doc as Partial<SessionSnapshot> | null
-  if (snapshot === null || typeof snapshot !== "object") return new SnapshotError({ bead, reason: "not a JSON object" })
+  if (snapshot === null || typeof snapshot !== "object" || Array.isArray(snapshot)) return new SnapshotError({ bead, reason: "not a JSON object" })
   if (snapshot.version !== SNAPSHOT_VERSION) {
     return new SnapshotError({ bead, reason: `snapshot version ${String(snapshot.version)}, this warden reads version ${SNAPSHOT_VERSION}` })
   }
+  // Restored and later removed under the bead it names: one stored under another name would never be removed.
+  if (snapshot.bead !== bead) return new SnapshotError({ bead, reason: `stored as ${bead} but holds the snapshot of ${String(snapshot.bead)}` })
   return snapshot as SessionSnapshot
+}
+
+/** Refuses what is not a bead id (a file layer would otherwise write outside its folder). */
+const beadProblem = (bead: unknown): SnapshotError | null =>
+  typeof bead === "string" && BEAD_ID.test(bead) ? null : new SnapshotError({ bead: String(bead), reason: `not a bead id (a bead id must match ${BEAD_ID.source})` })
+
+/** The snapshot as JSON carries it: what is stored is what a restart reads back. */
+const jsonCopy = (snapshot: SessionSnapshot): string | SnapshotError => {
+  try {
+    return JSON.stringify(snapshot)
+  } catch (error) {
+    return new SnapshotError({ bead: snapshot.bead, reason: `not JSON-safe: ${(error as Error).message}` })
+  }
+}
+
+const byBead = (a: { readonly bead: string }, b: { readonly bead: string }) => (a.bead < b.bead ? -1 : a.bead > b.bead ? 1 : 0)
+
+/** Where a layer keeps each bead's snapshot as JSON text; every call is synchronous (see `SnapshotStore`). */
+interface SnapshotTexts {
+  readonly write: (bead: string, text: string) => void
+  readonly delete: (bead: string) => void
+  /** Every stored bead, with a read of its text (that may throw). */
+  readonly entries: () => Iterable<{ readonly bead: string; readonly read: () => string }>
+}
+
+/** The store's contract over a place to keep texts: beads checked, snapshots JSON-safe, loads checked and ordered. */
+const makeStore = (texts: SnapshotTexts) => {
+  const attempt = (bead: string, f: () => void) =>
+    Effect.try({ try: f, catch: (error) => new SnapshotError({ bead, reason: (error as Error).message }) })
+  return SnapshotStore.of({
+    save: (snapshot) =>
+      Effect.suspend(() => {
+        const problem = beadProblem(snapshot.bead)
+        if (problem !== null) return Effect.fail(problem)
+        const text = jsonCopy(snapshot)
+        return text instanceof SnapshotError ? Effect.fail(text) : attempt(snapshot.bead, () => texts.write(snapshot.bead, text))
+      }),
+    remove: (bead) =>
+      Effect.suspend(() => {
+        const problem = beadProblem(bead)
+        return problem !== null ? Effect.fail(problem) : attempt(bead, () => texts.delete(bead))
+      }),
+    loadAll: Effect.sync(() => {
+      const snapshots: SessionSnapshot[] = []
+      const refused: SnapshotError[] = []
+      for (const { bead, read } of texts.entries()) {
+        let doc: unknown
+        try {
+          doc = JSON.parse(read())
+        } catch (error) {
+          refused.push(new SnapshotError({ bead, reason: `unreadable: ${(error as Error).message}` }))
+          continue
+        }
+        const checked = check(bead, doc)
+        if (checked instanceof SnapshotError) refused.push(checked)
+        else snapshots.push(checked)
+      }
+      return { snapshots: snapshots.sort(byBead), refused: refused.sort(byBead) }
+    })
+  })
 }
 
 /** The embedded layer: `state/snapshots/<bead>.json`, written atomically on every transition. */
@@ -45,55 +123,33 @@ export const fileSnapshotStoreLayer = (dir: string) =>
   Layer.sync(SnapshotStore, () => {
     fs.mkdirSync(dir, { recursive: true })
     const file = (bead: string) => path.join(dir, `${bead}.json`)
-    return SnapshotStore.of({
-      // Synchronous on purpose: the daemon saves a session's snapshot in the tick it enters a state.
-      save: (snapshot) =>
-        Effect.try({
-          try: () => writeFileAtomic(file(snapshot.bead), JSON.stringify(snapshot)),
-          catch: (error) => new SnapshotError({ bead: snapshot.bead, reason: (error as Error).message })
-        }),
-      remove: (bead) =>
-        Effect.try({
-          try: () => fs.rmSync(file(bead), { force: true }),
-          catch: (error) => new SnapshotError({ bead, reason: (error as Error).message })
-        }),
-      loadAll: Effect.sync(() => {
-        const snapshots: SessionSnapshot[] = []
-        const refused: SnapshotError[] = []
-        for (const name of fs.readdirSync(dir).filter((n) => n.endsWith(".json") && !n.startsWith("."))) {
-          const bead = name.slice(0, -".json".length)
-          let doc: unknown
-          try {
-            doc = JSON.parse(fs.readFileSync(path.join(dir, name), "utf8"))
-          } catch (error) {
-            refused.push(new SnapshotError({ bead, reason: `unreadable: ${(error as Error).message}` }))
-            continue
-          }
-          const checked = check(bead, doc)
-          if (checked instanceof SnapshotError) refused.push(checked)
-          else snapshots.push(checked)
+    return makeStore({
+      write: (bead, text) => writeFileAtomic(file(bead), text),
+      delete: (bead) => fs.rmSync(file(bead), { force: true }),
+      entries: () => {
+        let names: string[]
+        try {
+          names = fs.readdirSync(dir)
+        } catch (error) {
+          // The folder removed while the daemon ran holds no snapshot; any other failure is a defect, named by Node.
+          if ((error as NodeJS.ErrnoException).code === "ENOENT") return []
+          throw error
         }
-        return { snapshots, refused }
-      })
+        // Temporary files of an atomic write start with a dot; quarantined ones end in `.corrupt-<time>`.
+        return names
+          .filter((name) => name.endsWith(".json") && !name.startsWith("."))
+          .map((name) => ({ bead: name.slice(0, -".json".length), read: () => fs.readFileSync(path.join(dir, name), "utf8") }))
+      }
     })
   })
 
-/** The test layer: snapshots in a map. */
+/** The test layer: snapshots in a map, kept as the JSON text a file would hold (so each load is a new copy). */
 export const memorySnapshotStoreLayer = () =>
   Layer.sync(SnapshotStore, () => {
-    const store = new Map<string, unknown>()
-    return SnapshotStore.of({
-      save: (snapshot) => Effect.sync(() => void store.set(snapshot.bead, JSON.parse(JSON.stringify(snapshot)))),
-      remove: (bead) => Effect.sync(() => void store.delete(bead)),
-      loadAll: Effect.sync(() => {
-        const snapshots: SessionSnapshot[] = []
-        const refused: SnapshotError[] = []
-        for (const [bead, doc] of store) {
-          const checked = check(bead, doc)
-          if (checked instanceof SnapshotError) refused.push(checked)
-          else snapshots.push(checked)
-        }
-        return { snapshots, refused }
-      })
+    const store = new Map<string, string>()
+    return makeStore({
+      write: (bead, text) => void store.set(bead, text),
+      delete: (bead) => void store.delete(bead),
+      entries: () => [...store].map(([bead, text]) => ({ bead, read: () => text }))
     })
   })

@@ -124,7 +124,7 @@ export class Daemon {
     const claimNext = fromPromise<{ bead: string; profile: string; priority: number; retry: boolean } | null, { blocked: ReadonlyArray<string> }>(
       ({ input }) =>
         this.runtime.runPromise(
-          Effect.flatMap(WorkQueue, (queue) => queue.claim((profile) => !input.blocked.includes(profile))).pipe(
+          Effect.flatMap(WorkQueue, (queue) => queue.claim({ blockedProfiles: input.blocked })).pipe(
             Effect.tapError((error) => Effect.sync(() => options.log("queue claim failed", { reason: error.reason })))
           )
         )
