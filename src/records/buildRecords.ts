@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto"
-import type { Decision, SessionContext, VerifyOutput } from "../../machines/agentSession.machine.js"
+import type { Decision, SessionContext, VerifyOutput } from "../../machines/agentSession.types.js"
 import type { DispatchSpec } from "../sessions/dispatchSpec.js"
 import type { DecisionRecord, ResultRecord, RunRecord, VerificationRecord } from "./recordSchema.js"
 import { sessionNameFor } from "../terminals/Terminals.js"
