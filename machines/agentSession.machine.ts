@@ -16,8 +16,6 @@ import type {
   CaptureInput,
   CaptureOutput,
   CleanInput,
-  Decision,
-  FailureReason,
   LaunchOutput,
   PreflightOutput,
   ReportInput,
@@ -30,50 +28,11 @@ import type {
   VerifyOutput,
   WatchInput
 } from "./agentSession.types.js"
+import { initialContext, out } from "./agentSession.reducers.js"
+import * as reduce from "./agentSession.reducers.js"
 
 const notProvided = (name: string) => () => {
   throw new Error(`agentSession: actor "${name}" is not provided; use machine.provide()`)
-}
-
-type Done<T> = { readonly output: T }
-const out = <T>(event: unknown): T => (event as Done<T>).output
-
-const attemptFields = {
-  attemptId: null,
-  attemptStartedAt: null,
-  deadlineAt: null,
-  finishedAt: null,
-  lastOutputAt: null,
-  preflight: null,
-  launch: null,
-  claim: null,
-  capture: null,
-  verification: null,
-  outcome: null,
-  failureReason: null,
-  exitCode: null,
-  finalMessage: null,
-  usage: null,
-  costUsd: null,
-  waiting: null,
-  evidence: [],
-  ignored: [],
-  willRetry: false
-} as const
-
-const failureFor = (decision: Decision): FailureReason => {
-  switch (decision.source) {
-    case "exit":
-      return "agent-exited"
-    case "session-lost":
-      return "session-lost"
-    case "deadline":
-      return "timeout"
-    case "operator":
-      return "cancelled"
-    default:
-      return "agent-failed"
-  }
 }
 
 export const agentSessionMachine = setup({
@@ -125,362 +84,40 @@ export const agentSessionMachine = setup({
     outcomeCancelled: ({ context }) => context.outcome === "cancelled" || context.cancelRequested
   },
   actions: {
-    startAttempt: assign(({ context, event }) => ({
-      ...attemptFields,
-      attempt: context.attempt + 1,
-      backoffUntil: null,
-      now: "at" in event && typeof event.at === "number" ? event.at : context.now
-    })),
-    recordPreflight: assign(({ context, event }) => {
-      const output = out<PreflightOutput>(event)
-      return {
-        now: output.at,
-        preflight: output,
-        attemptId: output.attemptId,
-        attemptStartedAt: output.at,
-        deadlineAt: output.at + context.policy.timeoutMs
-      }
-    }),
-    failPreflight: assign(({ context, event }) => {
-      const output = out<PreflightOutput>(event)
-      const failed = output.checks.filter((check) => !check.ok && check.advisory !== true)
-      const decision: Decision = {
-        kind: "failed",
-        source: "preflight",
-        at: output.at,
-        detail: { reason: failed.map((check) => `${check.name}: ${check.detail}`).join("; ") }
-      }
-      return {
-        outcome: "failed" as const,
-        failureReason: "preflight-failed" as const,
-        claim: decision,
-        finishedAt: output.at,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    recordLaunch: assign(({ event }) => {
-      const output = out<LaunchOutput>(event)
-      return { now: output.at, launch: output, lastOutputAt: output.at }
-    }),
-    failLaunch: assign(({ context, event }) => {
-      const output = out<LaunchOutput>(event)
-      const decision: Decision = {
-        kind: "failed",
-        source: "launch",
-        at: output.at,
-        detail: { reason: output.error ?? "launch failed", screen: output.screen }
-      }
-      return {
-        now: output.at,
-        launch: output,
-        outcome: "failed" as const,
-        failureReason: "launch-failed" as const,
-        claim: decision,
-        finishedAt: output.at,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    failDelivery: assign(({ context, event }) => {
-      if (event.type !== "AGENT.DELIVERY_FAILED") return {}
-      const decision: Decision = { kind: "failed", source: "launch", at: event.at, detail: { reason: event.reason, screen: event.screen } }
-      return {
-        now: event.at,
-        outcome: "failed" as const,
-        failureReason: "launch-failed" as const,
-        claim: decision,
-        finishedAt: event.at,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    failStageError: assign(({ context, event }, params: { stage: "preflight" | "launch" | "watch" }) => {
-      const error = (event as { error?: unknown }).error
-      const decision: Decision = {
-        kind: "failed",
-        source: params.stage === "preflight" ? "preflight" : "launch",
-        at: context.now,
-        detail: { reason: `${params.stage} failed: ${error instanceof Error ? error.message : String(error)}` }
-      }
-      return {
-        outcome: "failed" as const,
-        failureReason: params.stage === "preflight" ? ("preflight-failed" as const) : ("launch-failed" as const),
-        claim: decision,
-        finishedAt: context.now,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    failVerificationError: assign(({ context, event }) => {
-      const error = (event as { error?: unknown }).error
-      const decision: Decision = {
-        kind: "failed",
-        source: "verification",
-        at: context.now,
-        detail: { reason: error instanceof Error ? error.message : String(error) }
-      }
-      return {
-        outcome: "failed" as const,
-        failureReason: "verification-failed" as const,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    noteResume: assign(({ context, event }) => (event.type === "RESUME" ? { now: Math.max(context.now, event.at) } : {})),
-    noteReport: assign(({ context, event }) => {
-      if (event.type !== "AGENT.REPORT") return {}
-      const report = event.report
-      return {
-        finalMessage: report.finalMessage ?? context.finalMessage,
-        usage: report.usage ?? context.usage,
-        costUsd: report.costUsd ?? context.costUsd
-      }
-    }),
-    noteOutput: assign(({ context, event }) => {
-      const at = "at" in event && typeof event.at === "number" ? event.at : context.now
-      return { now: at, lastOutputAt: at }
-    }),
-    noteStall: assign(({ context }) => {
-      const at = (context.lastOutputAt ?? context.now) + context.policy.stallMs
-      const decision: Decision = {
-        kind: "stalled",
-        source: "stall-timer",
-        at,
-        detail: { reason: `no output for ${context.policy.stallMs} ms` }
-      }
-      return { now: Math.max(context.now, at), evidence: [...context.evidence, decision] }
-    }),
-    noteResumed: assign(({ context, event }) => {
-      const at = "at" in event && typeof event.at === "number" ? event.at : context.now
-      const decision: Decision =
-        event.type === "AGENT.INPUT"
-          ? { kind: "resumed", source: "operator", at, detail: { reason: "answered with warden send" } }
-          : { kind: "resumed", source: context.waiting?.source ?? "stall-timer", at, detail: {} }
-      return { now: at, waiting: null, evidence: [...context.evidence, decision] }
-    }),
-    noteDialog: assign(({ context, event }) => {
-      if (event.type !== "AGENT.DIALOG") return {}
-      const decision: Decision = {
-        kind: "waiting-input",
-        source: "dialog",
-        at: event.at,
-        detail: { line: event.text, screen: event.screen }
-      }
-      return { now: event.at, waiting: decision, evidence: [...context.evidence, decision] }
-    }),
-    noteWaitingSignal: assign(({ context, event }) => {
-      if (event.type !== "AGENT.SIGNAL") return {}
-      const decision: Decision = {
-        kind: "waiting-input",
-        source: event.signal.source,
-        at: event.signal.at,
-        detail: { summary: event.signal.summary, payload: event.signal.payload }
-      }
-      return { now: event.signal.at, waiting: decision, evidence: [...context.evidence, decision] }
-    }),
-    ignoreSignal: assign(({ context, event }) => {
-      if (event.type !== "AGENT.SIGNAL") return {}
-      const reason =
-        context.attemptId === null || context.outcome !== null
-          ? "no attempt is running"
-          : event.signal.attemptId === null
-            ? "no attempt id, and written before this attempt started"
-            : `for attempt ${event.signal.attemptId}, not the current ${context.attemptId}`
-      return { ignored: [...context.ignored, { at: event.signal.at, reason, signal: event.signal }] }
-    }),
-    claimFromSignal: assign(({ context, event }) => {
-      if (event.type !== "AGENT.SIGNAL") return {}
-      const kind = event.signal.status === "done" ? ("done" as const) : ("failed" as const)
-      const decision: Decision = {
-        kind,
-        source: event.signal.source,
-        at: event.signal.at,
-        detail: { summary: event.signal.summary, payload: event.signal.payload }
-      }
-      return {
-        now: event.signal.at,
-        claim: decision,
-        finishedAt: event.signal.at,
-        finalMessage: event.signal.summary ?? context.finalMessage,
-        evidence: [...context.evidence, decision],
-        ...(kind === "failed" ? { outcome: "failed" as const, failureReason: "agent-failed" as const } : {})
-      }
-    }),
-    claimFromMarker: assign(({ context, event }) => {
-      if (event.type !== "AGENT.MARKER") return {}
-      const decision: Decision = { kind: event.status, source: "marker", at: event.at, detail: { line: event.line } }
-      return {
-        now: event.at,
-        claim: decision,
-        finishedAt: event.at,
-        evidence: [...context.evidence, decision],
-        ...(event.status === "failed" ? { outcome: "failed" as const, failureReason: "agent-failed" as const } : {})
-      }
-    }),
-    claimFromIdle: assign(({ context, event }) => {
-      if (event.type !== "AGENT.IDLE") return {}
-      const decision: Decision = { kind: "done", source: "idle-prompt", at: event.at, detail: { screen: event.screen } }
-      return { now: event.at, claim: decision, finishedAt: event.at, evidence: [...context.evidence, decision] }
-    }),
-    claimFromExit: assign(({ context, event }) => {
-      if (event.type !== "AGENT.EXITED") return {}
-      const done = !event.lost && event.exitCode === 0 && context.policy.sources.includes("exit")
-      const decision: Decision = {
-        kind: done ? "done" : "failed",
-        source: event.lost ? "session-lost" : "exit",
-        at: event.at,
-        detail: {
-          exitCode: event.exitCode,
-          ...(event.exitedAt != null ? { exitedAt: event.exitedAt } : {}),
-          reason: event.lost
-            ? "the terminal session disappeared"
-            : event.exitCode === 0
-              ? "exited 0"
-              : `exited ${event.exitCode}`
-        }
-      }
-      return {
-        now: event.at,
-        claim: decision,
-        exitCode: event.exitCode,
-        // The run ended when the agent exited, not when that was noticed.
-        finishedAt: event.exitedAt != null && event.exitedAt <= event.at ? event.exitedAt : event.at,
-        evidence: [...context.evidence, decision],
-        ...(done ? {} : { outcome: "failed" as const, failureReason: failureFor(decision) })
-      }
-    }),
-    markTimeout: assign(({ context }) => {
-      const at = context.deadlineAt ?? context.now
-      const decision: Decision = {
-        kind: "timeout",
-        source: "deadline",
-        at,
-        detail: { reason: `deadline of ${context.policy.timeoutMs} ms passed` }
-      }
-      return {
-        now: Math.max(at, context.now),
-        claim: decision,
-        outcome: "timeout" as const,
-        failureReason: "timeout" as const,
-        finishedAt: at,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    markCancelled: assign(({ context, event }) => {
-      const at = event.type === "CANCEL" ? event.at : context.now
-      const decision: Decision = {
-        kind: "cancelled",
-        source: "operator",
-        at,
-        detail: { reason: event.type === "CANCEL" ? (event.reason ?? "cancelled") : "cancelled" }
-      }
-      return {
-        now: at,
-        claim: decision,
-        outcome: "cancelled" as const,
-        failureReason: "cancelled" as const,
-        cancelRequested: true,
-        finishedAt: context.finishedAt ?? at,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    requestCancel: assign({ cancelRequested: true }),
-    recordCapture: assign(({ context, event }) => {
-      const output = out<CaptureOutput>(event)
-      const reported = {
-        finalMessage: output.report?.finalMessage ?? context.finalMessage,
-        usage: output.report?.usage ?? context.usage,
-        costUsd: output.report?.costUsd ?? context.costUsd
-      }
-      const claim = context.claim
-      if (claim === null || claim.detail.screen !== undefined || output.screen.length === 0) {
-        return { now: output.at, capture: output, ...reported }
-      }
-      // The decision keeps the screen it was made on (the capture runs before anything is killed).
-      const seen: Decision = { ...claim, detail: { ...claim.detail, screen: output.screen.slice(-10) } }
-      return {
-        now: output.at,
-        capture: output,
-        ...reported,
-        claim: seen,
-        evidence: context.evidence.map((decision) => (decision === claim ? seen : decision))
-      }
-    }),
-    recordVerification: assign(({ context, event }) => {
-      const output = out<VerifyOutput>(event)
-      const passed = output.overall === "pass"
-      const decision: Decision = {
-        kind: passed ? "done" : "failed",
-        source: "verification",
-        at: output.at,
-        detail: {
-          reason: output.checks.map((check) => `${check.name}=${check.status}`).join(", ")
-        }
-      }
-      return {
-        now: output.at,
-        verification: output,
-        outcome: passed ? ("done" as const) : ("failed" as const),
-        failureReason: passed ? null : ("verification-failed" as const),
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    stamp: assign(({ context, event }) => {
-      const at = (event as { output?: { at?: unknown } }).output?.at
-      return { now: typeof at === "number" ? at : context.now }
-    }),
-    decideRetry: assign(({ context }) => {
-      const policy = context.policy.retry
-      const retryable = context.failureReason !== null && policy.retryOn.includes(context.failureReason)
-      return {
-        willRetry:
-          context.outcome !== "done" &&
-          context.outcome !== "cancelled" &&
-          !context.cancelRequested &&
-          retryable &&
-          context.attempt < policy.maxAttempts
-      }
-    }),
-    scheduleRetry: assign(({ context }) => {
-      const policy = context.policy.retry
-      const delay = Math.min(
-        policy.backoffMaxMs,
-        policy.backoffInitialMs * Math.pow(policy.backoffFactor, Math.max(0, context.attempt - 1))
-      )
-      return { backoffUntil: context.now + delay }
-    }),
-    archiveAttempt: assign(({ context }) => ({
-      attempts: [
-        ...context.attempts,
-        {
-          attempt: context.attempt,
-          attemptId: context.attemptId,
-          outcome: context.outcome ?? "failed",
-          failureReason: context.failureReason,
-          startedAt: context.attemptStartedAt,
-          finishedAt: context.finishedAt,
-          decision: context.claim,
-          outputSummary: context.capture?.outputSummary ?? null,
-          exitCode: context.exitCode
-        }
-      ]
-    })),
-    finishCancelled: assign(({ context, event }) => ({
-      now: event.type === "CANCEL" ? event.at : context.now,
-      outcome: "cancelled" as const,
-      failureReason: "cancelled" as const,
-      cancelRequested: true,
-      finishedAt: event.type === "CANCEL" ? event.at : context.now
-    }))
+    startAttempt: assign(reduce.startAttempt),
+    recordPreflight: assign(reduce.recordPreflight),
+    failPreflight: assign(reduce.failPreflight),
+    recordLaunch: assign(reduce.recordLaunch),
+    failLaunch: assign(reduce.failLaunch),
+    failDelivery: assign(reduce.failDelivery),
+    failStageError: assign(reduce.failStageError),
+    failVerificationError: assign(reduce.failVerificationError),
+    noteResume: assign(reduce.noteResume),
+    noteReport: assign(reduce.noteReport),
+    noteOutput: assign(reduce.noteOutput),
+    noteStall: assign(reduce.noteStall),
+    noteResumed: assign(reduce.noteResumed),
+    noteDialog: assign(reduce.noteDialog),
+    noteWaitingSignal: assign(reduce.noteWaitingSignal),
+    ignoreSignal: assign(reduce.ignoreSignal),
+    claimFromSignal: assign(reduce.claimFromSignal),
+    claimFromMarker: assign(reduce.claimFromMarker),
+    claimFromIdle: assign(reduce.claimFromIdle),
+    claimFromExit: assign(reduce.claimFromExit),
+    markTimeout: assign(reduce.markTimeout),
+    markCancelled: assign(reduce.markCancelled),
+    requestCancel: assign(reduce.requestCancel),
+    recordCapture: assign(reduce.recordCapture),
+    recordVerification: assign(reduce.recordVerification),
+    stamp: assign(reduce.stamp),
+    decideRetry: assign(reduce.decideRetry),
+    scheduleRetry: assign(reduce.scheduleRetry),
+    archiveAttempt: assign(reduce.archiveAttempt),
+    finishCancelled: assign(reduce.finishCancelled)
   }
 }).createMachine({
   id: "agentSession",
-  context: ({ input }) => ({
-    bead: input.bead,
-    policy: input.policy,
-    now: 0,
-    attempt: 0,
-    backoffUntil: null,
-    attempts: [],
-    cancelRequested: false,
-    ...attemptFields
-  }),
+  context: ({ input }) => initialContext(input),
   output: ({ context }) => ({ outcome: context.outcome }),
   initial: "queued",
   on: {
