@@ -329,13 +329,13 @@ export const agentSessionMachine = setup({
       }
     },
     /** The work was done and verified. */
-    done: { type: "final" },
+    done: { type: "final", tags: ["final"] },
     /** The last attempt failed (agent, launch, preflight or verification) and no retry is left. */
-    failed: { type: "final" },
+    failed: { type: "final", tags: ["final"] },
     /** The last attempt ran past its deadline and no retry is left. */
-    timeout: { type: "final" },
+    timeout: { type: "final", tags: ["final"] },
     /** An operator cancelled the bead. */
-    cancelled: { type: "final" }
+    cancelled: { type: "final", tags: ["final"] }
   }
 })
 

@@ -29,6 +29,16 @@ export type CompletionSource = "signal" | "status-file" | "marker" | "idle-promp
 /** How an attempt ended, in Warden's own words (the seed's `status` is derived from it). */
 export type Outcome = "done" | "failed" | "timeout" | "cancelled"
 
+/**
+ * The lifecycle's final states, one per outcome, for code that compares state
+ * names read from records or persisted snapshots. A live snapshot says it with
+ * its tag instead: `snapshot.hasTag("final")`.
+ */
+export const FINAL_STATES: ReadonlyArray<Outcome> = ["done", "failed", "timeout", "cancelled"]
+
+/** Whether a state name (a record's `lifecycle_state`, a persisted snapshot's value) is a final state. */
+export const isFinalState = (state: string): state is Outcome => (FINAL_STATES as ReadonlyArray<string>).includes(state)
+
 /** Machine-readable failure reasons; the retry policy lists which ones it retries. */
 export type FailureReason =
   | "preflight-failed"

@@ -78,7 +78,7 @@ export class SessionRunner {
   /** The session as the records see it now. */
   view(): SessionView {
     const snapshot = this.actor.getSnapshot()
-    return { state: flattenState(snapshot.value), context: snapshot.context }
+    return { state: flattenState(snapshot.value), final: snapshot.hasTag("final"), context: snapshot.context }
   }
 
   records() {
