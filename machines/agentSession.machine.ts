@@ -11,291 +11,28 @@
  * after a restore.
  */
 import { assign, fromCallback, fromPromise, setup } from "xstate"
-
-/** Where a completion (or a non-completion decision) came from. */
-export type DecisionSource =
-  | "signal"
-  | "hook"
-  | "notify"
-  | "status-file"
-  | "marker"
-  | "idle-prompt"
-  | "exit"
-  | "deadline"
-  | "stall-timer"
-  | "dialog"
-  | "operator"
-  | "preflight"
-  | "launch"
-  | "verification"
-  | "session-lost"
-
-/** Completion sources a profile may enable. */
-export type CompletionSource = "signal" | "status-file" | "marker" | "idle-prompt" | "exit"
-
-/** How an attempt ended, in Warden's own words (the seed's `status` is derived from it). */
-export type Outcome = "done" | "failed" | "timeout" | "cancelled"
-
-/** Machine-readable failure reasons; the retry policy lists which ones it retries. */
-export type FailureReason =
-  | "preflight-failed"
-  | "launch-failed"
-  | "agent-failed"
-  | "agent-exited"
-  | "session-lost"
-  | "timeout"
-  | "verification-failed"
-  | "cancelled"
-
-/** One decision with what it saw: the evidence an operator reads in `warden show`. */
-export interface Decision {
-  readonly kind: "done" | "failed" | "timeout" | "cancelled" | "stalled" | "waiting-input" | "resumed"
-  readonly source: DecisionSource
-  readonly at: number
-  readonly detail: {
-    readonly summary?: string | null
-    readonly exitCode?: number | null
-    readonly screen?: ReadonlyArray<string>
-    readonly line?: string
-    readonly payload?: unknown
-    readonly reason?: string
-  }
-}
-
-/** What an agent's structured output said about its work (final message, token usage, cost). */
-export interface AgentReport {
-  readonly finalMessage?: string | null
-  readonly usage?: Readonly<Record<string, unknown>> | null
-  readonly costUsd?: number | null
-}
-
-/** A completion report from the agent itself: `warden signal`, the status file, a hook. */
-export interface AgentSignal {
-  readonly attemptId: string | null
-  readonly status: "done" | "failed" | "waiting"
-  readonly summary: string | null
-  /** `signal`: `warden signal`; `hook`: a Claude Code hook; `notify`: Codex's notify; `status-file`: the seed's file. */
-  readonly source: "signal" | "hook" | "notify" | "status-file"
-  readonly at: number
-  readonly payload?: unknown
-}
-
-export interface RetryPolicy {
-  /** The most attempts a bead gets (the seed's `max_retries`; 2 means one retry). */
-  readonly maxAttempts: number
-  readonly backoffInitialMs: number
-  readonly backoffFactor: number
-  readonly backoffMaxMs: number
-  readonly retryOn: ReadonlyArray<FailureReason>
-}
-
-export interface SessionPolicy {
-  readonly timeoutMs: number
-  readonly stallMs: number
-  readonly retry: RetryPolicy
-  readonly sources: ReadonlyArray<CompletionSource>
-}
-
-export interface PreflightCheck {
-  readonly name: string
-  readonly ok: boolean
-  readonly detail: string
-  /** A failed advisory check is reported but does not stop the attempt (a TUI dialog that will wait for an answer). */
-  readonly advisory?: boolean
-}
-
-export interface PreflightOutput {
-  readonly at: number
-  readonly attemptId: string
-  readonly ok: boolean
-  readonly checks: ReadonlyArray<PreflightCheck>
-}
-
-export interface LaunchOutput {
-  readonly at: number
-  readonly ok: boolean
-  readonly error: string | null
-  readonly sessionName: string
-  readonly transcriptPath: string | null
-  readonly baseCommit: string | null
-  readonly screen: ReadonlyArray<string>
-  /** Byte offset of the bead's signal log when the attempt launched: older lines are not this attempt's. */
-  readonly signalsOffset: number
-  /** A dialog showed before the agent was ready: the prompt is typed once it is answered and the agent is ready. */
-  readonly promptPending: boolean
-}
-
-export interface CaptureOutput {
-  readonly at: number
-  readonly outputSummary: string | null
-  readonly screen: ReadonlyArray<string>
-  /** What the agent's structured output reported, read from the whole transcript. */
-  readonly report: AgentReport | null
-}
-
-export interface VerificationCheck {
-  readonly name: string
-  readonly status: "pass" | "fail" | "skipped"
-  readonly durationMs: number
-  readonly exitCode: number | null
-  readonly outputTail: string
-  readonly detail: string
-}
-
-export interface VerifyOutput {
-  readonly at: number
-  readonly overall: "pass" | "fail"
-  readonly checks: ReadonlyArray<VerificationCheck>
-  readonly diffStat: string
-  readonly newCommits: ReadonlyArray<string>
-}
-
-export interface StepOutput {
-  readonly at: number
-}
-
-/** What an earlier attempt showed, kept so a retry does not erase it. */
-export interface AttemptSummary {
-  readonly attempt: number
-  readonly attemptId: string | null
-  readonly outcome: Outcome
-  readonly failureReason: FailureReason | null
-  readonly startedAt: number | null
-  readonly finishedAt: number | null
-  readonly decision: Decision | null
-  readonly outputSummary: string | null
-  readonly exitCode: number | null
-}
-
-export interface IgnoredSignal {
-  readonly at: number
-  readonly reason: string
-  readonly signal: AgentSignal
-}
-
-export interface SessionInput {
-  readonly bead: string
-  readonly policy: SessionPolicy
-}
-
-export interface SessionContext {
-  readonly bead: string
-  readonly policy: SessionPolicy
-  /** Latest time the machine has seen (from the last event or actor output). */
-  readonly now: number
-  readonly attempt: number
-  readonly attemptId: string | null
-  readonly attemptStartedAt: number | null
-  readonly deadlineAt: number | null
-  readonly finishedAt: number | null
-  readonly lastOutputAt: number | null
-  readonly backoffUntil: number | null
-  readonly preflight: PreflightOutput | null
-  readonly launch: LaunchOutput | null
-  /** What completion detection decided for this attempt, before verification. */
-  readonly claim: Decision | null
-  readonly capture: CaptureOutput | null
-  readonly verification: VerifyOutput | null
-  readonly outcome: Outcome | null
-  readonly failureReason: FailureReason | null
-  readonly exitCode: number | null
-  readonly finalMessage: string | null
-  /** Token usage the agent reported (its own words, kept as given), and its cost in USD. */
-  readonly usage: Readonly<Record<string, unknown>> | null
-  readonly costUsd: number | null
-  readonly waiting: Decision | null
-  readonly evidence: ReadonlyArray<Decision>
-  readonly ignored: ReadonlyArray<IgnoredSignal>
-  readonly attempts: ReadonlyArray<AttemptSummary>
-  readonly willRetry: boolean
-  readonly cancelRequested: boolean
-}
-
-export type SessionEvent =
-  | { readonly type: "ADMIT"; readonly at: number }
-  /** Sent once to a session restored from a snapshot: timers are not persisted, so it re-arms them. */
-  | { readonly type: "RESUME"; readonly at: number }
-  | { readonly type: "CANCEL"; readonly at: number; readonly reason?: string }
-  | { readonly type: "AGENT.SIGNAL"; readonly signal: AgentSignal }
-  | { readonly type: "AGENT.OUTPUT"; readonly at: number }
-  | { readonly type: "AGENT.MARKER"; readonly at: number; readonly line: string; readonly status: "done" | "failed" }
-  | { readonly type: "AGENT.IDLE"; readonly at: number; readonly screen: ReadonlyArray<string> }
-  | { readonly type: "AGENT.DIALOG"; readonly at: number; readonly text: string; readonly screen: ReadonlyArray<string> }
-  | { readonly type: "AGENT.DIALOG_CLEARED"; readonly at: number }
-  | {
-      readonly type: "AGENT.EXITED"
-      readonly at: number
-      readonly exitCode: number | null
-      readonly lost: boolean
-      /** When the agent exited, as its exit file says; earlier than `at` when it was noticed late (after a restart). */
-      readonly exitedAt?: number | null
-    }
-  | { readonly type: "AGENT.REPORT"; readonly at: number; readonly report: AgentReport }
-  | { readonly type: "AGENT.INPUT"; readonly at: number; readonly text: string }
-  | { readonly type: "AGENT.DELIVERY_FAILED"; readonly at: number; readonly reason: string; readonly screen: ReadonlyArray<string> }
-
-/** What the `watchAgent` actor is told: everything it needs to watch one attempt. */
-export interface WatchInput {
-  readonly bead: string
-  readonly attemptId: string
-  readonly attempt: number
-  readonly sessionName: string
-  readonly transcriptPath: string | null
-  readonly sources: ReadonlyArray<CompletionSource>
-  readonly since: number
-  readonly signalsOffset: number
-  readonly promptPending: boolean
-}
-
-export interface AttemptRef {
-  readonly bead: string
-  readonly attempt: number
-  readonly attemptId: string | null
-}
+import type {
+  AttemptRef,
+  CaptureInput,
+  CaptureOutput,
+  CleanInput,
+  LaunchOutput,
+  PreflightOutput,
+  ReportInput,
+  SessionContext,
+  SessionEvent,
+  SessionInput,
+  SessionOutput,
+  StepOutput,
+  VerifyInput,
+  VerifyOutput,
+  WatchInput
+} from "./agentSession.types.js"
+import { initialContext, out } from "./agentSession.reducers.js"
+import * as reduce from "./agentSession.reducers.js"
 
 const notProvided = (name: string) => () => {
   throw new Error(`agentSession: actor "${name}" is not provided; use machine.provide()`)
-}
-
-type Done<T> = { readonly output: T }
-const out = <T>(event: unknown): T => (event as Done<T>).output
-
-const attemptFields = {
-  attemptId: null,
-  attemptStartedAt: null,
-  deadlineAt: null,
-  finishedAt: null,
-  lastOutputAt: null,
-  preflight: null,
-  launch: null,
-  claim: null,
-  capture: null,
-  verification: null,
-  outcome: null,
-  failureReason: null,
-  exitCode: null,
-  finalMessage: null,
-  usage: null,
-  costUsd: null,
-  waiting: null,
-  evidence: [],
-  ignored: [],
-  willRetry: false
-} as const
-
-const failureFor = (decision: Decision): FailureReason => {
-  switch (decision.source) {
-    case "exit":
-      return "agent-exited"
-    case "session-lost":
-      return "session-lost"
-    case "deadline":
-      return "timeout"
-    case "operator":
-      return "cancelled"
-    default:
-      return "agent-failed"
-  }
 }
 
 export const agentSessionMachine = setup({
@@ -303,17 +40,17 @@ export const agentSessionMachine = setup({
     context: {} as SessionContext,
     events: {} as SessionEvent,
     input: {} as SessionInput,
-    output: {} as { outcome: Outcome | null }
+    output: {} as SessionOutput
   },
   actors: {
     preflight: fromPromise<PreflightOutput, AttemptRef>(notProvided("preflight")),
     launch: fromPromise<LaunchOutput, AttemptRef>(notProvided("launch")),
     watchAgent: fromCallback<SessionEvent, WatchInput>(notProvided("watchAgent")),
-    capture: fromPromise<CaptureOutput, AttemptRef & { sessionName: string | null }>(notProvided("capture")),
-    verify: fromPromise<VerifyOutput, AttemptRef & { baseCommit: string | null }>(notProvided("verify")),
-    clean: fromPromise<StepOutput, AttemptRef & { sessionName: string | null; launchInterrupted: boolean }>(notProvided("clean")),
-    notify: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(notProvided("notify")),
-    remember: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(notProvided("remember"))
+    capture: fromPromise<CaptureOutput, CaptureInput>(notProvided("capture")),
+    verify: fromPromise<VerifyOutput, VerifyInput>(notProvided("verify")),
+    clean: fromPromise<StepOutput, CleanInput>(notProvided("clean")),
+    notify: fromPromise<StepOutput, ReportInput>(notProvided("notify")),
+    remember: fromPromise<StepOutput, ReportInput>(notProvided("remember"))
   },
   delays: {
     /** Time left before the attempt's absolute deadline. */
@@ -347,362 +84,40 @@ export const agentSessionMachine = setup({
     outcomeCancelled: ({ context }) => context.outcome === "cancelled" || context.cancelRequested
   },
   actions: {
-    startAttempt: assign(({ context, event }) => ({
-      ...attemptFields,
-      attempt: context.attempt + 1,
-      backoffUntil: null,
-      now: "at" in event && typeof event.at === "number" ? event.at : context.now
-    })),
-    recordPreflight: assign(({ context, event }) => {
-      const output = out<PreflightOutput>(event)
-      return {
-        now: output.at,
-        preflight: output,
-        attemptId: output.attemptId,
-        attemptStartedAt: output.at,
-        deadlineAt: output.at + context.policy.timeoutMs
-      }
-    }),
-    failPreflight: assign(({ context, event }) => {
-      const output = out<PreflightOutput>(event)
-      const failed = output.checks.filter((check) => !check.ok && check.advisory !== true)
-      const decision: Decision = {
-        kind: "failed",
-        source: "preflight",
-        at: output.at,
-        detail: { reason: failed.map((check) => `${check.name}: ${check.detail}`).join("; ") }
-      }
-      return {
-        outcome: "failed" as const,
-        failureReason: "preflight-failed" as const,
-        claim: decision,
-        finishedAt: output.at,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    recordLaunch: assign(({ event }) => {
-      const output = out<LaunchOutput>(event)
-      return { now: output.at, launch: output, lastOutputAt: output.at }
-    }),
-    failLaunch: assign(({ context, event }) => {
-      const output = out<LaunchOutput>(event)
-      const decision: Decision = {
-        kind: "failed",
-        source: "launch",
-        at: output.at,
-        detail: { reason: output.error ?? "launch failed", screen: output.screen }
-      }
-      return {
-        now: output.at,
-        launch: output,
-        outcome: "failed" as const,
-        failureReason: "launch-failed" as const,
-        claim: decision,
-        finishedAt: output.at,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    failDelivery: assign(({ context, event }) => {
-      if (event.type !== "AGENT.DELIVERY_FAILED") return {}
-      const decision: Decision = { kind: "failed", source: "launch", at: event.at, detail: { reason: event.reason, screen: event.screen } }
-      return {
-        now: event.at,
-        outcome: "failed" as const,
-        failureReason: "launch-failed" as const,
-        claim: decision,
-        finishedAt: event.at,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    failStageError: assign(({ context, event }, params: { stage: "preflight" | "launch" | "watch" }) => {
-      const error = (event as { error?: unknown }).error
-      const decision: Decision = {
-        kind: "failed",
-        source: params.stage === "preflight" ? "preflight" : "launch",
-        at: context.now,
-        detail: { reason: `${params.stage} failed: ${error instanceof Error ? error.message : String(error)}` }
-      }
-      return {
-        outcome: "failed" as const,
-        failureReason: params.stage === "preflight" ? ("preflight-failed" as const) : ("launch-failed" as const),
-        claim: decision,
-        finishedAt: context.now,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    failVerificationError: assign(({ context, event }) => {
-      const error = (event as { error?: unknown }).error
-      const decision: Decision = {
-        kind: "failed",
-        source: "verification",
-        at: context.now,
-        detail: { reason: error instanceof Error ? error.message : String(error) }
-      }
-      return {
-        outcome: "failed" as const,
-        failureReason: "verification-failed" as const,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    noteResume: assign(({ context, event }) => (event.type === "RESUME" ? { now: Math.max(context.now, event.at) } : {})),
-    noteReport: assign(({ context, event }) => {
-      if (event.type !== "AGENT.REPORT") return {}
-      const report = event.report
-      return {
-        finalMessage: report.finalMessage ?? context.finalMessage,
-        usage: report.usage ?? context.usage,
-        costUsd: report.costUsd ?? context.costUsd
-      }
-    }),
-    noteOutput: assign(({ context, event }) => {
-      const at = "at" in event && typeof event.at === "number" ? event.at : context.now
-      return { now: at, lastOutputAt: at }
-    }),
-    noteStall: assign(({ context }) => {
-      const at = (context.lastOutputAt ?? context.now) + context.policy.stallMs
-      const decision: Decision = {
-        kind: "stalled",
-        source: "stall-timer",
-        at,
-        detail: { reason: `no output for ${context.policy.stallMs} ms` }
-      }
-      return { now: Math.max(context.now, at), evidence: [...context.evidence, decision] }
-    }),
-    noteResumed: assign(({ context, event }) => {
-      const at = "at" in event && typeof event.at === "number" ? event.at : context.now
-      const decision: Decision =
-        event.type === "AGENT.INPUT"
-          ? { kind: "resumed", source: "operator", at, detail: { reason: "answered with warden send" } }
-          : { kind: "resumed", source: context.waiting?.source ?? "stall-timer", at, detail: {} }
-      return { now: at, waiting: null, evidence: [...context.evidence, decision] }
-    }),
-    noteDialog: assign(({ context, event }) => {
-      if (event.type !== "AGENT.DIALOG") return {}
-      const decision: Decision = {
-        kind: "waiting-input",
-        source: "dialog",
-        at: event.at,
-        detail: { line: event.text, screen: event.screen }
-      }
-      return { now: event.at, waiting: decision, evidence: [...context.evidence, decision] }
-    }),
-    noteWaitingSignal: assign(({ context, event }) => {
-      if (event.type !== "AGENT.SIGNAL") return {}
-      const decision: Decision = {
-        kind: "waiting-input",
-        source: event.signal.source,
-        at: event.signal.at,
-        detail: { summary: event.signal.summary, payload: event.signal.payload }
-      }
-      return { now: event.signal.at, waiting: decision, evidence: [...context.evidence, decision] }
-    }),
-    ignoreSignal: assign(({ context, event }) => {
-      if (event.type !== "AGENT.SIGNAL") return {}
-      const reason =
-        context.attemptId === null || context.outcome !== null
-          ? "no attempt is running"
-          : event.signal.attemptId === null
-            ? "no attempt id, and written before this attempt started"
-            : `for attempt ${event.signal.attemptId}, not the current ${context.attemptId}`
-      return { ignored: [...context.ignored, { at: event.signal.at, reason, signal: event.signal }] }
-    }),
-    claimFromSignal: assign(({ context, event }) => {
-      if (event.type !== "AGENT.SIGNAL") return {}
-      const kind = event.signal.status === "done" ? ("done" as const) : ("failed" as const)
-      const decision: Decision = {
-        kind,
-        source: event.signal.source,
-        at: event.signal.at,
-        detail: { summary: event.signal.summary, payload: event.signal.payload }
-      }
-      return {
-        now: event.signal.at,
-        claim: decision,
-        finishedAt: event.signal.at,
-        finalMessage: event.signal.summary ?? context.finalMessage,
-        evidence: [...context.evidence, decision],
-        ...(kind === "failed" ? { outcome: "failed" as const, failureReason: "agent-failed" as const } : {})
-      }
-    }),
-    claimFromMarker: assign(({ context, event }) => {
-      if (event.type !== "AGENT.MARKER") return {}
-      const decision: Decision = { kind: event.status, source: "marker", at: event.at, detail: { line: event.line } }
-      return {
-        now: event.at,
-        claim: decision,
-        finishedAt: event.at,
-        evidence: [...context.evidence, decision],
-        ...(event.status === "failed" ? { outcome: "failed" as const, failureReason: "agent-failed" as const } : {})
-      }
-    }),
-    claimFromIdle: assign(({ context, event }) => {
-      if (event.type !== "AGENT.IDLE") return {}
-      const decision: Decision = { kind: "done", source: "idle-prompt", at: event.at, detail: { screen: event.screen } }
-      return { now: event.at, claim: decision, finishedAt: event.at, evidence: [...context.evidence, decision] }
-    }),
-    claimFromExit: assign(({ context, event }) => {
-      if (event.type !== "AGENT.EXITED") return {}
-      const done = !event.lost && event.exitCode === 0 && context.policy.sources.includes("exit")
-      const decision: Decision = {
-        kind: done ? "done" : "failed",
-        source: event.lost ? "session-lost" : "exit",
-        at: event.at,
-        detail: {
-          exitCode: event.exitCode,
-          ...(event.exitedAt != null ? { exitedAt: event.exitedAt } : {}),
-          reason: event.lost
-            ? "the terminal session disappeared"
-            : event.exitCode === 0
-              ? "exited 0"
-              : `exited ${event.exitCode}`
-        }
-      }
-      return {
-        now: event.at,
-        claim: decision,
-        exitCode: event.exitCode,
-        // The run ended when the agent exited, not when that was noticed.
-        finishedAt: event.exitedAt != null && event.exitedAt <= event.at ? event.exitedAt : event.at,
-        evidence: [...context.evidence, decision],
-        ...(done ? {} : { outcome: "failed" as const, failureReason: failureFor(decision) })
-      }
-    }),
-    markTimeout: assign(({ context }) => {
-      const at = context.deadlineAt ?? context.now
-      const decision: Decision = {
-        kind: "timeout",
-        source: "deadline",
-        at,
-        detail: { reason: `deadline of ${context.policy.timeoutMs} ms passed` }
-      }
-      return {
-        now: Math.max(at, context.now),
-        claim: decision,
-        outcome: "timeout" as const,
-        failureReason: "timeout" as const,
-        finishedAt: at,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    markCancelled: assign(({ context, event }) => {
-      const at = event.type === "CANCEL" ? event.at : context.now
-      const decision: Decision = {
-        kind: "cancelled",
-        source: "operator",
-        at,
-        detail: { reason: event.type === "CANCEL" ? (event.reason ?? "cancelled") : "cancelled" }
-      }
-      return {
-        now: at,
-        claim: decision,
-        outcome: "cancelled" as const,
-        failureReason: "cancelled" as const,
-        cancelRequested: true,
-        finishedAt: context.finishedAt ?? at,
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    requestCancel: assign({ cancelRequested: true }),
-    recordCapture: assign(({ context, event }) => {
-      const output = out<CaptureOutput>(event)
-      const reported = {
-        finalMessage: output.report?.finalMessage ?? context.finalMessage,
-        usage: output.report?.usage ?? context.usage,
-        costUsd: output.report?.costUsd ?? context.costUsd
-      }
-      const claim = context.claim
-      if (claim === null || claim.detail.screen !== undefined || output.screen.length === 0) {
-        return { now: output.at, capture: output, ...reported }
-      }
-      // The decision keeps the screen it was made on (the capture runs before anything is killed).
-      const seen: Decision = { ...claim, detail: { ...claim.detail, screen: output.screen.slice(-10) } }
-      return {
-        now: output.at,
-        capture: output,
-        ...reported,
-        claim: seen,
-        evidence: context.evidence.map((decision) => (decision === claim ? seen : decision))
-      }
-    }),
-    recordVerification: assign(({ context, event }) => {
-      const output = out<VerifyOutput>(event)
-      const passed = output.overall === "pass"
-      const decision: Decision = {
-        kind: passed ? "done" : "failed",
-        source: "verification",
-        at: output.at,
-        detail: {
-          reason: output.checks.map((check) => `${check.name}=${check.status}`).join(", ")
-        }
-      }
-      return {
-        now: output.at,
-        verification: output,
-        outcome: passed ? ("done" as const) : ("failed" as const),
-        failureReason: passed ? null : ("verification-failed" as const),
-        evidence: [...context.evidence, decision]
-      }
-    }),
-    stamp: assign(({ context, event }) => {
-      const at = (event as { output?: { at?: unknown } }).output?.at
-      return { now: typeof at === "number" ? at : context.now }
-    }),
-    decideRetry: assign(({ context }) => {
-      const policy = context.policy.retry
-      const retryable = context.failureReason !== null && policy.retryOn.includes(context.failureReason)
-      return {
-        willRetry:
-          context.outcome !== "done" &&
-          context.outcome !== "cancelled" &&
-          !context.cancelRequested &&
-          retryable &&
-          context.attempt < policy.maxAttempts
-      }
-    }),
-    scheduleRetry: assign(({ context }) => {
-      const policy = context.policy.retry
-      const delay = Math.min(
-        policy.backoffMaxMs,
-        policy.backoffInitialMs * Math.pow(policy.backoffFactor, Math.max(0, context.attempt - 1))
-      )
-      return { backoffUntil: context.now + delay }
-    }),
-    archiveAttempt: assign(({ context }) => ({
-      attempts: [
-        ...context.attempts,
-        {
-          attempt: context.attempt,
-          attemptId: context.attemptId,
-          outcome: context.outcome ?? "failed",
-          failureReason: context.failureReason,
-          startedAt: context.attemptStartedAt,
-          finishedAt: context.finishedAt,
-          decision: context.claim,
-          outputSummary: context.capture?.outputSummary ?? null,
-          exitCode: context.exitCode
-        }
-      ]
-    })),
-    finishCancelled: assign(({ context, event }) => ({
-      now: event.type === "CANCEL" ? event.at : context.now,
-      outcome: "cancelled" as const,
-      failureReason: "cancelled" as const,
-      cancelRequested: true,
-      finishedAt: event.type === "CANCEL" ? event.at : context.now
-    }))
+    startAttempt: assign(reduce.startAttempt),
+    recordPreflight: assign(reduce.recordPreflight),
+    failPreflight: assign(reduce.failPreflight),
+    recordLaunch: assign(reduce.recordLaunch),
+    failLaunch: assign(reduce.failLaunch),
+    failDelivery: assign(reduce.failDelivery),
+    failStageError: assign(reduce.failStageError),
+    failVerificationError: assign(reduce.failVerificationError),
+    noteResume: assign(reduce.noteResume),
+    noteReport: assign(reduce.noteReport),
+    noteOutput: assign(reduce.noteOutput),
+    noteStall: assign(reduce.noteStall),
+    noteResumed: assign(reduce.noteResumed),
+    noteDialog: assign(reduce.noteDialog),
+    noteWaitingSignal: assign(reduce.noteWaitingSignal),
+    ignoreSignal: assign(reduce.ignoreSignal),
+    claimFromSignal: assign(reduce.claimFromSignal),
+    claimFromMarker: assign(reduce.claimFromMarker),
+    claimFromIdle: assign(reduce.claimFromIdle),
+    claimFromExit: assign(reduce.claimFromExit),
+    markTimeout: assign(reduce.markTimeout),
+    markCancelled: assign(reduce.markCancelled),
+    requestCancel: assign(reduce.requestCancel),
+    recordCapture: assign(reduce.recordCapture),
+    recordVerification: assign(reduce.recordVerification),
+    stamp: assign(reduce.stamp),
+    decideRetry: assign(reduce.decideRetry),
+    scheduleRetry: assign(reduce.scheduleRetry),
+    archiveAttempt: assign(reduce.archiveAttempt),
+    finishCancelled: assign(reduce.finishCancelled)
   }
 }).createMachine({
   id: "agentSession",
-  context: ({ input }) => ({
-    bead: input.bead,
-    policy: input.policy,
-    now: 0,
-    attempt: 0,
-    backoffUntil: null,
-    attempts: [],
-    cancelRequested: false,
-    ...attemptFields
-  }),
+  context: ({ input }) => initialContext(input),
   output: ({ context }) => ({ outcome: context.outcome }),
   initial: "queued",
   on: {
@@ -914,13 +329,13 @@ export const agentSessionMachine = setup({
       }
     },
     /** The work was done and verified. */
-    done: { type: "final" },
+    done: { type: "final", tags: ["final"] },
     /** The last attempt failed (agent, launch, preflight or verification) and no retry is left. */
-    failed: { type: "final" },
+    failed: { type: "final", tags: ["final"] },
     /** The last attempt ran past its deadline and no retry is left. */
-    timeout: { type: "final" },
+    timeout: { type: "final", tags: ["final"] },
     /** An operator cancelled the bead. */
-    cancelled: { type: "final" }
+    cancelled: { type: "final", tags: ["final"] }
   }
 })
 

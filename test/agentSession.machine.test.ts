@@ -1,13 +1,7 @@
 import { describe, expect, it } from "vitest"
 import { SimulatedClock, createActor, fromCallback, fromPromise, initialTransition, transition } from "xstate"
-import {
-  agentSessionMachine,
-  type AgentSignal,
-  type SessionEvent,
-  type SessionPolicy,
-  type VerifyOutput,
-  type WatchInput
-} from "../machines/agentSession.machine.js"
+import { agentSessionMachine } from "../machines/agentSession.machine.js"
+import type { AgentSignal, SessionEvent, SessionPolicy, VerifyOutput, WatchInput } from "../machines/agentSession.types.js"
 import { flattenState } from "../src/records/buildRecords.js"
 import { sessionImplementations } from "../src/sessions/sessionActors.js"
 

@@ -1,4 +1,4 @@
-import type { AgentReport } from "../../machines/agentSession.machine.js"
+import type { AgentReport } from "../../machines/agentSession.types.js"
 
 /** How an agent's output is structured: plain text, or one JSON event per line. */
 export type OutputFormat = "text" | "claude-stream-json" | "codex-exec-json"

@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Effect } from "effect"
-import type { PreflightCheck } from "../../machines/agentSession.machine.js"
+import type { PreflightCheck } from "../../machines/agentSession.types.js"
 import type { ProfileConfig } from "../config/schema.js"
 import { Processes } from "../processes/Processes.js"
 

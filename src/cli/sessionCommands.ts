@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import { Effect, Exit } from "effect"
 import { SessionRunner } from "../sessions/runSession.js"
+import { isFinalState } from "../../machines/agentSession.types.js"
 import { runPreflight } from "../sessions/preflight.js"
 import { launchScope } from "../sessions/launch.js"
 import { runVerification } from "../sessions/verify.js"
@@ -81,8 +82,6 @@ export const dispatchCommand = (env: CliEnvironment, request: DispatchRequest, o
     if (run.status !== "done") return yield* new CliError({ message: `${spec.bead} ended ${outcome}`, exitCode: 1 })
   })
 
-const finalStates = new Set(["done", "failed", "timeout", "cancelled"])
-
 /**
  * Dispatch through the daemon: it queues the bead and answers at once; with
  * `--wait` the CLI follows the session's records to its end, state by state.
@@ -156,7 +155,7 @@ const dispatchToDaemon = (
           const entry = run.state_history[shown]!
           progress.line(`${entry.at.slice(11, 23)}  ${request.bead}  #${entry.attempt}  ${entry.state}`)
         }
-        if (finalStates.has(run.lifecycle_state)) break
+        if (isFinalState(run.lifecycle_state)) break
       }
       yield* Effect.sleep(250)
     }

@@ -1,4 +1,4 @@
-import type { SessionPolicy } from "../../machines/agentSession.machine.js"
+import type { SessionPolicy } from "../../machines/agentSession.types.js"
 import type { ResolvedConfig } from "./loadConfig.js"
 import type { ProfileConfig } from "./schema.js"
 

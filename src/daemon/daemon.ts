@@ -4,6 +4,7 @@ import * as path from "node:path"
 import { Effect, Either, Layer, ManagedRuntime } from "effect"
 import { createActor, fromPromise, type Actor } from "xstate"
 import { supervisorMachine } from "../../machines/supervisor.machine.js"
+import { isFinalState } from "../../machines/agentSession.types.js"
 import { buildSpec, type DispatchRequest } from "../cli/buildSpec.js"
 import { liveLayer, type CliEnvironment } from "../cli/environment.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
@@ -24,7 +25,7 @@ import { readDrainState, writeDrainState } from "./drainState.js"
 import { acquireDaemonLock, type DaemonLock } from "./daemonLock.js"
 import { quarantineCorruptStateFiles, snapshotBead, type QuarantinedFile } from "./stateFiles.js"
 import { finalizeLostRun } from "../sessions/reconcile.js"
-import { localDate, memoryLine } from "../records/buildRecords.js"
+import { localDate, memoryLine, type SessionView } from "../records/buildRecords.js"
 
 /** A refusal the API turns into a 4xx with this reason. */
 export class DaemonRefusal extends Error {
@@ -157,7 +158,7 @@ export class Daemon {
   /** The bead's session while it is not over (a finished one stays in the map until its snapshot is removed). */
   private liveSession(bead: string): LiveSession | undefined {
     const session = this.sessions.get(bead)
-    return session === undefined || ["done", "failed", "timeout", "cancelled"].includes(session.runner.view().state) ? undefined : session
+    return session === undefined || session.runner.view().final ? undefined : session
   }
 
   /** Checks a dispatch and queues it; the bead starts when the supervisor admits it. */
@@ -239,7 +240,7 @@ export class Daemon {
       {
         log: this.options.log,
         onState: (view, entry) => {
-          this.onSessionState(body, view.state, view.context.attempt)
+          this.onSessionState(body, view)
           const c = view.context
           // The log (the journal under systemd) tells each bead's story as the foreground CLI does.
           this.options.log("session state", {
@@ -302,11 +303,11 @@ export class Daemon {
       // (Its `status` says done from the verification on; the lifecycle ends after cleaning, notifying and remembering.)
       const finished =
         record !== null &&
-        ["done", "failed", "timeout", "cancelled"].includes(record.lifecycle_state) &&
+        isFinalState(record.lifecycle_state) &&
         !record.will_retry &&
         record.attempt_id === (actor.context?.attemptId ?? null) &&
         record.attempt === Math.max(1, actor.context?.attempt ?? 0)
-      if (finished || actor.status === "done" || ["done", "failed", "timeout", "cancelled"].includes(String(actor.value))) {
+      if (finished || actor.status === "done" || isFinalState(String(actor.value))) {
         // A finished session's snapshot that outlived it: nothing to restore.
         await this.run(Effect.flatMap(SnapshotStore, (store) => store.remove(snapshot.bead)).pipe(Effect.ignore))
         continue
@@ -377,10 +378,10 @@ export class Daemon {
   }
 
   /** The supervisor follows each session: a retry comes back through the queue, the slot is freed in cleaning. */
-  private onSessionState(body: DispatchBody, state: string, attempt: number): void {
-    if (state === "queued" && attempt > 0) void this.enqueue(body, true)
-    if (state === "cleaning") this.supervisor.send({ type: "RELEASED", bead: body.bead })
-    if (["done", "failed", "timeout", "cancelled"].includes(state)) {
+  private onSessionState(body: DispatchBody, view: SessionView): void {
+    if (view.state === "queued" && view.context.attempt > 0) void this.enqueue(body, true)
+    if (view.state === "cleaning") this.supervisor.send({ type: "RELEASED", bead: body.bead })
+    if (view.final) {
       this.supervisor.send({ type: "RELEASED", bead: body.bead })
       const session = this.sessions.get(body.bead)
       clearTimeout(this.persistTimers.get(body.bead))
@@ -410,7 +411,7 @@ export class Daemon {
     if (this.stopping) return
     const state = runner.view().state
     // A finished session's snapshot is removed, not saved (nothing is left to restore).
-    if (["done", "failed", "timeout", "cancelled"].includes(state)) return
+    if (runner.view().final) return
     if (this.persistedStates.get(body.bead) === state) {
       if (!this.persistTimers.has(body.bead)) {
         const timer = setTimeout(() => {

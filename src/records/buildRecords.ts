@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto"
-import type { Decision, SessionContext, VerifyOutput } from "../../machines/agentSession.machine.js"
+import type { Decision, SessionContext, VerifyOutput } from "../../machines/agentSession.types.js"
 import type { DispatchSpec } from "../sessions/dispatchSpec.js"
 import type { DecisionRecord, ResultRecord, RunRecord, VerificationRecord } from "./recordSchema.js"
 import { sessionNameFor } from "../terminals/Terminals.js"
@@ -14,6 +14,8 @@ export interface HistoryEntry {
 export interface SessionView {
   /** The flattened state value: `running.waitingInput`, `verifying`, `done`. */
   readonly state: string
+  /** The session is over: its snapshot is in a final state (tagged `final`). */
+  readonly final: boolean
   readonly context: SessionContext
 }
 
@@ -38,8 +40,6 @@ export const flattenState = (value: unknown): string => {
 
 const decisionRecord = (decision: Decision | null): DecisionRecord | null =>
   decision === null ? null : { kind: decision.kind, source: decision.source, at: iso(decision.at), detail: decision.detail }
-
-const finalStates = new Set(["done", "failed", "timeout", "cancelled"])
 
 /** The seed's `verification` object, with Warden's checks, diff stat and commits beside its keys. */
 export const verificationRecord = (verification: VerifyOutput): VerificationRecord => {
@@ -69,7 +69,7 @@ export const verificationRecord = (verification: VerifyOutput): VerificationReco
 /** The seed's `status`: only its four words; cancelled is `failed` with reason `cancelled`. */
 const seedStatus = (view: SessionView): RunRecord["status"] => {
   const outcome = view.context.outcome
-  const settled = ["cleaning", "notifying", "remembering", "settling", "backoff", ...finalStates].includes(view.state)
+  const settled = view.final || ["cleaning", "notifying", "remembering", "settling", "backoff"].includes(view.state)
   if (!settled || outcome === null) return view.state === "cancelled" ? "failed" : "running"
   if (outcome === "done") return "done"
   if (outcome === "timeout") return "timeout"

@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Clock, Effect } from "effect"
-import type { LaunchOutput } from "../../machines/agentSession.machine.js"
+import type { LaunchOutput } from "../../machines/agentSession.types.js"
 import { Git, type ChangesScope, type StatusBaseline } from "../git/Git.js"
 import { AgentProcesses } from "../processes/agentProcesses.js"
 import { writeFileAtomic } from "../records/RecordStore.js"

@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
-import type { PreflightCheck } from "../../machines/agentSession.machine.js"
+import type { PreflightCheck } from "../../machines/agentSession.types.js"
 import { Git } from "../git/Git.js"
 import { Processes } from "../processes/Processes.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"

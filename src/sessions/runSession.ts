@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, type ManagedRuntime } from "effect"
 import { createActor, type Actor } from "xstate"
-import type { Outcome } from "../../machines/agentSession.machine.js"
+import type { Outcome } from "../../machines/agentSession.types.js"
 import { buildRecords, flattenState, type HistoryEntry, type SessionView } from "../records/buildRecords.js"
 import { RecordStore } from "../records/RecordStore.js"
 import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
@@ -78,7 +78,7 @@ export class SessionRunner {
   /** The session as the records see it now. */
   view(): SessionView {
     const snapshot = this.actor.getSnapshot()
-    return { state: flattenState(snapshot.value), context: snapshot.context }
+    return { state: flattenState(snapshot.value), final: snapshot.hasTag("final"), context: snapshot.context }
   }
 
   records() {

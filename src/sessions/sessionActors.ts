@@ -3,18 +3,18 @@ import * as path from "node:path"
 import { randomUUID } from "node:crypto"
 import { Clock, Effect, type ManagedRuntime } from "effect"
 import { fromCallback, fromPromise } from "xstate"
-import {
-  agentSessionMachine,
-  type AttemptRef,
-  type CaptureOutput,
-  type LaunchOutput,
-  type PreflightOutput,
-  type SessionContext,
-  type SessionEvent,
-  type StepOutput,
-  type VerifyOutput,
-  type WatchInput
-} from "../../machines/agentSession.machine.js"
+import { agentSessionMachine } from "../../machines/agentSession.machine.js"
+import type {
+  AttemptRef,
+  CaptureOutput,
+  LaunchOutput,
+  PreflightOutput,
+  SessionContext,
+  SessionEvent,
+  StepOutput,
+  VerifyOutput,
+  WatchInput
+} from "../../machines/agentSession.types.js"
 import { Git } from "../git/Git.js"
 import { Processes } from "../processes/Processes.js"
 import { AgentProcesses } from "../processes/agentProcesses.js"

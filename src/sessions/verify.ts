@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Clock, Effect } from "effect"
-import type { VerificationCheck, VerifyOutput } from "../../machines/agentSession.machine.js"
+import type { VerificationCheck, VerifyOutput } from "../../machines/agentSession.types.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
 import { Git, type ChangesScope } from "../git/Git.js"
 import { Processes } from "../processes/Processes.js"

@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
-import type { AgentReport, AgentSignal, SessionEvent, WatchInput } from "../../machines/agentSession.machine.js"
+import type { AgentReport, AgentSignal, SessionEvent, WatchInput } from "../../machines/agentSession.types.js"
 import { mergeReports, reportFromLine } from "../agents/agentOutput.js"
 import { compileRules, readScreen, screenShows } from "./screenRules.js"
 import { readFrom } from "../workspace/readRange.js"
