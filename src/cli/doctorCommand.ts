@@ -4,7 +4,8 @@ import { Effect } from "effect"
 import type { PreflightCheck } from "../../machines/agentSession.types.js"
 import { cliChecks } from "../agents/cliChecks.js"
 import { Processes } from "../processes/Processes.js"
-import { CliError, dispatcherEnv, onRuntime, type CliEnvironment } from "./environment.js"
+import { CliError, onRuntime, type CliEnvironment } from "./environment.js"
+import { dispatcherEnv } from "../sessions/buildSpec.js"
 import { table } from "./format.js"
 
 const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))

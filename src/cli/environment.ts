@@ -1,16 +1,10 @@
-import * as os from "node:os"
-import { Data, Effect, Either, Layer, ManagedRuntime } from "effect"
+import { Data, Effect, Either, ManagedRuntime } from "effect"
 import { loadConfigSync, type ResolvedConfig } from "../config/loadConfig.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
-import { GitLive } from "../git/Git.js"
-import { ProcessesLive } from "../processes/Processes.js"
-import { agentProcessesLayer } from "../processes/agentProcesses.js"
-import { fileRecordStoreLayer } from "../records/RecordStore.js"
 import type { SessionServices } from "../sessions/sessionActors.js"
-import { tmuxTerminalsLayer } from "../terminals/tmuxTerminals.js"
+import { liveLayer } from "../runtime/liveLayer.js"
 import { workspacePaths, type WorkspacePaths } from "../workspace/paths.js"
 import { restrictUmask, stateAccess, tightenState } from "../workspace/statePermissions.js"
-import { processStartTicks } from "../sessions/supervisorLiveness.js"
 
 /** A command-line error: printed as `warden: <message>` with a non-zero exit. */
 export class CliError extends Data.TaggedError("CliError")<{ readonly message: string; readonly exitCode?: number }> {}
@@ -25,16 +19,6 @@ export interface GlobalOptions {
   readonly workspace: string | undefined
   readonly config: string | undefined
 }
-
-/** The live layers every command runs on: tmux on the agents' socket, real processes, git, the workspace's records. */
-export const liveLayer = (config: ResolvedConfig, paths: WorkspacePaths) =>
-  Layer.mergeAll(
-    tmuxTerminalsLayer(config.tmuxSocket),
-    ProcessesLive,
-    GitLive.pipe(Layer.provide(ProcessesLive)),
-    fileRecordStoreLayer(paths),
-    agentProcessesLayer({ killGraceMs: config.killGraceMs, cgroups: config.agentCgroups })
-  )
 
 /** Loads the config (refusing an invalid one with its path and field) and opens the workspace. */
 export const openEnvironment = (global: GlobalOptions) =>
@@ -57,22 +41,6 @@ export const openEnvironment = (global: GlobalOptions) =>
     yield* Effect.addFinalizer(() => runtime.disposeEffect)
     return { config, paths, runtime } satisfies CliEnvironment
   })
-
-/** This process as a foreground supervisor. */
-export const foregroundSupervisor = () => ({
-  pid: process.pid,
-  procStart: processStartTicks(process.pid),
-  host: os.hostname(),
-  kind: "foreground" as const,
-  startedAt: Date.now()
-})
-
-/** The dispatcher's environment as plain strings (the agent inherits it). */
-export const dispatcherEnv = (): Record<string, string> => {
-  const env: Record<string, string> = {}
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value
-  return env
-}
 
 /** Runs an effect that needs the live services on the environment's runtime. */
 export const onRuntime = <A, E>(env: CliEnvironment, effect: Effect.Effect<A, E, SessionServices>) =>

@@ -8,8 +8,8 @@ import { runVerification } from "../sessions/verify.js"
 import { RecordStore } from "../records/RecordStore.js"
 import { verificationRecord } from "../records/buildRecords.js"
 import { runIsLive } from "../sessions/reconcile.js"
-import { buildSpec, type DispatchRequest } from "./buildSpec.js"
-import { CliError, checkBead, cliFor, dispatcherEnv, onRuntime, type CliEnvironment } from "./environment.js"
+import { buildSpec, dispatcherEnv, type DispatchRefused, type DispatchRequest } from "../sessions/buildSpec.js"
+import { CliError, checkBead, cliFor, onRuntime, type CliEnvironment } from "./environment.js"
 import { closest } from "./helpText.js"
 import { openLogger } from "./logger.js"
 import { Progress } from "./progress.js"
@@ -20,6 +20,9 @@ import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
 import * as path from "node:path"
 
 const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))
+
+/** A request that cannot become a spec is the command line's error, with the same message and exit code. */
+const refusedAsCliError = (refused: DispatchRefused) => new CliError({ message: refused.message, exitCode: refused.exitCode })
 
 /**
  * `warden dispatch --wait`: runs the session in this process, state by state,
@@ -49,7 +52,7 @@ export const dispatchCommand = (env: CliEnvironment, request: DispatchRequest, o
           "start one with `warden daemon`, or run the session in the foreground with --wait"
       })
     }
-    const spec = yield* buildSpec(env, request)
+    const spec = yield* buildSpec(env, request).pipe(Effect.mapError(refusedAsCliError))
     const logger = openLogger(env.paths, { bead: spec.bead }, env.config.retention)
     const progress = new Progress(spec.bead, options.json ? process.stderr : process.stdout, cliFor(env))
     const runner = new SessionRunner(spec, env.runtime, {
@@ -175,7 +178,7 @@ export const preflightCommand = (env: CliEnvironment, request: DispatchRequest, 
         prompt: request.prompt ?? (request.template === undefined && request.promptFile === undefined ? "(preflight)" : request.prompt)
       },
       { forPreflight: true }
-    )
+    ).pipe(Effect.mapError(refusedAsCliError))
     const checks = yield* onRuntime(env, runPreflight(spec))
     // What a TUI would ask is a warning: the attempt runs and shows the dialog as waiting-input.
     const ok = checks.every((check) => check.ok || check.advisory === true)

@@ -5,11 +5,11 @@ import { Effect, Either, Layer, ManagedRuntime } from "effect"
 import { createActor, fromPromise, type Actor } from "xstate"
 import { supervisorMachine } from "../../machines/supervisor.machine.js"
 import { isFinalState } from "../../machines/agentSession.types.js"
-import { buildSpec, type DispatchRequest } from "../cli/buildSpec.js"
-import { liveLayer, type CliEnvironment } from "../cli/environment.js"
+import { liveLayer } from "../runtime/liveLayer.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
 import { RecordStore, writeFileAtomic } from "../records/RecordStore.js"
 import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
+import { buildSpec, type DispatchRequest } from "../sessions/buildSpec.js"
 import { SessionRunner } from "../sessions/runSession.js"
 import { runIsLive } from "../sessions/reconcile.js"
 import { processStartTicks, supervisorAlive } from "../sessions/supervisorLiveness.js"
@@ -146,11 +146,6 @@ export class Daemon {
     this.supervisor.start()
   }
 
-  /** The CLI-shaped environment the session code expects. */
-  private environment(): CliEnvironment {
-    return { config: this.options.config, paths: this.options.paths, runtime: this.runtime as never }
-  }
-
   private run<A, E>(effect: Effect.Effect<A, E, DaemonServices>): Promise<A> {
     return this.runtime.runPromise(effect as Effect.Effect<A, E, never>)
   }
@@ -228,7 +223,7 @@ export class Daemon {
         maxAttempts: body.maxRetries
       }
     }
-    const built = await Effect.runPromise(Effect.either(buildSpec(this.environment(), request)))
+    const built = await Effect.runPromise(Effect.either(buildSpec(this.options, request)))
     if (Either.isLeft(built)) throw new DaemonRefusal(422, built.left.message)
     const spec = {
       ...built.right,

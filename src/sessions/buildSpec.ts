@@ -1,10 +1,32 @@
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
-import { Effect, Either } from "effect"
+import { Data, Effect, Either } from "effect"
+import type { ResolvedConfig } from "../config/loadConfig.js"
 import { resolveProfile, type ProfileOverrides } from "../config/profiles.js"
-import type { DispatchSpec } from "../sessions/dispatchSpec.js"
 import { renderTemplate } from "../templates/render.js"
-import { CliError, dispatcherEnv, foregroundSupervisor, type CliEnvironment } from "./environment.js"
+import type { WorkspacePaths } from "../workspace/paths.js"
+import type { DispatchSpec } from "./dispatchSpec.js"
+import { processStartTicks } from "./supervisorLiveness.js"
+
+/** A dispatch request that cannot become a spec; the CLI prints it as `warden: <message>`, the API answers 422. */
+export class DispatchRefused extends Data.TaggedError("DispatchRefused")<{ readonly message: string; readonly exitCode?: number }> {}
+
+/** This process as a foreground supervisor. */
+export const foregroundSupervisor = () => ({
+  pid: process.pid,
+  procStart: processStartTicks(process.pid),
+  host: os.hostname(),
+  kind: "foreground" as const,
+  startedAt: Date.now()
+})
+
+/** The dispatcher's environment as plain strings (the agent inherits it). */
+export const dispatcherEnv = (): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value
+  return env
+}
 
 export interface DispatchRequest {
   readonly bead: string
@@ -25,34 +47,38 @@ export interface DispatchRequest {
  * check, with everything else it found. For `warden preflight` a missing
  * command is left to its `custom-command` check too.
  */
-export const buildSpec = (env: CliEnvironment, request: DispatchRequest, options: { readonly forPreflight?: boolean } = {}) =>
+export const buildSpec = (
+  env: { readonly config: ResolvedConfig; readonly paths: WorkspacePaths },
+  request: DispatchRequest,
+  options: { readonly forPreflight?: boolean } = {}
+) =>
   Effect.gen(function* () {
     const profile = resolveProfile(env.config, request.agent, request.overrides)
-    if ("error" in profile) return yield* new CliError({ message: profile.error, exitCode: 2 })
+    if ("error" in profile) return yield* new DispatchRefused({ message: profile.error, exitCode: 2 })
     if (request.prompt !== undefined && request.promptFile !== undefined) {
-      return yield* new CliError({ message: "give --prompt or --prompt-file, not both" })
+      return yield* new DispatchRefused({ message: "give --prompt or --prompt-file, not both" })
     }
     let description = request.prompt ?? ""
     if (request.promptFile !== undefined) {
       try {
         description = fs.readFileSync(request.promptFile, "utf8")
       } catch (error) {
-        return yield* new CliError({ message: `cannot read --prompt-file ${request.promptFile}: ${(error as Error).message}` })
+        return yield* new DispatchRefused({ message: `cannot read --prompt-file ${request.promptFile}: ${(error as Error).message}` })
       }
     }
     // A profile that runs a command (`{command}` in its args, as `custom` does) needs one, and then no prompt.
     const runsCommand = profile.config.args.some((arg) => arg.includes("{command}"))
     const command = request.command?.trim() === "" ? undefined : request.command
     if (runsCommand && command === undefined && options.forPreflight !== true) {
-      return yield* new CliError({ message: `profile "${profile.name}" runs a command: give --command CMD (\`command\` in the API)` })
+      return yield* new DispatchRefused({ message: `profile "${profile.name}" runs a command: give --command CMD (\`command\` in the API)` })
     }
     if (!runsCommand && command !== undefined) {
-      return yield* new CliError({
+      return yield* new DispatchRefused({
         message: `profile "${profile.name}" does not run a command ({command} is not in its args): --command is for profiles such as custom`
       })
     }
     if (request.template === undefined && description.trim() === "" && !runsCommand) {
-      return yield* new CliError({ message: "nothing to do: give --prompt TEXT, --prompt-file FILE or --template NAME" })
+      return yield* new DispatchRefused({ message: "nothing to do: give --prompt TEXT, --prompt-file FILE or --template NAME" })
     }
     let prompt: DispatchSpec["prompt"] = { ok: true, text: description }
     if (request.template !== undefined) {
