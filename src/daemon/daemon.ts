@@ -16,7 +16,7 @@ import { processStartTicks, supervisorAlive } from "../sessions/supervisorLivene
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { checkOperatorInput, recordInput } from "../sessions/operatorInput.js"
 import { expandHome, type WorkspacePaths } from "../workspace/paths.js"
-import type { DispatchBody } from "../server/apiSchemas.js"
+import type { DispatchBody } from "../sessions/dispatchBody.js"
 import { SNAPSHOT_VERSION, SnapshotStore, fileSnapshotStoreLayer, type SessionSnapshot } from "./SnapshotStore.js"
 import { WorkQueue, fileWorkQueueLayer, type QueueItem } from "./WorkQueue.js"
 import { availableMemoryMb } from "../system/memory.js"

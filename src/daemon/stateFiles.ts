@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Either, ParseResult, Schema } from "effect"
-import { BeadId, DispatchBody } from "../server/apiSchemas.js"
+import { BeadId, DispatchBody } from "../sessions/dispatchBody.js"
 import { SNAPSHOT_VERSION } from "./SnapshotStore.js"
 
 /** `state/queue.json`: the beads waiting for a slot. */

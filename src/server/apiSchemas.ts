@@ -1,31 +1,6 @@
 import { Schema } from "effect"
-import { BEAD_ID } from "../sessions/dispatchSpec.js"
+import { Text } from "../sessions/dispatchBody.js"
 import { keyProblem } from "../terminals/keyNames.js"
-
-/** A bead id as the beads tracker writes it (no path separators, no leading dot). */
-export const BeadId = Schema.String.pipe(
-  Schema.pattern(BEAD_ID, { message: () => `a bead id must match ${BEAD_ID.source}` })
-)
-
-const Text = Schema.String.pipe(Schema.maxLength(100_000))
-
-/** `POST /v1/dispatch` */
-export const DispatchBody = Schema.Struct({
-  bead: BeadId,
-  repo: Schema.NonEmptyString,
-  agent: Schema.NonEmptyString,
-  /** 0 (most urgent) to 4, as the beads tracker numbers them; default 2. */
-  priority: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 4)), { default: () => 2 }),
-  template: Schema.optional(Schema.NonEmptyString),
-  prompt: Schema.optional(Text),
-  title: Schema.optional(Text),
-  acceptance: Schema.optional(Text),
-  command: Schema.optional(Text),
-  timeoutSeconds: Schema.optional(Schema.Int.pipe(Schema.positive())),
-  stallSeconds: Schema.optional(Schema.Int.pipe(Schema.positive())),
-  maxRetries: Schema.optional(Schema.Int.pipe(Schema.between(1, 20)))
-})
-export type DispatchBody = typeof DispatchBody.Type
 
 /** `POST /v1/sessions/:bead/signal` */
 export const SignalBody = Schema.Struct({
