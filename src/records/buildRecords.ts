@@ -1,8 +1,24 @@
 import { createHash } from "node:crypto"
 import type { Decision, SessionContext, VerifyOutput } from "../../machines/agentSession.types.js"
-import type { DispatchSpec } from "../sessions/dispatchSpec.js"
+import type { ResolvedProfile } from "../config/profiles.js"
+import type { WorkspacePaths } from "../workspace/paths.js"
 import type { DecisionRecord, ResultRecord, RunRecord, VerificationRecord } from "./recordSchema.js"
 import { sessionNameFor } from "../terminals/Terminals.js"
+
+/**
+ * What a bead's records show of its dispatch: the part of the session's
+ * `DispatchSpec` (src/sessions) that the records are built from. Declared here
+ * so that the records do not depend on the sessions that write them.
+ */
+export interface RecordedSpec {
+  readonly bead: string
+  readonly profile: ResolvedProfile
+  /** The rendered prompt, or why it could not be rendered (preflight reports it). */
+  readonly prompt: { readonly ok: true; readonly text: string } | { readonly ok: false; readonly error: string }
+  readonly templateName: string | null
+  readonly paths: WorkspacePaths
+  readonly supervisor: { readonly pid: number; readonly procStart: string | null; readonly host: string; readonly kind: "foreground" | "daemon"; readonly startedAt: number }
+}
 
 /** One entry of the session's state history, kept by the observer. */
 export interface HistoryEntry {
@@ -100,7 +116,7 @@ export const promptHash = (prompt: string): string => createHash("sha256").updat
 
 /** Builds both records of the bead from the session's current view (pure). */
 export const buildRecords = (
-  spec: DispatchSpec,
+  spec: RecordedSpec,
   view: SessionView,
   history: ReadonlyArray<HistoryEntry>,
   now: number,
