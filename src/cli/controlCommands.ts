@@ -7,7 +7,7 @@ import { localDate, memoryLine } from "../records/buildRecords.js"
 import { CliError, checkBead, onRuntime, type CliEnvironment } from "./environment.js"
 import { psTable, showText } from "./format.js"
 import { callDaemon } from "./daemonClient.js"
-import { runningDaemon } from "../daemon/daemon.js"
+import { runningDaemon } from "../daemon/runningDaemon.js"
 import { checkOperatorInput, recordInput } from "../sessions/operatorInput.js"
 
 const print = (text: string) => Effect.sync(() => process.stdout.write(`${text}\n`))

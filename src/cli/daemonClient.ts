@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import { Effect } from "effect"
-import { daemonFiles, type DaemonInfo } from "../daemon/daemon.js"
+import type { DaemonInfo } from "../daemon/runningDaemon.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
 import { CliError } from "./environment.js"
 
@@ -8,7 +8,7 @@ import { CliError } from "./environment.js"
 export const callDaemon = (paths: WorkspacePaths, info: DaemonInfo, method: "GET" | "POST", route: string, body?: unknown) =>
   Effect.tryPromise({
     try: async () => {
-      const token = fs.readFileSync(daemonFiles(paths).token, "utf8").trim()
+      const token = fs.readFileSync(paths.daemon.token, "utf8").trim()
       const response = await fetch(`http://${info.host}:${info.port}${route}`, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },

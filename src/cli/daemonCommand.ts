@@ -1,7 +1,8 @@
 import * as http from "node:http"
 import { Effect } from "effect"
 import client from "prom-client"
-import { Daemon, daemonFiles, runningDaemon, type DaemonInfo } from "../daemon/daemon.js"
+import { Daemon } from "../daemon/daemon.js"
+import { runningDaemon, type DaemonInfo } from "../daemon/runningDaemon.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { apiHandler, tokenMatches } from "../server/httpApi.js"
 import { Feed } from "../server/feed.js"
@@ -63,8 +64,8 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     const logger = openLogger(env.paths, { daemon: true }, { ...env.config.retention, journal: stdoutIsJournal() })
     const log = (message: string, detail?: Record<string, unknown>) => logger.info(detail ?? {}, message)
     const feed = new Feed({
-      file: path.join(env.paths.root, "state", "feed.jsonl"),
-      highWaterFile: path.join(env.paths.root, "state", "feed.seq"),
+      file: env.paths.daemon.feed,
+      highWaterFile: env.paths.daemon.feedSeq,
       window: options.feedWindow,
       maxBufferedBytes: 1024 * 1024,
       heartbeatMs: 15_000
@@ -81,7 +82,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         }),
       catch: (error) => new CliError({ message: (error as Error).message })
     })
-    for (const file of removeStaleTemps([daemonFiles(env.paths).snapshots, path.dirname(daemonFiles(env.paths).queue), env.paths.runs, env.paths.results])) log("removed a temporary file a killed process left", { file })
+    for (const file of removeStaleTemps([env.paths.daemon.snapshots, path.dirname(env.paths.daemon.queue), env.paths.runs, env.paths.results])) log("removed a temporary file a killed process left", { file })
     yield* Effect.addFinalizer(() => Effect.promise(() => daemon.stop()))
     yield* Effect.addFinalizer(() => Effect.sync(() => feed.close()))
 
@@ -170,7 +171,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
       host: options.host,
       started_at: new Date(daemon.startedAt).toISOString()
     }
-    writeFileAtomic(daemonFiles(env.paths).info, `${JSON.stringify(info, null, 2)}\n`)
+    writeFileAtomic(env.paths.daemon.info, `${JSON.stringify(info, null, 2)}\n`)
     const notifier = systemdNotifier(process.env, (message) => log(message))
     notifier.ready(`${restored.length} session(s) restored; API on ${options.host}:${port}`)
     yield* Effect.addFinalizer(() =>

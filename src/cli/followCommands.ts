@@ -7,7 +7,7 @@ import { RecordStore } from "../records/RecordStore.js"
 import { readFrom } from "../workspace/readRange.js"
 import { runIsLive } from "../sessions/reconcile.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
-import { daemonFiles, runningDaemon } from "../daemon/daemon.js"
+import { runningDaemon } from "../daemon/runningDaemon.js"
 import { callDaemon } from "./daemonClient.js"
 import { refuseUnsafeSocket } from "./controlCommands.js"
 import { CliError, checkBead, onRuntime, type CliEnvironment } from "./environment.js"
@@ -84,7 +84,7 @@ export const attachCommand = (env: CliEnvironment, bead: string) =>
     }
     const daemon = runningDaemon(env.paths)
     if (daemon === null) return yield* new CliError({ message: `no tmux session ${name} on ${terminals.socket}, and no daemon to stream it from` })
-    const token = fs.readFileSync(daemonFiles(env.paths).token, "utf8").trim()
+    const token = fs.readFileSync(env.paths.daemon.token, "utf8").trim()
     yield* Effect.async<void, CliError>((resume) => {
       const socket = new WebSocket(`ws://${daemon.host}:${daemon.port}/v1/sessions/${encodeURIComponent(bead)}/terminal`, {
         headers: { authorization: `Bearer ${token}` }
@@ -137,7 +137,7 @@ export const tailCommand = (env: CliEnvironment, topics: string | undefined, sin
   Effect.gen(function* () {
     const daemon = runningDaemon(env.paths)
     if (daemon === null) return yield* new CliError({ message: "no warden daemon runs for this workspace: start one with `warden daemon`" })
-    const token = fs.readFileSync(daemonFiles(env.paths).token, "utf8").trim()
+    const token = fs.readFileSync(env.paths.daemon.token, "utf8").trim()
     const query = new URLSearchParams()
     if (topics !== undefined) query.set("topics", topics)
     if (since !== undefined) query.set("since", String(since))

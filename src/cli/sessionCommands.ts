@@ -15,7 +15,7 @@ import { openLogger } from "./logger.js"
 import { Progress } from "./progress.js"
 import { table } from "./format.js"
 import { callDaemon } from "./daemonClient.js"
-import { runningDaemon, type DaemonInfo } from "../daemon/daemon.js"
+import { runningDaemon, type DaemonInfo } from "../daemon/runningDaemon.js"
 import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
 import * as path from "node:path"
 

@@ -37,37 +37,6 @@ export class DaemonRefusal extends Error {
   }
 }
 
-/** Where a running daemon can be found: written at start, removed at a clean stop. */
-export interface DaemonInfo {
-  readonly pid: number
-  readonly proc_start: string | null
-  readonly port: number
-  readonly host: string
-  readonly started_at: string
-}
-
-export const daemonFiles = (paths: WorkspacePaths) => ({
-  info: path.join(paths.root, "state", "daemon.json"),
-  lock: path.join(paths.root, "state", "daemon.lock"),
-  token: path.join(paths.root, "state", "api-token"),
-  queue: path.join(paths.root, "state", "queue.json"),
-  snapshots: path.join(paths.root, "state", "snapshots"),
-  /** Each bead's last dispatch request, for `retry`. */
-  requests: path.join(paths.root, "state", "requests"),
-  /** Present while drain mode is on, so it survives a restart. */
-  drain: path.join(paths.root, "state", "drain.json")
-})
-
-/** The daemon of this workspace when one runs (its info file names a live process). */
-export const runningDaemon = (paths: WorkspacePaths): DaemonInfo | null => {
-  try {
-    const info = JSON.parse(fs.readFileSync(daemonFiles(paths).info, "utf8")) as DaemonInfo
-    return supervisorAlive({ pid: info.pid, proc_start: info.proc_start }) ? info : null
-  } catch {
-    return null
-  }
-}
-
 /** A run record that is in the workspace but cannot be read (truncated, corrupt). */
 export interface UnreadableRecord {
   readonly bead: string
@@ -114,7 +83,7 @@ export class Daemon {
   readonly quarantined: QuarantinedFile[]
 
   constructor(private readonly options: DaemonOptions) {
-    const files = daemonFiles(options.paths)
+    const files = options.paths.daemon
     this.lock = acquireDaemonLock(files.lock)
     this.quarantined = [...quarantineCorruptStateFiles(files)]
     for (const q of this.quarantined) options.log("state file quarantined", { ...q })
@@ -286,7 +255,7 @@ export class Daemon {
     const { snapshots, refused } = await this.run(Effect.flatMap(SnapshotStore, (store) => store.loadAll))
     for (const error of refused) this.options.log("snapshot refused", { bead: error.bead, reason: error.reason })
     for (const q of this.quarantined) {
-      const bead = snapshotBead(q, daemonFiles(this.options.paths).snapshots)
+      const bead = snapshotBead(q, this.options.paths.daemon.snapshots)
       if (bead !== null) await this.endUnresumable(bead, q)
     }
     const restored: string[] = []
@@ -473,7 +442,7 @@ export class Daemon {
   /** Dispatches a finished bead again with the request it was dispatched with. */
   async retry(bead: string): Promise<{ bead: string; priority: number; queued: number; draining: boolean }> {
     if (this.liveSession(bead) !== undefined) throw new DaemonRefusal(409, `${bead} is still running`)
-    const file = path.join(daemonFiles(this.options.paths).requests, `${bead}.json`)
+    const file = path.join(this.options.paths.daemon.requests, `${bead}.json`)
     let body: DispatchBody
     try {
       body = JSON.parse(fs.readFileSync(file, "utf8")) as DispatchBody
@@ -487,7 +456,7 @@ export class Daemon {
 
   /** Keeps each dispatch request, so `retry` can send the same bead again. */
   private rememberRequest(body: DispatchBody): void {
-    const file = path.join(daemonFiles(this.options.paths).requests, `${body.bead}.json`)
+    const file = path.join(this.options.paths.daemon.requests, `${body.bead}.json`)
     writeFileAtomic(file, JSON.stringify(body))
   }
 
@@ -562,7 +531,7 @@ export class Daemon {
 
   /** Drain mode: nothing new is admitted (queued beads wait) while running sessions go on, for maintenance. */
   drain(on: boolean): { draining: boolean } {
-    writeDrainState(daemonFiles(this.options.paths).drain, on)
+    writeDrainState(this.options.paths.daemon.drain, on)
     this.supervisor.send({ type: "DRAIN", on })
     this.options.events?.("daemon", on ? "daemon.draining" : "daemon.admitting", {})
     return { draining: on }
@@ -591,7 +560,7 @@ export class Daemon {
     clearInterval(this.memoryTimer)
     this.supervisor.stop()
     await Promise.all([...this.sessions.values()].map((session) => session.runner.detach()))
-    fs.rmSync(daemonFiles(this.options.paths).info, { force: true })
+    fs.rmSync(this.options.paths.daemon.info, { force: true })
     this.lock.release()
     await this.runtime.dispose()
   }

@@ -115,7 +115,7 @@ export const observeRuns = (paths: WorkspacePaths) =>
         continue
       }
       // The daemon kept a snapshot: its next start re-adopts the session and reconciles it itself.
-      if (run.supervisor.kind === "daemon" && fs.existsSync(path.join(paths.root, "state", "snapshots", `${run.bead}.json`))) {
+      if (run.supervisor.kind === "daemon" && fs.existsSync(path.join(paths.daemon.snapshots, `${run.bead}.json`))) {
         observed.push({ run, liveness: "awaiting-daemon", reconciled: false })
         continue
       }

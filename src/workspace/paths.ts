@@ -2,6 +2,23 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
+/** The daemon's files, all under the workspace's `state/`. */
+export interface DaemonFiles {
+  /** Where a running daemon can be found (`DaemonInfo`): written at start, removed at a clean stop. */
+  readonly info: string
+  readonly lock: string
+  readonly token: string
+  readonly queue: string
+  readonly snapshots: string
+  /** Each bead's last dispatch request, for `retry`. */
+  readonly requests: string
+  /** Present while drain mode is on, so it survives a restart. */
+  readonly drain: string
+  /** The feed's event log and its high-water sequence number. */
+  readonly feed: string
+  readonly feedSeq: string
+}
+
 /** Where everything of one workspace lives (the seed's layout, plus transcripts and the agents' `warden` shim). */
 export interface WorkspacePaths {
   readonly root: string
@@ -28,6 +45,8 @@ export interface WorkspacePaths {
   /** Claude Code settings with Warden's hooks, for one attempt (`--settings`). */
   readonly settingsFile: (bead: string, attemptId: string) => string
   readonly transcriptFile: (bead: string, attemptId: string) => string
+  /** The daemon's files. */
+  readonly daemon: DaemonFiles
 }
 
 export const expandHome = (p: string): string =>
@@ -59,7 +78,18 @@ export const workspacePaths = (rootDir: string): WorkspacePaths => {
     envFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.env`),
     launchRecordFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.launched.json`),
     settingsFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.settings.json`),
-    transcriptFile: (bead, attemptId) => path.join(transcripts, `${bead}.${attemptId}.log`)
+    transcriptFile: (bead, attemptId) => path.join(transcripts, `${bead}.${attemptId}.log`),
+    daemon: {
+      info: path.join(state, "daemon.json"),
+      lock: path.join(state, "daemon.lock"),
+      token: path.join(state, "api-token"),
+      queue: path.join(state, "queue.json"),
+      snapshots: path.join(state, "snapshots"),
+      requests: path.join(state, "requests"),
+      drain: path.join(state, "drain.json"),
+      feed: path.join(state, "feed.jsonl"),
+      feedSeq: path.join(state, "feed.seq")
+    }
   }
 }
 

@@ -41,15 +41,14 @@ const readJson = (file: string): unknown => {
  */
 export const liveBeads = (paths: WorkspacePaths): Set<string> => {
   const live = new Set<string>()
-  const state = path.join(paths.root, "state")
   const list = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
   for (const name of list(paths.runs)) {
     if (!name.endsWith(".json")) continue
     const run = readJson(path.join(paths.runs, name)) as { status?: unknown; will_retry?: unknown } | null
     if (run === null || run.status === "running" || run.will_retry === true) live.add(name.slice(0, -".json".length))
   }
-  for (const name of list(path.join(state, "snapshots"))) if (name.endsWith(".json")) live.add(name.slice(0, -".json".length))
-  const queue = readJson(path.join(state, "queue.json")) as { items?: Array<{ bead?: unknown }> } | null
+  for (const name of list(paths.daemon.snapshots)) if (name.endsWith(".json")) live.add(name.slice(0, -".json".length))
+  const queue = readJson(paths.daemon.queue) as { items?: Array<{ bead?: unknown }> } | null
   for (const item of Array.isArray(queue?.items) ? queue.items : []) if (typeof item.bead === "string") live.add(item.bead)
   return live
 }
@@ -88,6 +87,6 @@ export const sweepRetention = (paths: WorkspacePaths, retention: Pick<RetentionC
   }
   sweep(paths.transcripts, "transcripts", retention.transcriptsDays * DAY_MS)
   sweep(paths.watch, "watch", retention.stateDays * DAY_MS)
-  sweep(path.join(paths.root, "state", "requests"), "requests", retention.stateDays * DAY_MS)
+  sweep(paths.daemon.requests, "requests", retention.stateDays * DAY_MS)
   return { removed, keptLive }
 }
