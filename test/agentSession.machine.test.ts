@@ -4,6 +4,7 @@ import { agentSessionMachine } from "../machines/agentSession.machine.js"
 import type { AgentSignal, SessionEvent, SessionPolicy, VerifyOutput, WatchInput } from "../machines/agentSession.types.js"
 import { flattenState } from "../src/records/buildRecords.js"
 import { sessionImplementations } from "../src/sessions/sessionActors.js"
+import { waitForSnapshot } from "./support/waitForSnapshot.js"
 
 const policy = (over: Partial<SessionPolicy> = {}, retry: Partial<SessionPolicy["retry"]> = {}): SessionPolicy => ({
   timeoutMs: 60_000,
@@ -26,8 +27,14 @@ interface HarnessOptions {
   readonly preflightOk?: (attempt: number) => boolean
   readonly launchOk?: (attempt: number) => boolean
   readonly verify?: (attempt: number) => VerifyOutput["overall"]
-  /** Holds the launch or the verification until the test resolves the promise. */
-  readonly gate?: { readonly launch?: Promise<void>; readonly verify?: Promise<void>; readonly capture?: Promise<void> }
+  /** Holds a stage's actor until the test resolves the promise. */
+  readonly gate?: {
+    readonly launch?: Promise<void>
+    readonly verify?: Promise<void>
+    readonly capture?: Promise<void>
+    readonly notify?: Promise<void>
+    readonly remember?: Promise<void>
+  }
 }
 
 /** The machine with in-memory actors on a simulated clock; the watcher hands its `sendBack` to the test. */
@@ -90,10 +97,12 @@ const harness = (options: HarnessOptions = {}) => {
       }),
       notify: fromPromise(async () => {
         calls.push("notify")
+        await options.gate?.notify
         return { at: clock.now() }
       }),
       remember: fromPromise(async () => {
         calls.push("remember")
+        await options.gate?.remember
         return { at: clock.now() }
       })
     }
@@ -105,10 +114,15 @@ const harness = (options: HarnessOptions = {}) => {
     if (states[states.length - 1] !== state) states.push(state)
   })
   actor.start()
-  const settle = async () => {
-    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve))
-  }
   const state = () => flattenState(actor.getSnapshot().value)
+  /** Waits until the session is in `state` (`running.working`, or a parent such as `running`). */
+  const until = (state: string) =>
+    waitForSnapshot(actor, `state ${state}`, (snapshot) => {
+      const flat = flattenState(snapshot.value)
+      return flat === state || flat.startsWith(`${state}.`)
+    })
+  /** Waits until the session has ended, in whichever final state. */
+  const finished = () => waitForSnapshot(actor, "a final state", (snapshot) => snapshot.hasTag("final"))
   const context = () => actor.getSnapshot().context
   const watcher = () => {
     const live = watchers.filter((w) => !w.stopped)
@@ -119,16 +133,14 @@ const harness = (options: HarnessOptions = {}) => {
     type: "AGENT.SIGNAL",
     signal: { attemptId: context().attemptId, status: "done", summary: "finished", source: "signal", at: clock.now(), ...over }
   })
-  /** Admits the bead and runs it to `running`. */
-  const admit = async () => {
+  /** Admits the bead and waits until it reaches `then` (by default `running`). */
+  const admit = async (then = "running") => {
     actor.send({ type: "ADMIT", at: clock.now() })
-    await settle()
+    await until(then)
   }
-  const advance = async (ms: number) => {
-    clock.increment(ms)
-    await settle()
-  }
-  return { actor, machine, clock, states, calls, watchers, settle, state, context, watcher, signal, admit, advance }
+  /** Moves the simulated clock; the delays it fires are processed before this returns. */
+  const advance = (ms: number) => clock.increment(ms)
+  return { actor, machine, clock, states, calls, watchers, until, finished, state, context, watcher, signal, admit, advance }
 }
 
 describe("agentSession machine (simulated clock)", () => {
@@ -137,7 +149,7 @@ describe("agentSession machine (simulated clock)", () => {
     await h.admit()
     expect(h.state()).toBe("running.working")
     h.watcher().sendBack(h.signal({ summary: "wrote hello.txt" }))
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("done")
     expect(h.states).toEqual([
       "queued",
@@ -169,9 +181,9 @@ describe("agentSession machine (simulated clock)", () => {
   ] as const)("completes from the %s", async (_name, event, source) => {
     const h = harness()
     await h.admit()
-    await h.advance(500)
+    h.advance(500)
     h.watcher().sendBack(event as SessionEvent)
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("done")
     expect(h.context().claim).toMatchObject({ kind: "done", source, at: 1_000_500 })
   })
@@ -180,14 +192,14 @@ describe("agentSession machine (simulated clock)", () => {
     const h = harness({ policy: policy({ sources: ["signal", "idle-prompt"] }, { maxAttempts: 1 }) })
     await h.admit()
     h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 0, lost: false })
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("failed")
     expect(h.context().failureReason).toBe("agent-exited")
   })
 
   it("a failed preflight names the failed check and is not retried by default", async () => {
     const h = harness({ preflightOk: () => false })
-    await h.admit()
+    await h.admit("failed")
     expect(h.state()).toBe("failed")
     expect(h.context().failureReason).toBe("preflight-failed")
     expect(h.context().claim?.detail.reason).toContain("repo-exists: /repo is not a directory")
@@ -200,13 +212,13 @@ describe("agentSession machine (simulated clock)", () => {
     await h.admit()
     const firstId = h.context().attemptId
     h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
-    await h.settle()
+    await h.until("backoff")
     expect(h.state()).toBe("backoff")
     expect(h.context().willRetry).toBe(true)
     expect(h.context().backoffUntil).toBe(h.clock.now() + 1_000)
-    await h.advance(999)
+    h.advance(999)
     expect(h.state()).toBe("backoff")
-    await h.advance(1)
+    h.advance(1)
     // Back through the queue: the supervisor (here the test) admits the retry.
     expect(h.state()).toBe("queued")
     await h.admit()
@@ -214,13 +226,13 @@ describe("agentSession machine (simulated clock)", () => {
     expect(h.context().attempt).toBe(2)
     expect(h.context().attemptId).not.toBe(firstId)
     h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
-    await h.settle()
+    await h.until("backoff")
     // The second backoff doubles.
     expect(h.context().backoffUntil).toBe(h.clock.now() + 2_000)
-    await h.advance(2_000)
+    h.advance(2_000)
     await h.admit()
     h.watcher().sendBack(h.signal({}))
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("done")
     expect(h.context().attempts.map((a) => [a.attempt, a.outcome, a.failureReason, a.exitCode])).toEqual([
       [1, "failed", "agent-exited", 1],
@@ -232,12 +244,12 @@ describe("agentSession machine (simulated clock)", () => {
     const h = harness({ policy: policy({}, { maxAttempts: 2 }) })
     await h.admit()
     h.watcher().sendBack(h.signal({ status: "failed", summary: "tests do not compile" }))
-    await h.settle()
+    await h.until("backoff")
     expect(h.state()).toBe("backoff")
-    await h.advance(1_000)
+    h.advance(1_000)
     await h.admit()
     h.watcher().sendBack(h.signal({ status: "failed", summary: "still broken" }))
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("failed")
     expect(h.context().willRetry).toBe(false)
     expect(h.context().failureReason).toBe("agent-failed")
@@ -249,9 +261,10 @@ describe("agentSession machine (simulated clock)", () => {
     await h.admit()
     const deadline = h.context().deadlineAt!
     expect(deadline).toBe(1_000_000 + 30_000)
-    await h.advance(29_999)
+    h.advance(29_999)
     expect(h.state()).toBe("running.working")
-    await h.advance(1)
+    h.advance(1)
+    await h.finished()
     expect(h.state()).toBe("timeout")
     expect(h.context().claim).toMatchObject({ kind: "timeout", source: "deadline", at: deadline })
     expect(h.calls.indexOf("capture")).toBeLessThan(h.calls.indexOf("clean"))
@@ -265,7 +278,8 @@ describe("agentSession machine (simulated clock)", () => {
   it("a timeout is retried when the policy retries timeouts", async () => {
     const h = harness({ policy: policy({ timeoutMs: 5_000 }, { maxAttempts: 2 }) })
     await h.admit()
-    await h.advance(5_000)
+    h.advance(5_000)
+    await h.until("backoff")
     expect(h.state()).toBe("backoff")
     expect(h.context().failureReason).toBe("timeout")
   })
@@ -273,17 +287,15 @@ describe("agentSession machine (simulated clock)", () => {
   it("is stalled after the stall time without output, and working again when output comes", async () => {
     const h = harness({ policy: policy({ stallMs: 10_000 }) })
     await h.admit()
-    await h.advance(6_000)
+    h.advance(6_000)
     h.watcher().sendBack({ type: "AGENT.OUTPUT", at: h.clock.now() })
-    await h.settle()
-    await h.advance(9_999)
+    h.advance(9_999)
     expect(h.state()).toBe("running.working")
-    await h.advance(1)
+    h.advance(1)
     expect(h.state()).toBe("running.stalled")
     const stall = h.context().evidence.find((d) => d.kind === "stalled")
     expect(stall).toMatchObject({ source: "stall-timer", at: 1_000_000 + 16_000 })
     h.watcher().sendBack({ type: "AGENT.OUTPUT", at: h.clock.now() })
-    await h.settle()
     expect(h.state()).toBe("running.working")
     expect(h.context().evidence.map((d) => d.kind)).toEqual(["stalled", "resumed"])
   })
@@ -292,20 +304,17 @@ describe("agentSession machine (simulated clock)", () => {
     const h = harness({ policy: policy({ stallMs: 5_000, timeoutMs: 60_000 }, { maxAttempts: 1 }) })
     await h.admit()
     h.watcher().sendBack({ type: "AGENT.DIALOG", at: h.clock.now(), text: "Overwrite? [y/n]", screen: ["Overwrite? [y/n]"] })
-    await h.settle()
     expect(h.state()).toBe("running.waitingInput")
-    await h.advance(20_000)
+    h.advance(20_000)
     expect(h.state()).toBe("running.waitingInput")
     // Output while the dialog stays on screen (a cursor blink) does not end the wait.
     h.watcher().sendBack({ type: "AGENT.OUTPUT", at: h.clock.now() })
-    await h.settle()
     expect(h.state()).toBe("running.waitingInput")
     h.watcher().sendBack({ type: "AGENT.DIALOG_CLEARED", at: h.clock.now() })
-    await h.settle()
     expect(h.state()).toBe("running.working")
     h.watcher().sendBack({ type: "AGENT.DIALOG", at: h.clock.now(), text: "Again? [y/n]", screen: [] })
-    await h.settle()
-    await h.advance(40_000)
+    h.advance(40_000)
+    await h.finished()
     expect(h.state()).toBe("timeout")
     expect(h.context().evidence.filter((d) => d.kind === "waiting-input").map((d) => d.detail.line)).toEqual([
       "Overwrite? [y/n]",
@@ -317,17 +326,14 @@ describe("agentSession machine (simulated clock)", () => {
     const h = harness()
     await h.admit()
     h.watcher().sendBack(h.signal({ status: "waiting", summary: "Which database?", source: "hook" }))
-    await h.settle()
     expect(h.state()).toBe("running.waitingInput")
     // A TUI redrawing itself is not an answer.
     h.watcher().sendBack({ type: "AGENT.OUTPUT", at: h.clock.now() })
-    await h.settle()
     expect(h.state()).toBe("running.waitingInput")
     h.watcher().sendBack({ type: "AGENT.INPUT", at: h.clock.now(), text: "postgres" })
-    await h.settle()
     expect(h.state()).toBe("running.working")
     h.watcher().sendBack(h.signal({ status: "done", summary: "migrated to postgres", source: "hook" }))
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("done")
     expect(h.context().evidence.map((d) => `${d.kind}/${d.source}`)).toEqual([
       "waiting-input/hook",
@@ -342,7 +348,7 @@ describe("agentSession machine (simulated clock)", () => {
     await h.admit()
     h.watcher().sendBack({ type: "AGENT.REPORT", at: h.clock.now(), report: { finalMessage: "wrote it", usage: { input_tokens: 120 }, costUsd: 0.01 } })
     h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 0, lost: false })
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("done")
     expect(h.context()).toMatchObject({ finalMessage: "wrote it", usage: { input_tokens: 120 }, costUsd: 0.01 })
   })
@@ -354,17 +360,17 @@ describe("agentSession machine (simulated clock)", () => {
       h.actor.send({ type: "ADMIT", at: h.clock.now() })
       expect(h.state()).toBe(where)
     } else if (where === "launching") {
-      await h.admit()
+      await h.admit("launching")
       expect(h.state()).toBe(where)
     } else if (where === "running") await h.admit()
     else if (where === "backoff") {
       await h.admit()
       h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
-      await h.settle()
+      await h.until("backoff")
       expect(h.state()).toBe("backoff")
     }
     h.actor.send({ type: "CANCEL", at: h.clock.now(), reason: "operator said so" })
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("cancelled")
     expect(h.context().outcome).toBe("cancelled")
     if (where === "running") {
@@ -378,41 +384,40 @@ describe("agentSession machine (simulated clock)", () => {
     const h = harness({ gate: { capture: new Promise<void>((resolve) => (release = resolve)) } })
     await h.admit()
     h.watcher().sendBack(h.signal({}))
-    await h.settle()
+    await h.until("recording")
     expect(h.state()).toBe("recording")
     h.actor.send({ type: "CANCEL", at: h.clock.now() })
     release()
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("cancelled")
     expect(h.calls).not.toContain("verify#1")
     expect(h.calls).toContain("clean")
   })
 
-  it.each(["notifying", "remembering"])("cancel during %s stops the retry that would have come", async (where) => {
-    const h = harness()
+  it.each(["notifying", "remembering"] as const)("cancel during %s stops the retry that would have come", async (where) => {
+    // Hold the attempt right where it is being reported, so the cancel lands there every time.
+    let release = () => undefined as void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const h = harness({ gate: where === "notifying" ? { notify: held } : { remember: held } })
     await h.admit()
     h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
-    // Stop right where the attempt is being reported.
-    for (let i = 0; i < 40 && h.state() !== where; i++) await new Promise((r) => setImmediate(r))
-    if (h.state() === where) {
-      h.actor.send({ type: "CANCEL", at: h.clock.now() })
-      await h.settle()
-      expect(h.state()).toBe("cancelled")
-      expect(h.context().willRetry).toBe(false)
-    } else {
-      // The state passed too quickly to catch: the run must at least have been headed for a retry.
-      expect(h.state()).toBe("backoff")
-    }
+    await h.until(where)
+    expect(h.context().willRetry).toBe(true)
+    h.actor.send({ type: "CANCEL", at: h.clock.now() })
+    release()
+    await h.finished()
+    expect(h.state()).toBe("cancelled")
+    expect(h.context().willRetry).toBe(false)
   })
 
   it("cancel during verification stops it and ends cancelled", async () => {
     const h = harness({ gate: { verify: new Promise(() => undefined) } })
     await h.admit()
     h.watcher().sendBack(h.signal({}))
-    await h.settle()
+    await h.until("verifying")
     expect(h.state()).toBe("verifying")
     h.actor.send({ type: "CANCEL", at: h.clock.now() })
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("cancelled")
   })
 
@@ -420,7 +425,7 @@ describe("agentSession machine (simulated clock)", () => {
     const h = harness({ verify: () => "fail" })
     await h.admit()
     h.watcher().sendBack(h.signal({}))
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("failed")
     expect(h.context().failureReason).toBe("verification-failed")
     expect(h.context().evidence.map((d) => `${d.kind}/${d.source}`)).toEqual(["done/signal", "failed/verification"])
@@ -433,12 +438,12 @@ describe("agentSession machine (simulated clock)", () => {
     })
     await h.admit()
     h.watcher().sendBack(h.signal({}))
-    await h.settle()
+    await h.until("backoff")
     expect(h.state()).toBe("backoff")
-    await h.advance(1_000)
+    h.advance(1_000)
     await h.admit()
     h.watcher().sendBack(h.signal({}))
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("done")
   })
 
@@ -447,22 +452,21 @@ describe("agentSession machine (simulated clock)", () => {
     await h.admit()
     const firstId = h.context().attemptId!
     h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 2, lost: false })
-    await h.settle()
-    await h.advance(1_000)
+    await h.until("backoff")
+    h.advance(1_000)
     await h.admit()
     expect(h.context().attempt).toBe(2)
     const startedAt = h.context().attemptStartedAt!
     // The first attempt's "done" arrives late: it must not end the second attempt.
     h.watcher().sendBack(h.signal({ attemptId: firstId, summary: "stale" }))
     h.watcher().sendBack(h.signal({ attemptId: null, source: "status-file", at: startedAt - 1 }))
-    await h.settle()
     expect(h.state()).toBe("running.working")
     expect(h.context().ignored.map((i) => i.reason)).toEqual([
       `for attempt ${firstId}, not the current ${h.context().attemptId}`,
       "no attempt id, and written before this attempt started"
     ])
     h.watcher().sendBack(h.signal({}))
-    await h.settle()
+    await h.finished()
     expect(h.state()).toBe("done")
   })
 
@@ -470,7 +474,7 @@ describe("agentSession machine (simulated clock)", () => {
     const h = harness()
     await h.admit()
     h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
-    await h.settle()
+    await h.until("backoff")
     expect(h.state()).toBe("backoff")
     h.actor.send(h.signal({ summary: "late" }))
     expect(h.state()).toBe("backoff")
@@ -481,18 +485,18 @@ describe("agentSession machine (simulated clock)", () => {
     const h = harness()
     await h.admit()
     h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: null, lost: true })
-    await h.settle()
+    await h.until("backoff")
     expect(h.state()).toBe("backoff")
     expect(h.context().failureReason).toBe("session-lost")
   })
 
   it("a launch failure is recorded and retried", async () => {
     const h = harness({ launchOk: (attempt) => attempt > 1 })
-    await h.admit()
+    await h.admit("backoff")
     expect(h.state()).toBe("backoff")
     expect(h.context().attempts).toHaveLength(1)
     expect(h.context().attempts[0]!.failureReason).toBe("launch-failed")
-    await h.advance(1_000)
+    h.advance(1_000)
     await h.admit()
     expect(h.state()).toBe("running.working")
   })
@@ -501,8 +505,7 @@ describe("agentSession machine (simulated clock)", () => {
     const h = harness({ policy: policy({ timeoutMs: 30_000, stallMs: 100_000 }, { maxAttempts: 1 }) })
     await h.admit()
     h.watcher().sendBack({ type: "AGENT.DIALOG", at: h.clock.now(), text: "Proceed? [y/n]", screen: [] })
-    await h.settle()
-    await h.advance(10_000)
+    h.advance(10_000)
     const persisted = JSON.parse(JSON.stringify(h.actor.getPersistedSnapshot()))
     h.actor.stop()
     // The daemon was away for 5 s; a new actor takes over from the snapshot on the same clock.
@@ -510,13 +513,11 @@ describe("agentSession machine (simulated clock)", () => {
     const restored = createActor(h.machine, { clock: h.clock, snapshot: persisted, input: { bead: "bd-1", policy: policy() } })
     restored.start()
     restored.send({ type: "RESUME", at: h.clock.now() })
-    await h.settle()
     expect(flattenState(restored.getSnapshot().value)).toBe("running.waitingInput")
     h.clock.increment(14_999)
-    await h.settle()
     expect(flattenState(restored.getSnapshot().value)).toBe("running.waitingInput")
     h.clock.increment(1)
-    await h.settle()
+    await waitForSnapshot(restored, "a final state", (snapshot) => snapshot.hasTag("final"))
     expect(restored.getSnapshot().value).toBe("timeout")
     expect(restored.getSnapshot().context.claim).toMatchObject({ source: "deadline", at: 1_000_000 + 30_000 })
   })
@@ -525,7 +526,7 @@ describe("agentSession machine (simulated clock)", () => {
     const h = harness()
     await h.admit()
     h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
-    await h.settle()
+    await h.until("backoff")
     expect(h.state()).toBe("backoff")
     const until = h.context().backoffUntil!
     const persisted = JSON.parse(JSON.stringify(h.actor.getPersistedSnapshot()))
@@ -535,10 +536,8 @@ describe("agentSession machine (simulated clock)", () => {
     restored.start()
     restored.send({ type: "RESUME", at: h.clock.now() })
     h.clock.increment(until - h.clock.now() - 1)
-    await h.settle()
     expect(restored.getSnapshot().value).toBe("backoff")
     h.clock.increment(1)
-    await h.settle()
     expect(restored.getSnapshot().value).toBe("queued")
   })
 
@@ -562,8 +561,7 @@ describe("agentSession machine (simulated clock)", () => {
     const actor = createActor(agentSessionMachine, { input: { bead: "bd-1", policy: policy({}, { maxAttempts: 1 }) } })
     actor.start()
     actor.send({ type: "ADMIT", at: 0 })
-    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r))
-    const snapshot = actor.getSnapshot()
+    const snapshot = await waitForSnapshot(actor, "a final state", (s) => s.hasTag("final"))
     expect(snapshot.value).toBe("failed")
     expect(snapshot.context.claim?.detail.reason).toMatch(/actor "preflight" is not provided/)
     expect(snapshot.context.failureReason).toBe("preflight-failed")

@@ -1,8 +1,16 @@
 import { Effect, ManagedRuntime } from "effect"
 import { describe, expect, it } from "vitest"
-import { createActor, fromPromise } from "xstate"
-import { supervisorMachine, type AdmittedItem, type SupervisorLimits } from "../machines/supervisor.machine.js"
+import { createActor, fromPromise, type ActorRefFrom } from "xstate"
+import { supervisorMachine, type AdmittedItem, type SupervisorLimits, type SupervisorMachine } from "../machines/supervisor.machine.js"
 import { memoryWorkQueueLayer, WorkQueue } from "../src/daemon/WorkQueue.js"
+import { waitForSnapshot } from "./support/waitForSnapshot.js"
+
+/**
+ * Waits until the supervisor is idle. It is idle only when no claim is in flight and it may claim
+ * nothing more (`idle` moves straight on to `claiming` while a slot is free and work may wait),
+ * so everything it could admit by now has been admitted.
+ */
+const idle = (actor: ActorRefFrom<SupervisorMachine>) => waitForSnapshot(actor, "the supervisor to be idle", (snapshot) => snapshot.matches("idle"))
 
 /** The supervisor with the in-memory WorkQueue behind its claims. */
 const harness = (limits: Partial<SupervisorLimits> = {}) => {
@@ -20,17 +28,15 @@ const harness = (limits: Partial<SupervisorLimits> = {}) => {
   const actor = createActor(machine, { input: { limits: { concurrency: 10, quotas: {}, minFreeMemoryMb: 100, ...limits } } })
   actor.on("admit", (event) => admitted.push(event.item))
   actor.start()
-  const settle = async () => {
-    for (let i = 0; i < 30; i++) await new Promise((resolve) => setImmediate(resolve))
-  }
+  const waitIdle = () => idle(actor)
   let at = 0
   const enqueue = async (bead: string, priority: number, profile = "demo") => {
     await runtime.runPromise(Effect.flatMap(WorkQueue, (q) => q.enqueue({ bead, profile, priority, enqueuedAt: ++at, retry: false })))
     actor.send({ type: "ENQUEUED" })
-    await settle()
+    await waitIdle()
   }
   const queued = () => runtime.runPromise(Effect.flatMap(WorkQueue, (q) => q.list))
-  return { actor, admitted, settle, enqueue, queued, runtime }
+  return { actor, admitted, idle: waitIdle, enqueue, queued, runtime }
 }
 
 describe("supervisor machine", () => {
@@ -45,7 +51,7 @@ describe("supervisor machine", () => {
     expect(h.admitted.map((i) => i.bead)).toEqual(["bd-first"])
     for (const done of ["bd-first", "bd-high", "bd-high-2"]) {
       h.actor.send({ type: "RELEASED", bead: done })
-      await h.settle()
+      await h.idle()
     }
     expect(h.admitted.map((i) => i.bead)).toEqual(["bd-first", "bd-high", "bd-high-2", "bd-low"])
     expect(await h.queued()).toEqual([])
@@ -59,7 +65,7 @@ describe("supervisor machine", () => {
     expect(h.admitted.map((i) => i.bead)).toEqual(["bd-c1", "bd-d1"])
     expect((await h.queued()).map((i) => i.bead)).toEqual(["bd-c2"])
     h.actor.send({ type: "RELEASED", bead: "bd-c1" })
-    await h.settle()
+    await h.idle()
     expect(h.admitted.map((i) => i.bead)).toEqual(["bd-c1", "bd-d1", "bd-c2"])
   })
 
@@ -69,7 +75,7 @@ describe("supervisor machine", () => {
     await h.enqueue("bd-1", 1)
     expect(h.admitted).toEqual([])
     h.actor.send({ type: "MEMORY", freeMb: 800 })
-    await h.settle()
+    await h.idle()
     expect(h.admitted.map((i) => i.bead)).toEqual(["bd-1"])
   })
 
@@ -79,7 +85,7 @@ describe("supervisor machine", () => {
     await h.enqueue("bd-1", 1)
     expect(h.admitted).toEqual([])
     h.actor.send({ type: "DRAIN", on: false })
-    await h.settle()
+    await h.idle()
     expect(h.admitted.map((i) => i.bead)).toEqual(["bd-1"])
   })
 
@@ -89,14 +95,14 @@ describe("supervisor machine", () => {
     await h.enqueue("bd-new", 0)
     expect(h.admitted).toEqual([])
     h.actor.send({ type: "RELEASED", bead: "bd-restored" })
-    await h.settle()
+    await h.idle()
     expect(h.admitted.map((i) => i.bead)).toEqual(["bd-new"])
   })
 
   it("an unprovided claim fails loudly and the supervisor waits instead of spinning", async () => {
     const actor = createActor(supervisorMachine, { input: { limits: { concurrency: 1, quotas: {}, minFreeMemoryMb: 0 } } })
     actor.start()
-    for (let i = 0; i < 30; i++) await new Promise((resolve) => setImmediate(resolve))
+    await idle(actor)
     expect(actor.getSnapshot().value).toBe("idle")
     expect(actor.getSnapshot().context.mayHaveWork).toBe(false)
   })
