@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Effect, Either, Layer, ManagedRuntime } from "effect"
+import { Cause, Effect, Either, Exit, Layer, ManagedRuntime, Option } from "effect"
 import { createActor, fromPromise, type Actor } from "xstate"
 import { supervisorMachine } from "../../machines/supervisor.machine.js"
 import { isFinalState } from "../../machines/agentSession.types.js"
@@ -30,7 +30,7 @@ import { localDate, memoryLine, type SessionView } from "../records/buildRecords
 /** A refusal the API turns into a 4xx with this reason. */
 export class DaemonRefusal extends Error {
   constructor(
-    readonly status: 400 | 403 | 404 | 409 | 413 | 422,
+    readonly status: 400 | 403 | 404 | 409 | 413 | 422 | 503,
     readonly reason: string
   ) {
     super(reason)
@@ -115,8 +115,20 @@ export class Daemon {
     this.supervisor.start()
   }
 
-  private run<A, E>(effect: Effect.Effect<A, E, DaemonServices>): Promise<A> {
-    return this.runtime.runPromise(effect as Effect.Effect<A, E, never>)
+  /**
+   * Runs a service effect for an operation. A refusal it fails with reaches the API as it is; any other
+   * service failure (a queue or snapshot file that cannot be written, tmux gone) becomes a 503 naming
+   * its reason, instead of a FiberFailure the API could only call an internal error.
+   */
+  private async run<A, E>(effect: Effect.Effect<A, E, DaemonServices>): Promise<A> {
+    const exit = await this.runtime.runPromiseExit(effect as Effect.Effect<A, E, never>)
+    if (Exit.isSuccess(exit)) return exit.value
+    const failure = Cause.failureOption(exit.cause)
+    if (Option.isNone(failure)) throw Cause.squash(exit.cause)
+    const error: unknown = failure.value
+    if (error instanceof DaemonRefusal) throw error
+    const reason = typeof (error as { reason?: unknown }).reason === "string" ? (error as { reason: string }).reason : String(error)
+    throw new DaemonRefusal(503, `the daemon cannot do this now: ${reason}`)
   }
 
   /** The bead's session while it is not over (a finished one stays in the map until its snapshot is removed). */
@@ -478,18 +490,14 @@ export class Daemon {
     if (!checked.ok) throw new DaemonRefusal(422, checked.problem)
     const text = checked.text
     const name = sessionNameFor(bead)
-    // Either, not a failure: runPromise would wrap a DaemonRefusal in a FiberFailure (a 500).
-    const sent = await this.run(
-      Effect.either(
-        Effect.gen(function* () {
-          const terminals = yield* Terminals
-          if (text !== undefined && text !== "") yield* terminals.sendText(name, text, enter)
-          else if (enter && keys.length === 0) yield* terminals.sendText(name, "", true)
-          if (keys.length > 0) yield* terminals.sendKeys(name, keys)
-        })
-      )
+    await this.run(
+      Effect.gen(function* () {
+        const terminals = yield* Terminals
+        if (text !== undefined && text !== "") yield* terminals.sendText(name, text, enter)
+        else if (enter && keys.length === 0) yield* terminals.sendText(name, "", true)
+        if (keys.length > 0) yield* terminals.sendKeys(name, keys)
+      }).pipe(Effect.mapError((error) => new DaemonRefusal(409, `could not send to ${name}: ${error.reason}`)))
     )
-    if (Either.isLeft(sent)) throw new DaemonRefusal(409, `could not send to ${name}: ${sent.left.reason}`)
     const attemptId = session.runner.view().context.attemptId
     if (attemptId !== null) recordInput(this.options.paths, bead, attemptId, { text, keys, enter, via })
     return { bead, sent: true }
@@ -512,10 +520,12 @@ export class Daemon {
   }
 
   async show(bead: string): Promise<{ run: RunRecord; result: ResultRecord | null }> {
-    // Either, not a failure: runPromise would wrap a DaemonRefusal in a FiberFailure.
-    const read = await this.run(Effect.either(Effect.flatMap(RecordStore, (store) => Effect.all([store.readRun(bead), store.readResult(bead)]))))
-    if (Either.isLeft(read)) throw new DaemonRefusal(409, `the record ${read.left.file} of ${bead} is unreadable: ${read.left.reason}`)
-    const [run, result] = read.right
+    const read = await this.run(
+      Effect.flatMap(RecordStore, (store) => Effect.all([store.readRun(bead), store.readResult(bead)])).pipe(
+        Effect.mapError((error) => new DaemonRefusal(409, `the record ${error.file} of ${bead} is unreadable: ${error.reason}`))
+      )
+    )
+    const [run, result] = read
     if (run === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
     return { run, result }
   }
