@@ -87,6 +87,18 @@ const request = (line: string, headers: ReadonlyArray<string> = [], body = "") =
 
 const upgradeHeaders = ["connection: Upgrade", "upgrade: websocket", "sec-websocket-version: 13", "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ=="]
 
+/** A raw connection that sends `request` and then stays silent: what it is answered, and when the daemon closes it. */
+const openSilent = (request: string): { closedAfterMs: Promise<number>; answer: () => string } => {
+  const socket = net.connect(port, "127.0.0.1")
+  const began = Date.now()
+  let answer = ""
+  // Read what comes, or the close is never seen (a paused socket does not read the FIN).
+  socket.on("data", (chunk) => (answer += chunk.toString()))
+  socket.on("error", () => undefined)
+  socket.write(request)
+  return { closedAfterMs: new Promise((resolve) => socket.on("close", () => resolve(Date.now() - began))), answer: () => answer }
+}
+
 /** A slow client started with the suite: it sends half a request line and stays silent. */
 let slowloris: { closedAfterMs: Promise<number>; answer: () => string }
 
@@ -96,13 +108,7 @@ beforeAll(async () => {
   port = started.port
   token = started.token
   base = started.base
-  const socket = net.connect(port, "127.0.0.1")
-  const began = Date.now()
-  let answer = ""
-  socket.on("data", (chunk) => (answer += chunk.toString()))
-  socket.on("error", () => undefined)
-  socket.write("GET /v1/sessions HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
-  slowloris = { closedAfterMs: new Promise((resolve) => socket.on("close", () => resolve(Date.now() - began))), answer: () => answer }
+  slowloris = openSilent("GET /v1/sessions HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
 })
 
 afterAll(async () => {
@@ -378,17 +384,11 @@ describe("the smaller hardening of issue 12, item 15", () => {
     expect(closedAfter).toBeGreaterThanOrEqual(9_000)
     expect(closedAfter).toBeLessThan(14_000)
     expect(slowloris.answer()).toMatch(/^HTTP\/1\.1 408/)
-    const socket = net.connect(port, "127.0.0.1")
-    const began = Date.now()
-    let answer = ""
-    // Read what comes, or the close is never seen (a paused socket does not read the FIN).
-    socket.on("data", (chunk) => (answer += chunk.toString()))
-    socket.on("error", () => undefined)
-    socket.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
-    const idleClosedAfter = await new Promise<number>((resolve) => socket.on("close", () => resolve(Date.now() - began)))
+    const idle = openSilent("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    const idleClosedAfter = await idle.closedAfterMs
     expect(idleClosedAfter).toBeGreaterThanOrEqual(4_500)
     expect(idleClosedAfter).toBeLessThan(8_000)
-    expect(answer).toMatch(/^HTTP\/1\.1 200/)
+    expect(idle.answer()).toMatch(/^HTTP\/1\.1 200/)
   }, 20_000)
 })
 
