@@ -1,8 +1,8 @@
 import * as fs from "node:fs"
-import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { Context, Effect, Layer } from "effect"
-import { afterAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
+import { fileBacked } from "./support/fileBacked.js"
 import {
   SNAPSHOT_VERSION,
   SnapshotError,
@@ -163,30 +163,13 @@ contract("memory", {
   reopen: (store) => store
 })
 
-const root = fs.mkdtempSync(path.join(tmpdir(), "warden-snapshots-"))
-afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
-const dirs = new Map<Store, string>()
-let n = 0
-
-contract("file", {
-  fresh: () => {
-    const dir = path.join(root, `s${++n}`, "state", "snapshots")
-    const store = build(fileSnapshotStoreLayer(dir))
-    dirs.set(store, dir)
-    return store
-  },
-  // A new layer on the same folder, as a restarted daemon opens it.
-  reopen: (store) => {
-    const dir = dirs.get(store)!
-    const reopened = build(fileSnapshotStoreLayer(dir))
-    dirs.set(reopened, dir)
-    return reopened
-  }
-})
+// A new layer on the same folder, as a restarted daemon opens it.
+const stores = fileBacked("snapshots", (dir) => path.join(dir, "state", "snapshots"), (dir) => build(fileSnapshotStoreLayer(dir)))
+contract("file", { fresh: stores.fresh, reopen: stores.reopen })
 
 describe("SnapshotStore file layer: its files", () => {
   const fresh = () => {
-    const dir = path.join(root, `f${++n}`, "snapshots")
+    const dir = path.join(stores.scratch(), "snapshots")
     return { dir, store: build(fileSnapshotStoreLayer(dir)) }
   }
 
@@ -244,6 +227,6 @@ describe("SnapshotStore file layer: its files", () => {
 
 describe("SnapshotStore: the memory layer is a whole fake", () => {
   it("has every method the file layer has, and no other", () => {
-    expect(Object.keys(build(memorySnapshotStoreLayer())).sort()).toEqual(Object.keys(build(fileSnapshotStoreLayer(path.join(root, "keys")))).sort())
+    expect(Object.keys(build(memorySnapshotStoreLayer())).sort()).toEqual(Object.keys(build(fileSnapshotStoreLayer(path.join(stores.root, "keys")))).sort())
   })
 })

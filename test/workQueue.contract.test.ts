@@ -1,8 +1,8 @@
 import * as fs from "node:fs"
-import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { Context, Effect, Layer } from "effect"
-import { afterAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
+import { fileBacked } from "./support/fileBacked.js"
 import { QueueError, WorkQueue, fileWorkQueueLayer, memoryWorkQueueLayer, type QueueItem } from "../src/daemon/WorkQueue.js"
 
 type Queue = Context.Tag.Service<WorkQueue>
@@ -170,30 +170,13 @@ contract("memory", {
   reopen: (queue) => queue
 })
 
-const dir = fs.mkdtempSync(path.join(tmpdir(), "warden-queue-"))
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
-const files = new Map<Queue, string>()
-let n = 0
-
-contract("file", {
-  fresh: () => {
-    const file = path.join(dir, `q${++n}`, "state", "queue.json")
-    const queue = build(fileWorkQueueLayer(file))
-    files.set(queue, file)
-    return queue
-  },
-  // A new layer on the same file, as a restarted daemon opens it.
-  reopen: (queue) => {
-    const file = files.get(queue)!
-    const reopened = build(fileWorkQueueLayer(file))
-    files.set(reopened, file)
-    return reopened
-  }
-})
+// A new layer on the same file, as a restarted daemon opens it.
+const files = fileBacked("queue", (dir) => path.join(dir, "state", "queue.json"), (file) => build(fileWorkQueueLayer(file)))
+contract("file", { fresh: files.fresh, reopen: files.reopen })
 
 describe("WorkQueue file layer: its file", () => {
   const fresh = () => {
-    const file = path.join(dir, `f${++n}`, "queue.json")
+    const file = path.join(files.scratch(), "queue.json")
     return { file, queue: build(fileWorkQueueLayer(file)) }
   }
 
@@ -251,6 +234,6 @@ describe("WorkQueue file layer: its file", () => {
 
 describe("WorkQueue: the memory layer is a whole fake", () => {
   it("has every method the file layer has, and no other", () => {
-    expect(Object.keys(build(memoryWorkQueueLayer())).sort()).toEqual(Object.keys(build(fileWorkQueueLayer(path.join(dir, "keys", "queue.json")))).sort())
+    expect(Object.keys(build(memoryWorkQueueLayer())).sort()).toEqual(Object.keys(build(fileWorkQueueLayer(path.join(files.root, "keys", "queue.json")))).sort())
   })
 })
