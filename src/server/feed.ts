@@ -45,6 +45,8 @@ interface Client {
  */
 export class Feed {
   private seq = 0
+  /** The highest number the high-water file reserves (see `publish`). */
+  private reserved = 0
   private readonly window: FeedEvent[] = []
   private readonly clients = new Set<Client>()
   private readonly server = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 })
@@ -68,7 +70,12 @@ export class Feed {
     } catch {
       // no window yet
     }
-    this.seq = Math.max(this.seq, readHighWater(options.highWaterFile))
+    // The window's last number goes on; numbers already reserved stay reserved. Without a window (the file
+    // was lost) the daemon cannot know the last number handed out: it goes on after the reservation (a
+    // jump ahead, which a resuming client sees as a gap, never a number twice).
+    const reserved = readHighWater(options.highWaterFile)
+    if (this.window.length === 0) this.seq = Math.max(this.seq, reserved)
+    this.reserved = Math.max(this.seq, reserved)
     this.heartbeat = setInterval(() => this.beat(), options.heartbeatMs)
     this.heartbeat.unref()
   }
@@ -83,7 +90,11 @@ export class Feed {
 
   publish(topic: FeedTopic, type: string, data: unknown): FeedEvent {
     const event: FeedEvent = { v: FEED_VERSION, seq: ++this.seq, at: new Date().toISOString(), topic, type, data }
-    writeHighWater(this.options.highWaterFile, this.seq)
+    // The mark reserves a window's worth of numbers ahead: written once per window, not once per event.
+    if (this.seq > this.reserved) {
+      this.reserved = this.seq + this.options.window
+      writeHighWater(this.options.highWaterFile, this.reserved)
+    }
     this.window.push(event)
     if (this.window.length > this.options.window) this.window.splice(0, this.window.length - this.options.window)
     this.persist(event)
@@ -182,15 +193,10 @@ const readHighWater = (file: string): number => {
   }
 }
 
-/**
- * Written on every event, by rename (a reader never sees it half written); not synced: it guards against a
- * lost or truncated window file and a killed daemon, whose writes the kernel keeps.
- */
+/** The highest number reserved, written whole (a lost or truncated window file must not send numbers back). */
 const writeHighWater = (file: string, seq: number): void => {
   try {
-    const temp = `${file}.${process.pid}.tmp`
-    fs.writeFileSync(temp, `${seq}\n`)
-    fs.renameSync(temp, file)
+    writeFileAtomic(file, `${seq}\n`)
   } catch {
     // the feed must never stop the daemon; the window file still carries the numbers
   }
