@@ -84,7 +84,6 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     })
     for (const file of removeStaleTemps([env.paths.daemon.snapshots, path.dirname(env.paths.daemon.queue), env.paths.runs, env.paths.results])) log("removed a temporary file a killed process left", { file })
     yield* Effect.addFinalizer(() => Effect.promise(() => daemon.stop()))
-    yield* Effect.addFinalizer(() => Effect.sync(() => feed.close()))
 
     const registry = new client.Registry()
     client.collectDefaultMetrics({ register: registry, prefix: "warden_" })

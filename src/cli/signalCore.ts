@@ -78,10 +78,12 @@ export const runSignal = (paths: WorkspacePaths, input: SignalRequest, env: Node
   let summary = input.summary ?? null
   let source = "signal"
   let payload: unknown = null
+  let known: ReturnType<typeof readRun> | undefined
   if (input.from !== undefined) {
     bead = env.WARDEN_BEAD
     if (bead === undefined || !BEAD_ID.test(bead)) return ignored("WARDEN_BEAD is not set to a bead id (is this an agent's session?)")
-    if (readRun(paths, bead) === null) return ignored(`no bead ${bead} in the workspace ${paths.root}`)
+    known = readRun(paths, bead)
+    if (known === null) return ignored(`no bead ${bead} in the workspace ${paths.root}`)
     let doc: unknown
     try {
       doc = JSON.parse(input.from === "claude-hook" ? input.stdin() : (input.bead ?? ""))
@@ -109,7 +111,8 @@ export const runSignal = (paths: WorkspacePaths, input: SignalRequest, env: Node
   if (bead === undefined || bead === "") return refused("which bead? give it as an argument or set WARDEN_BEAD (agents have it set)", 2)
   if (status === undefined) return refused("give --status done|failed|waiting", 2)
   if (!BEAD_ID.test(bead)) return refused(`invalid bead id "${bead}": it must match ${BEAD_ID.source}`, 2)
-  const run = readRun(paths, bead)
+  // The hook forms read the record already (the bead comes from WARDEN_BEAD there).
+  const run = known !== undefined ? known : readRun(paths, bead)
   if (run === null) return refused(`no bead ${bead} in the workspace ${paths.root} (no record at ${paths.runFile(bead)}); nothing was written`)
   const attemptId = input.attempt ?? env.WARDEN_ATTEMPT ?? null
   fs.mkdirSync(paths.watch, { recursive: true })

@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { defaultWorkspace, expandHome, workspacePaths } from "../workspace/paths.js"
-import { restrictUmask, stateAccess } from "../workspace/statePermissions.js"
+import { restrictUmask, umaskFor } from "../workspace/statePermissions.js"
 import { runSignal, type SignalRequest } from "./signalCore.js"
 
 const USAGE = "usage: warden signal [BEAD] --status done|failed|waiting [--summary TEXT] [--attempt ID]\n       warden signal --from claude-hook|codex-notify [PAYLOAD]"
@@ -58,11 +58,8 @@ export const signalMain = (global: { workspace?: string; config?: string }, args
   const config = configFile === null ? {} : configFields(expandHome(configFile))
   const workspace = guess ?? (typeof config.workspace === "string" ? config.workspace : defaultWorkspace())
   const paths = workspacePaths(workspace)
-  try {
-    restrictUmask(stateAccess(typeof config.operatorsGroup === "string" ? config.operatorsGroup : undefined))
-  } catch (error) {
-    fail((error as Error).message, 2)
-  }
+  // Only the umask: the group itself is looked up (and checked) by the daemon and the full CLI.
+  restrictUmask({ umask: umaskFor(typeof config.operatorsGroup === "string" ? config.operatorsGroup : undefined) })
   const request: SignalRequest = {
     bead: positional[0],
     status: status as SignalRequest["status"],

@@ -363,15 +363,14 @@ export class Daemon {
       clearTimeout(this.persistTimers.get(body.bead))
       this.persistTimers.delete(body.bead)
       this.persistedStates.delete(body.bead)
-      void session?.runner.flush().then(() =>
-        this.snapshotOp(body.bead, async () => {
-          // A new dispatch of the bead since then has saved its own snapshot: that one stays.
-          const current = this.sessions.get(body.bead)
-          if (current === undefined || current === session) this.runtime.runSync(Effect.flatMap(SnapshotStore, (store) => store.remove(body.bead)).pipe(Effect.ignore))
-        }).then(() => {
-          if (this.sessions.get(body.bead) === session) this.sessions.delete(body.bead)
-        })
-      )
+      // Saves and the removal are synchronous (see persistNow): once the records are flushed, nothing can
+      // write this snapshot again, so no ordering of its own is needed.
+      void session?.runner.flush().then(() => {
+        // A new dispatch of the bead since then has saved its own snapshot: that one stays.
+        const current = this.sessions.get(body.bead)
+        if (current === undefined || current === session) this.runtime.runSync(Effect.flatMap(SnapshotStore, (store) => store.remove(body.bead)).pipe(Effect.ignore))
+        if (this.sessions.get(body.bead) === session) this.sessions.delete(body.bead)
+      })
     }
   }
 
@@ -424,18 +423,6 @@ export class Daemon {
     } catch (error) {
       this.options.log("snapshot not saved", { bead: body.bead, reason: (error as Error).message })
     }
-  }
-
-  private readonly snapshotChains = new Map<string, Promise<void>>()
-
-  /** One bead's snapshot saves and its removal happen in order: a late save never brings back a removed snapshot. */
-  private snapshotOp(bead: string, op: () => Promise<void>): Promise<void> {
-    const next = (this.snapshotChains.get(bead) ?? Promise.resolve()).then(op, op)
-    this.snapshotChains.set(bead, next)
-    void next.then(() => {
-      if (this.snapshotChains.get(bead) === next) this.snapshotChains.delete(bead)
-    })
-    return next
   }
 
   async cancel(bead: string): Promise<{ bead: string; cancelled: true }> {

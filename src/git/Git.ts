@@ -132,7 +132,7 @@ export const GitLive = Layer.effect(
           const status = yield* git(dir, ["status", "--porcelain", "-z", "--untracked-files=all"])
           const baseline = scope.baseline ?? {}
           // A path as it already was at the launch is not this attempt's work.
-          const entries = porcelainEntries(status.stdout).filter(([code, file]) => baseline[file] !== fingerprint(dir, code, file))
+          const entries = porcelainEntries(status.stdout).filter(([code, file]) => baseline[file] === undefined || baseline[file] !== fingerprint(dir, code, file))
           const diffBase = base ?? (head.ok ? "HEAD" : null)
           const diff = diffBase === null ? { ok: true, stdout: "" } : yield* git(dir, ["diff", "--stat", diffBase])
           const untracked = entries.filter(([code]) => code === "??").map(([, file]) => ` ${file} (untracked)`)

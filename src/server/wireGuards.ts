@@ -103,30 +103,18 @@ export const guardClientErrors = (server: http.Server): void => {
  * the limit is refused with 429; a slot is given back when its socket closes.
  */
 export class WebsocketSlots {
-  private open = 0
   private readonly sockets = new Set<Duplex>()
 
   constructor(private readonly limit: number) {}
 
-  get inUse(): number {
-    return this.open
-  }
-
   /** Takes a slot for this socket, or answers 429 and returns false. */
   take(socket: Duplex): boolean {
-    if (this.open >= this.limit) {
+    if (this.sockets.size >= this.limit) {
       refuseUpgrade(socket, 429, `at most ${this.limit} websockets may be open at once; close one and try again`, { "retry-after": "5" })
       return false
     }
-    this.open++
     this.sockets.add(socket)
-    let released = false
-    socket.once("close", () => {
-      if (released) return
-      released = true
-      this.open--
-      this.sockets.delete(socket)
-    })
+    socket.once("close", () => this.sockets.delete(socket))
     return true
   }
 

@@ -37,10 +37,13 @@ const groupId = (name: string): number => {
   return gid
 }
 
+/** The umask Warden writes with: private, or readable by the operators' group (no group lookup needed). */
+export const umaskFor = (operatorsGroup: string | undefined): number => (operatorsGroup === undefined ? 0o077 : 0o027)
+
 export const stateAccess = (operatorsGroup: string | undefined): StateAccess =>
   operatorsGroup === undefined
-    ? { umask: 0o077, dirMode: 0o700, fileMask: 0o700, gid: null }
-    : { umask: 0o027, dirMode: 0o2750, fileMask: 0o750, gid: groupId(operatorsGroup) }
+    ? { umask: umaskFor(undefined), dirMode: 0o700, fileMask: 0o700, gid: null }
+    : { umask: umaskFor(operatorsGroup), dirMode: 0o2750, fileMask: 0o750, gid: groupId(operatorsGroup) }
 
 let operatorUmask: number | null = null
 let currentStateUmask: number | null = null
@@ -50,7 +53,7 @@ let currentStateUmask: number | null = null
  * first, for the agents (see `agentUmask`). Child processes inherit it: the
  * tmux server Warden starts and every pane in it.
  */
-export const restrictUmask = (access: StateAccess): void => {
+export const restrictUmask = (access: Pick<StateAccess, "umask">): void => {
   const before = process.umask(access.umask)
   currentStateUmask = access.umask
   if (operatorUmask === null) operatorUmask = before
@@ -67,7 +70,7 @@ export const agentUmask = (): string => (operatorUmask ?? 0o022).toString(8).pad
 export const stateUmask = (): string => (currentStateUmask ?? 0o077).toString(8).padStart(4, "0")
 
 /** The directories of the workspace that hold state: what `tightenState` walks. */
-export const stateDirs = (paths: WorkspacePaths): ReadonlyArray<string> => [path.join(paths.root, "state"), paths.memory]
+const stateDirs = (paths: WorkspacePaths): ReadonlyArray<string> => [path.join(paths.root, "state"), paths.memory]
 
 const tightenOne = (file: string, stat: fs.Stats, access: StateAccess, isDir: boolean): void => {
   // Only the owner may change a mode: an operator of the group reading the state leaves the owner's files as they are.
@@ -100,7 +103,7 @@ const tightenOne = (file: string, stat: fs.Stats, access: StateAccess, isDir: bo
 export const tightenState = (paths: WorkspacePaths, access: StateAccess, deep: boolean): void => {
   const top = [paths.runs, paths.results, paths.watch, paths.transcripts, paths.memory]
   for (const dir of top) fs.mkdirSync(dir, { recursive: true, mode: access.dirMode & 0o777 })
-  const walk = (dir: string, descend: boolean): void => {
+  const walk = (dir: string): void => {
     let stat: fs.Stats
     try {
       stat = fs.lstatSync(dir)
@@ -111,8 +114,8 @@ export const tightenState = (paths: WorkspacePaths, access: StateAccess, deep: b
     tightenOne(dir, stat, access, true)
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const file = path.join(dir, entry.name)
-      if (entry.isDirectory()) walk(file, descend)
-      else if (descend && entry.isFile()) {
+      if (entry.isDirectory()) walk(file)
+      else if (entry.isFile()) {
         try {
           tightenOne(file, fs.lstatSync(file), access, false)
         } catch {
@@ -121,5 +124,17 @@ export const tightenState = (paths: WorkspacePaths, access: StateAccess, deep: b
       }
     }
   }
-  for (const dir of stateDirs(paths)) walk(dir, deep)
+  if (deep) {
+    for (const dir of stateDirs(paths)) walk(dir)
+    return
+  }
+  // Shallow, for every CLI command: the known directories only, without listing what is in them.
+  for (const dir of [...stateDirs(paths), ...top, path.dirname(paths.daemon.snapshots), paths.daemon.snapshots, paths.daemon.requests]) {
+    try {
+      const stat = fs.lstatSync(dir)
+      if (stat.isDirectory()) tightenOne(dir, stat, access, true)
+    } catch {
+      // not there (yet)
+    }
+  }
 }
