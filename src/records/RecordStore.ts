@@ -108,8 +108,6 @@ export const makeFileRecordStore = (paths: WorkspacePaths) =>
         try: () => {
           fs.mkdirSync(paths.memory, { recursive: true })
           const file = path.join(paths.memory, `${date}.md`)
-          // A supervisor killed after appending, before leaving `remembering`, appends again on restore: once is enough.
-          if (fs.existsSync(file) && fs.readFileSync(file, "utf8").split("\n").includes(line)) return
           fs.appendFileSync(file, `${line}\n`)
         },
         catch: (error) => new RecordError({ file: path.join(paths.memory, `${date}.md`), reason: (error as Error).message })

@@ -25,6 +25,8 @@ interface LaunchRecord {
   readonly delivered: boolean
   readonly at: number
   readonly baseline?: StatusBaseline
+  /** The attempt's memory line is written: a restored supervisor that runs `remembering` again must not repeat it. */
+  readonly remembered?: boolean
 }
 
 const readLaunchRecord = (file: string): LaunchRecord | null => {
@@ -41,11 +43,20 @@ export const launchScope = (file: string): ChangesScope => {
   return record === null ? {} : { sinceMs: record.at, baseline: record.baseline ?? {} }
 }
 
-/** The prompt was typed and taken: a restored supervisor must not type it again. */
-export const markDelivered = (file: string): void => {
+/** Notes a step of the attempt that must happen once (the prompt typed, the memory line written) in its launch record. */
+const markLaunchRecord = (file: string, step: "delivered" | "remembered"): void => {
   const record = readLaunchRecord(file)
-  if (record !== null) writeFileAtomic(file, JSON.stringify({ ...record, delivered: true }))
+  if (record !== null) writeFileAtomic(file, JSON.stringify({ ...record, [step]: true }))
 }
+
+/** The prompt was typed and taken: a restored supervisor must not type it again. */
+export const markDelivered = (file: string): void => markLaunchRecord(file, "delivered")
+
+/** The attempt's memory line is written. */
+export const markRemembered = (file: string): void => markLaunchRecord(file, "remembered")
+
+/** Whether the attempt's memory line was written already (by a supervisor killed before it left `remembering`). */
+export const wasRemembered = (file: string): boolean => readLaunchRecord(file)?.remembered === true
 
 /** Quotes a word for POSIX sh. */
 export const shQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`

@@ -24,7 +24,7 @@ import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { inputKeyFile } from "./operatorInput.js"
 import { expandHome } from "../workspace/paths.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
-import { launchAttempt, launchScope } from "./launch.js"
+import { launchAttempt, launchScope, markRemembered, wasRemembered } from "./launch.js"
 import { runPreflight } from "./preflight.js"
 import { runVerification } from "./verify.js"
 import { startWatch, stripAnsi } from "./watchAgent.js"
@@ -196,15 +196,19 @@ export const sessionImplementations = (
         // The coordinator hears of it through the observer's feed for now; webhooks and agent mail come with the coordinator integration.
         run(Effect.map(Clock.currentTimeMillis, (at) => ({ at })), signal)
       ),
-      remember: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(({ signal }) =>
+      remember: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(({ input, signal }) =>
         run(
           Effect.gen(function* () {
             const records = yield* RecordStore
             const at = yield* Clock.currentTimeMillis
+            // Once per attempt: a supervisor killed after the append runs this step again on restore.
+            const launchRecord = input.attemptId === null ? null : spec.paths.launchRecordFile(spec.bead, input.attemptId)
+            if (launchRecord !== null && wasRemembered(launchRecord)) return { at }
             const { run: runRecord, result } = hooks.records()
-            yield* records
-              .appendMemory(localDate(at), memoryLine(runRecord, result))
-              .pipe(Effect.catchAll((error) => Effect.sync(() => hooks.log("memory line not written", { reason: error.reason }))))
+            yield* records.appendMemory(localDate(at), memoryLine(runRecord, result)).pipe(
+              Effect.tap(() => Effect.sync(() => launchRecord !== null && markRemembered(launchRecord))),
+              Effect.catchAll((error) => Effect.sync(() => hooks.log("memory line not written", { reason: error.reason })))
+            )
             return { at }
           }),
           signal
