@@ -47,6 +47,8 @@ export type SupervisorEvent =
   | { readonly type: "ADOPTED"; readonly bead: string; readonly profile: string }
   | { readonly type: "MEMORY"; readonly freeMb: number }
   | { readonly type: "DRAIN"; readonly on: boolean }
+  /** Every restored session has been adopted (or queued): admitting may begin. */
+  | { readonly type: "START" }
 
 export type SupervisorEmitted = { readonly type: "admit"; readonly item: AdmittedItem }
 
@@ -118,8 +120,15 @@ export const supervisorMachine = setup({
     MEMORY: { actions: "noteMemory" },
     DRAIN: { actions: "setDraining" }
   },
-  initial: "idle",
+  initial: "starting",
   states: {
+    /**
+     * Restoring: the sessions a restart takes over are reported (ADOPTED, ENQUEUED) before any slot is
+     * given, so a restored running session holds its slot before a queued bead can be admitted into it.
+     */
+    starting: {
+      on: { START: "idle" }
+    },
     /** Waiting for work or a free slot. */
     idle: {
       always: { guard: "canAdmit", target: "claiming" }

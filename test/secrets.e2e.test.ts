@@ -90,6 +90,8 @@ describe("secrets", () => {
 
     // While the agent runs.
     await eventually(() => ws.readRun(bead)?.lifecycle_state === "running.working", 20_000, "running")
+    // The session's environment is there to be read (an empty answer would prove nothing).
+    expect(ws.tmux("show-environment", "-t", `=agent-${bead}`).status).toBe(0)
     expect(leaks()).toEqual({ argv: [], "tmux show-environment -g": [], "tmux show-environment (session)": [], "workspace files": [], feed: [] })
     // The environment file went away before the agent started.
     expect(fs.readdirSync(path.join(ws.workspace, "state", "watch")).filter((f) => f.endsWith(".env"))).toEqual([])
@@ -104,6 +106,8 @@ describe("secrets", () => {
     await eventually(() => ws.readRun(bead)?.lifecycle_state === "cancelled", 20_000, "cancelled")
     await eventually(() => feedText.some((m) => m.includes('"cancelled"')), 10_000, "the end on the feed")
     expect(fs.existsSync(path.join(ws.workspace, "state", "warden.log"))).toBe(true)
-    expect(leaks()).toEqual({ argv: [], "tmux show-environment -g": [], "tmux show-environment (session)": [], "workspace files": [], feed: [] })
+    // The session is gone now: its environment is not asked again.
+    const { "tmux show-environment (session)": _gone, ...after } = leaks()
+    expect(after).toEqual({ argv: [], "tmux show-environment -g": [], "workspace files": [], feed: [] })
   })
 })

@@ -71,7 +71,8 @@ describe("corrupt state files", () => {
     await eventually(() => ws.readRun("bd-qb")?.status === "done", 40_000, "bd-qb done")
     await eventually(() => ws.readRun("bd-qa")?.status === "done", 20_000, "bd-qa done")
     // Its slot was freed as it was cleaning up, not before.
-    expect(Date.parse(ws.readRun("bd-qb").started_at_precise)).toBeGreaterThan(Date.parse(ws.readRun("bd-qa").started_at_precise))
+    // At concurrency 1, bd-qb started only once bd-qa's agent had finished.
+    expect(Date.parse(ws.readRun("bd-qb").started_at_precise)).toBeGreaterThanOrEqual(Date.parse(ws.readRun("bd-qa").finished_at_precise))
     // And the daemon takes new work.
     const repoC = ws.makeRepo("repo-c")
     expect((await dispatch("bd-qc", repoC, "echo c > c.txt; git add c.txt; git commit -qm c")).status).toBe(202)

@@ -13,7 +13,7 @@ import { waitForSnapshot } from "./support/waitForSnapshot.js"
 const idle = (actor: ActorRefFrom<SupervisorMachine>) => waitForSnapshot(actor, "the supervisor to be idle", (snapshot) => snapshot.matches("idle"))
 
 /** The supervisor with the in-memory WorkQueue behind its claims. */
-const harness = (limits: Partial<SupervisorLimits> = {}) => {
+const harness = (limits: Partial<SupervisorLimits> = {}, options: { readonly begin?: boolean } = {}) => {
   const runtime = ManagedRuntime.make(memoryWorkQueueLayer())
   const admitted: AdmittedItem[] = []
   const machine = supervisorMachine.provide({
@@ -28,15 +28,20 @@ const harness = (limits: Partial<SupervisorLimits> = {}) => {
   const actor = createActor(machine, { input: { limits: { concurrency: 10, quotas: {}, minFreeMemoryMb: 100, ...limits } } })
   actor.on("admit", (event) => admitted.push(event.item))
   actor.start()
+  if (options.begin !== false) actor.send({ type: "START" })
   const waitIdle = () => idle(actor)
   let at = 0
-  const enqueue = async (bead: string, priority: number, profile = "demo") => {
+  /** Queues a bead and tells the supervisor, without waiting for what it does. */
+  const add = async (bead: string, priority: number, profile = "demo") => {
     await runtime.runPromise(Effect.flatMap(WorkQueue, (q) => q.enqueue({ bead, profile, priority, enqueuedAt: ++at, retry: false })))
     actor.send({ type: "ENQUEUED" })
+  }
+  const enqueue = async (bead: string, priority: number, profile = "demo") => {
+    await add(bead, priority, profile)
     await waitIdle()
   }
   const queued = () => runtime.runPromise(Effect.flatMap(WorkQueue, (q) => q.list))
-  return { actor, admitted, idle: waitIdle, enqueue, queued, runtime }
+  return { actor, admitted, idle: waitIdle, add, enqueue, queued, runtime }
 }
 
 describe("supervisor machine", () => {
@@ -89,6 +94,20 @@ describe("supervisor machine", () => {
     expect(h.admitted.map((i) => i.bead)).toEqual(["bd-1"])
   })
 
+  it("after a restart, a bead queued before it waits for the slot a restored running session holds", async () => {
+    // The order the daemon's restore reports in: the queue already holds bd-queued, then the running
+    // session is adopted, then admitting begins. Nothing may be claimed before the adoption counts.
+    const h = harness({ concurrency: 1 }, { begin: false })
+    await h.add("bd-queued", 2)
+    h.actor.send({ type: "ADOPTED", bead: "bd-running", profile: "demo" })
+    h.actor.send({ type: "START" })
+    await h.idle()
+    expect(h.admitted).toEqual([])
+    h.actor.send({ type: "RELEASED", bead: "bd-running" })
+    await h.idle()
+    expect(h.admitted.map((i) => i.bead)).toEqual(["bd-queued"])
+  })
+
   it("adopted sessions (restored after a restart) hold their slots", async () => {
     const h = harness({ concurrency: 1 })
     h.actor.send({ type: "ADOPTED", bead: "bd-restored", profile: "demo" })
@@ -102,6 +121,7 @@ describe("supervisor machine", () => {
   it("an unprovided claim fails loudly and the supervisor waits instead of spinning", async () => {
     const actor = createActor(supervisorMachine, { input: { limits: { concurrency: 1, quotas: {}, minFreeMemoryMb: 0 } } })
     actor.start()
+    actor.send({ type: "START" })
     await idle(actor)
     expect(actor.getSnapshot().value).toBe("idle")
     expect(actor.getSnapshot().context.mayHaveWork).toBe(false)

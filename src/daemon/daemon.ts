@@ -110,9 +110,11 @@ export class Daemon {
     this.memoryTimer.unref()
   }
 
+  /** Admitting begins once restore has reported every session it took over (the supervisor waits for START). */
   start(): void {
     this.supervisor.send({ type: "MEMORY", freeMb: availableMemoryMb() })
     this.supervisor.start()
+    this.supervisor.send({ type: "START" })
   }
 
   /**
