@@ -1,5 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { syncDir, writeSyncedTemp } from "../workspace/atomicFiles.js"
 import { Context, Data, Effect, Layer } from "effect"
 import type { ResultRecord, RunRecord } from "./recordSchema.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
@@ -26,44 +27,9 @@ export class RecordStore extends Context.Tag("warden/RecordStore")<
 
 /** Write `data` to `file` so that a reader sees the old or the new whole file, never a part, and a crash keeps one of them. */
 export const writeFileAtomic = (file: string, data: string): void => {
-  const dir = path.dirname(file)
-  fs.mkdirSync(dir, { recursive: true })
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`)
-  const fd = fs.openSync(temp, "w", 0o644)
-  try {
-    fs.writeSync(fd, data)
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
+  const temp = writeSyncedTemp(file, data, { mode: 0o644 })
   fs.renameSync(temp, file)
-  const dirFd = fs.openSync(dir, "r")
-  try {
-    fs.fsyncSync(dirFd)
-  } finally {
-    fs.closeSync(dirFd)
-  }
-}
-
-/** The same as `writeFileAtomic`, without blocking the event loop while the disk syncs. */
-export const writeFileAtomicAsync = async (file: string, data: string): Promise<void> => {
-  const dir = path.dirname(file)
-  await fs.promises.mkdir(dir, { recursive: true })
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`)
-  const handle = await fs.promises.open(temp, "w", 0o644)
-  try {
-    await handle.writeFile(data)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await fs.promises.rename(temp, file)
-  const dirHandle = await fs.promises.open(dir, "r")
-  try {
-    await dirHandle.sync()
-  } finally {
-    await dirHandle.close()
-  }
+  syncDir(path.dirname(file))
 }
 
 const readJsonFile = <T>(file: string): Effect.Effect<T | null, RecordError> =>

@@ -3,6 +3,7 @@ import type { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
 import { WebSocketServer, type WebSocket } from "ws"
 import { writeFileAtomic } from "../records/RecordStore.js"
+import { refuseUpgrade } from "./wireGuards.js"
 
 /** The feed's wire format version: every event carries it as `v`. */
 export const FEED_VERSION = 1
@@ -148,7 +149,7 @@ export class Feed {
     let since = sinceText === null ? null : Number(sinceText)
     if (unknown.length > 0 || (since !== null && (!Number.isInteger(since) || since < 0))) {
       const reason = unknown.length > 0 ? `unknown topics: ${unknown.join(", ")}` : "since must be a sequence number"
-      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\r\n${JSON.stringify({ error: reason })}`)
+      refuseUpgrade(socket, 400, reason)
       return
     }
     this.server.handleUpgrade(req, socket, head, (ws) => {
