@@ -1,14 +1,22 @@
 /**
- * The daemon's root supervisor: it decides when a queued bead may start.
- * The queue itself sits behind the `claimNext` actor (the WorkQueue service:
- * a file today, a database later); this machine owns the slots: a global
- * concurrency limit, a quota per agent profile, and admission only while the
- * machine has memory headroom. Each admission is emitted as an `admit` event
- * for the daemon, which starts (or resumes) the bead's session actor.
+ * The daemon's root supervisor: the root of the actor tree. It owns a child
+ * session actor per dispatched bead (`systemId` `session:<bead>`), spawned on
+ * SPAWN (new, or restored from the bead's own snapshot), and decides when a
+ * queued one may start. The queue itself sits behind the `claimNext` actor
+ * (the WorkQueue service: a file today, a database later); this machine owns
+ * the slots: a global concurrency limit, a quota per agent profile, and
+ * admission only while the machine has memory headroom. An admission is sent
+ * to the bead's child as ADMIT and emitted as `admit` for observers.
+ *
+ * A session holds its slot while its state carries the `holdsSlot` tag; the
+ * root's observer (which sees every child's snapshot) reports the tag's coming
+ * and going as ADOPTED and RELEASED. Services and Argus will be children of
+ * this root too.
  *
  * Pure: no I/O, no imports from `src/`.
  */
-import { assign, emit, fromPromise, setup } from "xstate"
+import { assertEvent, assign, emit, enqueueActions, fromPromise, setup, type AnyActorLogic, type AnyActorRef } from "xstate"
+import type { SessionPolicy } from "./agentSession.types.js"
 
 /** A bead the queue hands out. */
 export interface AdmittedItem {
@@ -16,7 +24,19 @@ export interface AdmittedItem {
   readonly profile: string
   readonly priority: number
   readonly retry: boolean
+  /** When the claim was made: the session's ADMIT carries it (machines read time from events). */
+  readonly at?: number
 }
+
+/** A session child's input: its bead and policy, and its persisted snapshot when it is restored. */
+export interface SessionChildInput {
+  readonly bead: string
+  readonly policy: SessionPolicy
+  readonly snapshot?: unknown
+}
+
+/** The system id of a bead's session actor: `system.get(sessionSystemId(bead))` finds it while it is not over. */
+export const sessionSystemId = (bead: string): string => `session:${bead}`
 
 export interface SupervisorLimits {
   /** Sessions that may hold a slot at once (the seed's figure is 10). */
@@ -39,6 +59,10 @@ export interface SupervisorContext {
   readonly wakesAtClaim: number
   /** A draining daemon admits nothing new (maintenance). */
   readonly draining: boolean
+  /** The beads with a live session child, with the child's id (unique per spawn, so an old child's end never stops a new one). */
+  readonly sessions: Readonly<Record<string, string>>
+  /** Children spawned so far: the next child's id is `session:<bead>#<spawned>`. */
+  readonly spawned: number
 }
 
 export type SupervisorEvent =
@@ -49,12 +73,24 @@ export type SupervisorEvent =
   | { readonly type: "DRAIN"; readonly on: boolean }
   /** Every restored session has been adopted (or queued): admitting may begin. */
   | { readonly type: "START" }
+  /** Start supervising a bead's session (new, or restored from `input.snapshot`). Ignored while the bead has a live child. */
+  | { readonly type: "SPAWN"; readonly input: SessionChildInput }
+  /** The session `id` is over and its records are on disk: the child is let go. */
+  | { readonly type: "SESSION.OVER"; readonly bead: string; readonly id: string }
 
-export type SupervisorEmitted = { readonly type: "admit"; readonly item: AdmittedItem }
+export type SupervisorEmitted =
+  | { readonly type: "admit"; readonly item: AdmittedItem }
+  /** A SPAWN for a bead that already has a live child was refused (a second child would stop the tree). */
+  | { readonly type: "spawnRefused"; readonly bead: string }
+  /** A session child failed (an exception in its machine): the root lets it go and frees its slot. */
+  | { readonly type: "sessionFailed"; readonly bead: string; readonly id: string; readonly error: unknown }
 
 const notProvided = () => {
   throw new Error('supervisor: actor "claimNext" is not provided; use machine.provide()')
 }
+
+const beadOfChild = (context: SupervisorContext, id: string): string | undefined =>
+  Object.keys(context.sessions).find((bead) => context.sessions[bead] === id)
 
 const hasSlot = (context: SupervisorContext) =>
   !context.draining &&
@@ -70,7 +106,9 @@ export const supervisorMachine = setup({
   },
   actors: {
     /** Takes the most urgent admissible item from the queue; `blocked` lists the profiles at their quota. */
-    claimNext: fromPromise<AdmittedItem | null, { blocked: ReadonlyArray<string> }>(notProvided)
+    claimNext: fromPromise<AdmittedItem | null, { blocked: ReadonlyArray<string> }>(notProvided),
+    /** A bead's session (the lifecycle machine with its effects), provided by the daemon; its input is a `SessionChildInput`. */
+    session: fromPromise<unknown, SessionChildInput>(notProvided) as AnyActorLogic
   },
   guards: {
     canAdmit: ({ context }) => context.mayHaveWork && hasSlot(context),
@@ -100,6 +138,47 @@ export const supervisorMachine = setup({
       return { running: [...context.running, { bead: item.bead, profile: item.profile }] }
     }),
     announce: emit(({ event }) => ({ type: "admit" as const, item: (event as unknown as { output: AdmittedItem }).output })),
+    /**
+     * The admitted bead's session is told to start. A bead whose child is gone or no longer queued
+     * (cancelled while it waited) gives the slot back at once. A bead with no child at all was never
+     * spawned here (admission handled by whoever listens to `admit`): its slot stays taken.
+     */
+    admitChild: enqueueActions(({ context, event, enqueue, system }) => {
+      const item = (event as unknown as { output: AdmittedItem }).output
+      if (!(item.bead in context.sessions)) return
+      const child: AnyActorRef | undefined = system.get(sessionSystemId(item.bead))
+      if (child !== undefined && (child.getSnapshot() as { value: unknown }).value === "queued") {
+        enqueue.sendTo(child, { type: "ADMIT", at: item.at ?? 0 })
+        return
+      }
+      enqueue.assign({ running: context.running.filter((r) => r.bead !== item.bead) })
+    }),
+    spawnSession: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "SPAWN")
+      const bead = event.input.bead
+      if (bead in context.sessions) {
+        enqueue.emit({ type: "spawnRefused", bead })
+        return
+      }
+      const id = `${sessionSystemId(bead)}#${context.spawned + 1}`
+      enqueue.spawnChild("session", { id, systemId: sessionSystemId(bead), input: event.input })
+      enqueue.assign({ sessions: { ...context.sessions, [bead]: id }, spawned: context.spawned + 1 })
+    }),
+    letGo: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "SESSION.OVER")
+      if (context.sessions[event.bead] !== event.id) return
+      enqueue.stopChild(event.id)
+      const { [event.bead]: _over, ...sessions } = context.sessions
+      enqueue.assign({ sessions, running: context.running.filter((r) => r.bead !== event.bead), mayHaveWork: true, wakes: context.wakes + 1 })
+    }),
+    childFailed: enqueueActions(({ context, event, enqueue }) => {
+      const id = event.type.slice("xstate.error.actor.".length)
+      const bead = beadOfChild(context, id)
+      if (bead === undefined) return
+      enqueue.emit({ type: "sessionFailed", bead, id, error: (event as unknown as { error: unknown }).error })
+      const { [bead]: _failed, ...sessions } = context.sessions
+      enqueue.assign({ sessions, running: context.running.filter((r) => r.bead !== bead), mayHaveWork: true, wakes: context.wakes + 1 })
+    }),
     nothingAdmissible: assign(({ context }) => ({ mayHaveWork: context.wakes !== context.wakesAtClaim }))
   }
 }).createMachine({
@@ -111,9 +190,15 @@ export const supervisorMachine = setup({
     mayHaveWork: true,
     wakes: 0,
     wakesAtClaim: 0,
-    draining: input.draining ?? false
+    draining: input.draining ?? false,
+    sessions: {},
+    spawned: 0
   }),
   on: {
+    SPAWN: { actions: "spawnSession" },
+    "SESSION.OVER": { actions: "letGo" },
+    // A child's exception reaches the root only as this event; unhandled, it would stop the whole tree.
+    "xstate.error.actor.*": { actions: "childFailed" },
     ENQUEUED: { actions: "wake" },
     RELEASED: { actions: "release" },
     ADOPTED: { actions: "adopt" },
@@ -144,7 +229,7 @@ export const supervisorMachine = setup({
             .map(([profile]) => profile)
         }),
         onDone: [
-          { guard: "claimed", target: "idle", actions: ["takeSlot", "announce"] },
+          { guard: "claimed", target: "idle", actions: ["takeSlot", "announce", "admitChild"] },
           { target: "idle", actions: "nothingAdmissible" }
         ],
         // The queue could not be read: wait for the next event rather than spin.

@@ -2,15 +2,17 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Cause, Effect, Either, Exit, Layer, ManagedRuntime, Option } from "effect"
-import { createActor, fromPromise, type Actor } from "xstate"
-import { supervisorMachine } from "../../machines/supervisor.machine.js"
+import { createActor, fromPromise, type Actor, type AnyActorRef, type InspectionEvent } from "xstate"
+import { sessionSystemId, supervisorMachine } from "../../machines/supervisor.machine.js"
 import { isFinalState } from "../../machines/agentSession.types.js"
 import { liveLayer } from "../runtime/liveLayer.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
 import { RecordStore, writeFileAtomic } from "../records/RecordStore.js"
 import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
 import { buildSpec, type DispatchRequest } from "../sessions/buildSpec.js"
-import { SessionRunner } from "../sessions/runSession.js"
+import { sessionChildLogic, type SessionEntry } from "../sessions/sessionActors.js"
+import { SessionRecorder, type ObservedSnapshot } from "../sessions/sessionRecorder.js"
+import type { DispatchSpec } from "../sessions/dispatchSpec.js"
 import { runIsLive } from "../sessions/reconcile.js"
 import { processStartTicks, supervisorAlive } from "../sessions/supervisorLiveness.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
@@ -25,7 +27,9 @@ import { readDrainState, writeDrainState } from "./drainState.js"
 import { acquireDaemonLock, type DaemonLock } from "./daemonLock.js"
 import { quarantineCorruptStateFiles, snapshotBead, type QuarantinedFile } from "./stateFiles.js"
 import { finalizeLostRun } from "../sessions/reconcile.js"
-import { localDate, memoryLine, type SessionView } from "../records/buildRecords.js"
+import { localDate, memoryLine, type HistoryEntry, type SessionView } from "../records/buildRecords.js"
+import { MachineEventSource, beadOfActor, type MachineEvent } from "./machineEvents.js"
+import { SnapshotPersistence } from "./snapshotPersistence.js"
 
 /** A refusal the API turns into a 4xx with this reason. */
 export class DaemonRefusal extends Error {
@@ -47,7 +51,7 @@ export interface UnreadableRecord {
 const unreadableRecord = (file: string): UnreadableRecord => ({ bead: path.basename(file, ".json"), file, unreadable: true })
 
 /** Where the daemon reports what happens (the websocket feed); one observer for everything visible. */
-export type DaemonEvents = (topic: "sessions" | "records" | "queue" | "daemon", type: string, data: unknown) => void
+export type DaemonEvents = (topic: "sessions" | "records" | "queue" | "daemon" | "machines", type: string, data: unknown) => void
 
 export interface DaemonOptions {
   readonly events?: DaemonEvents
@@ -58,20 +62,32 @@ export interface DaemonOptions {
   readonly log: (message: string, detail?: Record<string, unknown>) => void
 }
 
+/** A bead the tree supervises: its request and spec, its recorder, and its child actor once spawned. */
 interface LiveSession {
-  readonly runner: SessionRunner
   readonly body: DispatchBody
+  readonly spec: DispatchSpec
+  readonly recorder: SessionRecorder
+  /** Restored from a snapshot: its first snapshot is not a new state, but it may hold a slot or need its queue place. */
+  readonly restored: boolean
+  /** The child actor, known from its first snapshot. */
+  ref: AnyActorRef | null
+  /** Whether its last snapshot held a slot. */
+  holdsSlot: boolean
+  over: boolean
 }
 
 type DaemonServices = Terminals | RecordStore | WorkQueue | SnapshotStore
 
 /**
- * The supervisor process: a root supervisor actor admitting queued beads into
- * slots, a session actor per dispatched bead, their snapshots persisted on
- * every transition, and the operations the HTTP API exposes.
+ * The supervisor process: one actor tree (the root supervisor admitting
+ * queued beads into slots, a child session actor per dispatched bead), one
+ * observer of everything the tree does (records, snapshots, slots, the feed,
+ * the log, each bead's machine history), and the operations the HTTP API
+ * exposes.
  */
 export class Daemon {
   readonly sessions = new Map<string, LiveSession>()
+  /** The root of the actor tree. */
   readonly supervisor: Actor<typeof supervisorMachine>
   readonly runtime: ManagedRuntime.ManagedRuntime<DaemonServices | Layer.Layer.Success<ReturnType<typeof liveLayer>>, never>
   readonly token: string
@@ -81,6 +97,9 @@ export class Daemon {
   private readonly lock: DaemonLock
   /** State files that did not decode at start-up, moved aside (shown by `/healthz`). */
   readonly quarantined: QuarantinedFile[]
+
+  private readonly persistence: SnapshotPersistence
+  private readonly machineEvents = new MachineEventSource()
 
   constructor(private readonly options: DaemonOptions) {
     const files = options.paths.daemon
@@ -99,13 +118,27 @@ export class Daemon {
           )
         )
     )
-    this.supervisor = createActor(supervisorMachine.provide({ actors: { claimNext } }), {
-      input: {
-        limits: { concurrency: options.concurrency, quotas: options.quotas, minFreeMemoryMb: options.config.minFreeMemoryMb },
-        draining: readDrainState(files.drain)
+    this.persistence = new SnapshotPersistence(this.runtime, options.log)
+    const lookup = (bead: string): SessionEntry => {
+      const session = this.sessions.get(bead)
+      if (session === undefined) throw new Error(`no session of ${bead} is supervised`)
+      return { spec: session.spec, hooks: { records: () => session.recorder.records(), log: options.log, detaching: () => this.stopping } }
+    }
+    this.supervisor = createActor(
+      supervisorMachine.provide({ actors: { claimNext, session: sessionChildLogic(lookup, this.runtime) } }),
+      {
+        input: {
+          limits: { concurrency: options.concurrency, quotas: options.quotas, minFreeMemoryMb: options.config.minFreeMemoryMb },
+          draining: readDrainState(files.drain)
+        },
+        inspect: (event) => this.observe(event)
       }
-    })
-    this.supervisor.on("admit", (event) => this.admit(event.item.bead))
+    )
+    this.supervisor.on("admit", (event) => this.options.events?.("queue", "queue.admitted", { bead: event.item.bead }))
+    this.supervisor.on("spawnRefused", (event) => options.log("a second session of a live bead was refused", { bead: event.bead }))
+    this.supervisor.on("sessionFailed", (event) => this.sessionFailed(event.bead, event.error))
+    // Started at once: it waits in `starting` (admitting nothing) until restore has put back every session.
+    this.supervisor.start()
     this.memoryTimer = setInterval(() => this.supervisor.send({ type: "MEMORY", freeMb: availableMemoryMb() }), 5_000)
     this.memoryTimer.unref()
   }
@@ -113,7 +146,6 @@ export class Daemon {
   /** Admitting begins once restore has reported every session it took over (the supervisor waits for START). */
   start(): void {
     this.supervisor.send({ type: "MEMORY", freeMb: availableMemoryMb() })
-    this.supervisor.start()
     this.supervisor.send({ type: "START" })
   }
 
@@ -134,16 +166,21 @@ export class Daemon {
   }
 
   /** The bead's session while it is not over (a finished one stays in the map until its snapshot is removed). */
-  private liveSession(bead: string): LiveSession | undefined {
+  private liveSession(bead: string): (LiveSession & { readonly ref: AnyActorRef }) | undefined {
     const session = this.sessions.get(bead)
-    return session === undefined || session.runner.view().final ? undefined : session
+    return session === undefined || session.ref === null || session.over ? undefined : (session as LiveSession & { readonly ref: AnyActorRef })
+  }
+
+  /** The session as its recorder last saw it. */
+  private viewOf(session: LiveSession): SessionView {
+    return session.recorder.view()
   }
 
   /** Checks a dispatch and queues it; the bead starts when the supervisor admits it. */
   async dispatch(body: DispatchBody): Promise<{ bead: string; priority: number; queued: number; draining: boolean }> {
     if (this.stopping) throw new DaemonRefusal(409, "the daemon is stopping; dispatch again once it is back")
     const existing = this.liveSession(body.bead)
-    if (existing !== undefined) throw new DaemonRefusal(409, `bead ${body.bead} is already dispatched (state ${existing.runner.view().state})`)
+    if (existing !== undefined) throw new DaemonRefusal(409, `bead ${body.bead} is already dispatched (state ${this.viewOf(existing).state})`)
     const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(body.bead)).pipe(Effect.orElseSucceed(() => null)))
     if (record !== null && runIsLive(record) && supervisorAlive(record.supervisor)) {
       throw new DaemonRefusal(409, `bead ${body.bead} is being supervised by pid ${record.supervisor.pid}`)
@@ -169,27 +206,26 @@ export class Daemon {
       throw new DaemonRefusal(422, `repo ${real} is not under an allowed root (${this.options.config.allowedRoots.join(", ")})`)
     }
     const request = { ...body, repo: real }
-    const runner = await this.sessionFor(request, undefined)
-    // Queued first: a dispatch the queue cannot take creates nothing (no snapshot, no records, no runner).
-    // An admission that comes before the runner starts waits in the actor's mailbox.
+    const session = await this.sessionFor(request, undefined)
+    // Queued first: a dispatch the queue cannot take creates nothing (no snapshot, no records, no child).
     let item: QueueItem
     try {
       item = await this.run(
         Effect.flatMap(WorkQueue, (queue) => queue.enqueue({ bead: body.bead, profile: body.agent, priority: body.priority, enqueuedAt: Date.now(), retry: false }))
       )
     } catch (error) {
-      if (this.sessions.get(body.bead)?.runner === runner) this.sessions.delete(body.bead)
+      if (this.sessions.get(body.bead) === session) this.sessions.delete(body.bead)
       throw error
     }
-    runner.start()
+    this.spawn(session, undefined)
     this.rememberRequest(request)
     this.supervisor.send({ type: "ENQUEUED" })
     this.options.events?.("queue", "queue.enqueued", { bead: item.bead, profile: item.profile, priority: item.priority, seq: item.seq, retry: item.retry })
     return { bead: body.bead, priority: body.priority, queued: item.seq, draining: this.supervisor.getSnapshot().context.draining }
   }
 
-  /** The session actor of a dispatch: new, or taken over from its snapshot. */
-  private async sessionFor(body: DispatchBody, restore: { snapshot: unknown; history: SessionSnapshot["history"] } | undefined): Promise<SessionRunner> {
+  /** The session of a dispatch, registered before its child is spawned: new, or taken over from its snapshot. */
+  private async sessionFor(body: DispatchBody, restore: { history: ReadonlyArray<HistoryEntry> } | undefined): Promise<LiveSession> {
     const request: DispatchRequest = {
       bead: body.bead,
       repo: body.repo,
@@ -212,36 +248,12 @@ export class Daemon {
       ...built.right,
       supervisor: { pid: process.pid, procStart: processStartTicks(process.pid), host: os.hostname(), kind: "daemon" as const, startedAt: this.startedAt }
     }
-    const runner = new SessionRunner(
+    const recorder: SessionRecorder = new SessionRecorder(
       spec,
       this.runtime as never,
       {
         log: this.options.log,
-        onState: (view, entry) => {
-          this.onSessionState(body, view)
-          const c = view.context
-          // The log (the journal under systemd) tells each bead's story as the foreground CLI does.
-          this.options.log("session state", {
-            bead: body.bead,
-            state: view.state,
-            attempt: c.attempt,
-            ...(c.outcome === null ? {} : { outcome: c.outcome }),
-            ...(c.failureReason === null ? {} : { failure_reason: c.failureReason })
-          })
-          this.options.events?.("sessions", "session.state", {
-            bead: body.bead,
-            state: view.state,
-            at: new Date(entry.at).toISOString(),
-            attempt: c.attempt,
-            attempt_id: c.attemptId,
-            profile: body.agent,
-            outcome: c.outcome,
-            failure_reason: c.failureReason,
-            decision: c.claim,
-            waiting: c.waiting,
-            will_retry: c.willRetry
-          })
-        },
+        onState: (view, entry) => this.announceState(body, view, entry),
         onRecords: (run, result) =>
           this.options.events?.("records", "records.written", {
             bead: run.bead,
@@ -250,13 +262,140 @@ export class Daemon {
             run_file: result.run_file,
             result_file: run.result_file,
             reason: result.reason
-          }),
-        onSnapshot: (r) => this.persist(body, r)
+          })
       },
-      { admit: "external", ...(restore === undefined ? {} : { restore }) }
+      restore?.history ?? []
     )
-    this.sessions.set(body.bead, { runner, body })
-    return runner
+    const session: LiveSession = { body, spec, recorder, restored: restore !== undefined, ref: null, holdsSlot: false, over: false }
+    this.sessions.set(body.bead, session)
+    return session
+  }
+
+  /** The root spawns the bead's session as its child: new, or restored from its persisted snapshot. */
+  private spawn(session: LiveSession, snapshot: unknown): void {
+    this.supervisor.send({
+      type: "SPAWN",
+      input: { bead: session.body.bead, policy: session.spec.profile.policy, ...(snapshot === undefined ? {} : { snapshot }) }
+    })
+  }
+
+  /** The log (the journal under systemd) and the feed tell each bead's story as the foreground CLI does. */
+  private announceState(body: DispatchBody, view: SessionView, entry: HistoryEntry): void {
+    const c = view.context
+    this.options.log("session state", {
+      bead: body.bead,
+      state: view.state,
+      attempt: c.attempt,
+      ...(c.outcome === null ? {} : { outcome: c.outcome }),
+      ...(c.failureReason === null ? {} : { failure_reason: c.failureReason })
+    })
+    this.options.events?.("sessions", "session.state", {
+      bead: body.bead,
+      state: view.state,
+      at: new Date(entry.at).toISOString(),
+      attempt: c.attempt,
+      attempt_id: c.attemptId,
+      profile: body.agent,
+      outcome: c.outcome,
+      failure_reason: c.failureReason,
+      decision: c.claim,
+      waiting: c.waiting,
+      will_retry: c.willRetry
+    })
+  }
+
+  /**
+   * The one observer of the tree: every actor's snapshots and events, from the
+   * root's inspection. A session child's snapshot is recorded (records, state
+   * history, feed, log), persisted, and its slot followed from its
+   * `holdsSlot` tag; the machines' states and events go to the feed and to
+   * each bead's history.
+   */
+  private observe(inspection: InspectionEvent): void {
+    if (this.stopping) return
+    const machineEvent = this.machineEvents.take(inspection)
+    if (machineEvent !== null) this.machineEvent(machineEvent)
+    if (inspection.type !== "@xstate.snapshot") return
+    const systemId = (inspection.actorRef as { systemId?: string }).systemId
+    const bead = systemId === undefined ? null : beadOfActor(systemId)
+    if (bead === null) return
+    const session = this.sessions.get(bead)
+    if (session === undefined || session.over) return
+    if (session.ref === null) session.ref = inspection.actorRef as AnyActorRef
+    else if (session.ref !== inspection.actorRef) return
+    const snapshot = inspection.snapshot as unknown as ObservedSnapshot & { status: string }
+    if (snapshot.status !== "active" && snapshot.status !== "done") return
+    this.onSessionSnapshot(session, snapshot)
+  }
+
+  private onSessionSnapshot(session: LiveSession, snapshot: ObservedSnapshot): void {
+    const bead = session.body.bead
+    const first = !this.seen.has(session)
+    this.seen.add(session)
+    const { entered, view } = session.recorder.observe(snapshot)
+    const holds = snapshot.hasTag("holdsSlot")
+    if (holds && !session.holdsSlot) this.supervisor.send({ type: "ADOPTED", bead, profile: session.body.agent })
+    if (!holds && session.holdsSlot) this.supervisor.send({ type: "RELEASED", bead })
+    session.holdsSlot = holds
+    // A retry comes back through the queue; so does a restored session that was waiting in it.
+    if (view.state === "queued" && ((entered && view.context.attempt > 0) || (first && session.restored))) {
+      void this.enqueue(session.body, view.context.attempt > 0).catch((error) =>
+        this.options.log("session not queued again", { bead, reason: (error as Error).message })
+      )
+    }
+    if (view.final) {
+      this.end(session)
+      return
+    }
+    const ref = session.ref!
+    this.persistence.persist(
+      { body: session.body, state: view.state, persisted: () => ref.getPersistedSnapshot(), history: session.recorder.history },
+      () => this.sessions.get(bead) === session && !session.over
+    )
+  }
+
+  private readonly seen = new WeakSet<LiveSession>()
+
+  /**
+   * The session is over: its slot is free, and once its records are on disk its
+   * snapshot is removed (nothing can write it again) and the root lets the child go.
+   */
+  private end(session: LiveSession): void {
+    const bead = session.body.bead
+    session.over = true
+    this.persistence.forget(bead)
+    this.supervisor.send({ type: "RELEASED", bead })
+    void session.recorder.flush().then(() => {
+      // A new dispatch of the bead since then has saved its own snapshot: that one stays.
+      const current = this.sessions.get(bead)
+      if (current === undefined || current === session) this.persistence.remove(bead)
+      if (this.sessions.get(bead) === session) this.sessions.delete(bead)
+      if (!this.stopping && session.ref !== null) this.supervisor.send({ type: "SESSION.OVER", bead, id: session.ref.id })
+    })
+  }
+
+  /** A session child whose machine threw: the root has let it go; its records say it failed. */
+  private sessionFailed(bead: string, error: unknown): void {
+    const session = this.sessions.get(bead)
+    this.options.log("session actor failed", { bead, reason: error instanceof Error ? error.message : String(error) })
+    if (session === undefined) return
+    session.over = true
+    this.persistence.forget(bead)
+    if (this.sessions.get(bead) === session) this.sessions.delete(bead)
+  }
+
+  /** A machine's state or event: to the feed, and to its bead's history (kept as long as its records, for replay). */
+  private machineEvent(event: MachineEvent): void {
+    this.options.events?.("machines", event.kind === "state" ? "machine.state" : "machine.event", event)
+    const bead = beadOfActor(event.actor)
+    if (bead === null) return
+    try {
+      fs.mkdirSync(this.options.paths.history, { recursive: true })
+      fs.appendFileSync(this.options.paths.historyFile(bead), `${JSON.stringify(event)}\n`)
+    } catch (error) {
+      // The history serves replay only: a full disk must not stop supervision. Said once per failure in the log.
+      this.options.log("machine history not written", { bead, reason: (error as Error).message })
+    }
   }
 
   /**
@@ -291,13 +430,12 @@ export class Daemon {
         continue
       }
       try {
-        const runner = await this.sessionFor(body, { snapshot: snapshot.actor, history: snapshot.history })
-        runner.start()
-        const state = runner.view().state
-        if (state === "queued") await this.enqueue(body, runner.view().context.attempt > 0)
-        else if (!["backoff", "cleaning", "notifying", "remembering", "settling"].includes(state)) {
-          this.supervisor.send({ type: "ADOPTED", bead: body.bead, profile: body.agent })
-        }
+        const session = await this.sessionFor(body, { history: snapshot.history })
+        // The child's first snapshot tells the observer whether it holds a slot (ADOPTED) or waits in the queue.
+        this.spawn(session, snapshot.actor)
+        if (session.ref === null) throw new Error("its snapshot could not be restored")
+        // A restored actor has lost its timers (they are not persisted): re-arm them from their absolute times.
+        session.ref.send({ type: "RESUME", at: Date.now() })
         restored.push(body.bead)
       } catch (error) {
         this.options.log("session not restored", { bead: snapshot.bead, reason: (error as Error).message })
@@ -344,89 +482,6 @@ export class Daemon {
     return item
   }
 
-  private admit(bead: string): void {
-    this.options.events?.("queue", "queue.admitted", { bead })
-    const session = this.sessions.get(bead)
-    if (session === undefined || session.runner.view().state !== "queued") {
-      // Cancelled (or gone) while it waited: give the slot back.
-      this.supervisor.send({ type: "RELEASED", bead })
-      return
-    }
-    session.runner.admit()
-  }
-
-  /** The supervisor follows each session: a retry comes back through the queue, the slot is freed in cleaning. */
-  private onSessionState(body: DispatchBody, view: SessionView): void {
-    if (view.state === "queued" && view.context.attempt > 0) void this.enqueue(body, true)
-    if (view.state === "cleaning") this.supervisor.send({ type: "RELEASED", bead: body.bead })
-    if (view.final) {
-      this.supervisor.send({ type: "RELEASED", bead: body.bead })
-      const session = this.sessions.get(body.bead)
-      clearTimeout(this.persistTimers.get(body.bead))
-      this.persistTimers.delete(body.bead)
-      this.persistedStates.delete(body.bead)
-      // Saves and the removal are synchronous (see persistNow): once the records are flushed, nothing can
-      // write this snapshot again, so no ordering of its own is needed.
-      void session?.runner.flush().then(() => {
-        // A new dispatch of the bead since then has saved its own snapshot: that one stays.
-        const current = this.sessions.get(body.bead)
-        if (current === undefined || current === session) this.runtime.runSync(Effect.flatMap(SnapshotStore, (store) => store.remove(body.bead)).pipe(Effect.ignore))
-        if (this.sessions.get(body.bead) === session) this.sessions.delete(body.bead)
-      })
-    }
-  }
-
-  private readonly persistedStates = new Map<string, string>()
-  private readonly persistTimers = new Map<string, NodeJS.Timeout>()
-
-  /**
-   * Saves the session's snapshot: at once on a new state; a change within a
-   * state (the machine's clock moving with the agent's output) at most every
-   * 5 s, since a restore re-reads the agent's files anyway.
-   */
-  private persist(body: DispatchBody, runner: SessionRunner): void {
-    if (this.stopping) return
-    const state = runner.view().state
-    // A finished session's snapshot is removed, not saved (nothing is left to restore).
-    if (runner.view().final) return
-    if (this.persistedStates.get(body.bead) === state) {
-      if (!this.persistTimers.has(body.bead)) {
-        const timer = setTimeout(() => {
-          this.persistTimers.delete(body.bead)
-          this.persistNow(body, runner)
-        }, 5_000)
-        timer.unref()
-        this.persistTimers.set(body.bead, timer)
-      }
-      return
-    }
-    this.persistedStates.set(body.bead, state)
-    this.persistNow(body, runner)
-  }
-
-  private persistNow(body: DispatchBody, runner: SessionRunner): void {
-    if (this.stopping || !this.sessions.has(body.bead)) return
-    const snapshot = {
-      version: SNAPSHOT_VERSION,
-      bead: body.bead,
-      request: body,
-      actor: runner.actor.getPersistedSnapshot(),
-      history: runner.history,
-      savedAt: Date.now()
-    }
-    // Saved before this tick ends, so before the new state's effects can change anything on disk: a
-    // daemon killed at any moment restarts from a snapshot never behind the records and the attempt's files.
-    try {
-      this.runtime.runSync(
-        Effect.flatMap(SnapshotStore, (store) => store.save(snapshot)).pipe(
-          Effect.catchAll((error) => Effect.sync(() => this.options.log("snapshot not saved", { bead: body.bead, reason: error.reason })))
-        )
-      )
-    } catch (error) {
-      this.options.log("snapshot not saved", { bead: body.bead, reason: (error as Error).message })
-    }
-  }
-
   async cancel(bead: string): Promise<{ bead: string; cancelled: true }> {
     const session = this.liveSession(bead)
     if (session === undefined) {
@@ -434,9 +489,9 @@ export class Daemon {
       if (record === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
       throw new DaemonRefusal(409, `${bead} is not running (it ended ${record.outcome ?? record.status})`)
     }
-    if (session.runner.view().context.cancelRequested) throw new DaemonRefusal(409, `${bead} is already being cancelled`)
+    if (this.viewOf(session).context.cancelRequested) throw new DaemonRefusal(409, `${bead} is already being cancelled`)
     if (await this.run(Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)))) this.options.events?.("queue", "queue.removed", { bead })
-    session.runner.cancel("cancelled through the API")
+    session.ref.send({ type: "CANCEL", at: Date.now(), reason: "cancelled through the API" })
     return { bead, cancelled: true }
   }
 
@@ -487,7 +542,7 @@ export class Daemon {
         if (keys.length > 0) yield* terminals.sendKeys(name, keys)
       }).pipe(Effect.mapError((error) => new DaemonRefusal(409, `could not send to ${name}: ${error.reason}`)))
     )
-    const attemptId = session.runner.view().context.attemptId
+    const attemptId = this.viewOf(session).context.attemptId
     if (attemptId !== null) recordInput(this.options.paths, bead, attemptId, { text, keys, enter, via })
     return { bead, sent: true }
   }
@@ -521,7 +576,8 @@ export class Daemon {
 
   /** The transcript of a bead's current attempt, for the terminal stream. */
   transcriptOf(bead: string): string | null {
-    return this.sessions.get(bead)?.runner.view().context.launch?.transcriptPath ?? null
+    const session = this.liveSession(bead)
+    return session === undefined ? null : (this.viewOf(session).context.launch?.transcriptPath ?? null)
   }
 
   async queue(): Promise<ReadonlyArray<QueueItem>> {
@@ -557,8 +613,10 @@ export class Daemon {
   async stop(): Promise<void> {
     this.stopping = true
     clearInterval(this.memoryTimer)
+    this.persistence.stop()
+    // Stopping the root stops every child; `detaching` tells their interrupted effects to leave the agents alone.
     this.supervisor.stop()
-    await Promise.all([...this.sessions.values()].map((session) => session.runner.detach()))
+    await Promise.all([...this.sessions.values()].map((session) => session.recorder.flush()))
     fs.rmSync(this.options.paths.daemon.info, { force: true })
     this.lock.release()
     await this.runtime.dispose()

@@ -8,8 +8,10 @@ import { refuseUpgrade } from "./wireGuards.js"
 /** The feed's wire format version: every event carries it as `v`. */
 export const FEED_VERSION = 1
 
-export type FeedTopic = "sessions" | "records" | "queue" | "daemon"
-export const FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon"]
+export type FeedTopic = "sessions" | "records" | "queue" | "daemon" | "machines"
+export const FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon", "machines"]
+/** What a client gets without `?topics=`: everything but the machine-level events (`machines`), which the visualizer asks for. */
+export const DEFAULT_FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon"]
 
 export interface FeedEvent {
   readonly v: typeof FEED_VERSION
@@ -143,7 +145,7 @@ export class Feed {
 
   /** Takes over an authenticated upgrade request: `?topics=a,b&since=N`. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
-    const requested = (url.searchParams.get("topics") ?? FEED_TOPICS.join(",")).split(",").filter((t) => t !== "")
+    const requested = (url.searchParams.get("topics") ?? DEFAULT_FEED_TOPICS.join(",")).split(",").filter((t) => t !== "")
     const unknown = requested.filter((t) => !FEED_TOPICS.includes(t as FeedTopic))
     const sinceText = url.searchParams.get("since")
     let since = sinceText === null ? null : Number(sinceText)

@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { randomUUID } from "node:crypto"
 import { Clock, Effect, type ManagedRuntime } from "effect"
-import { fromCallback, fromPromise } from "xstate"
+import { fromCallback, fromPromise, type AnyStateMachine } from "xstate"
 import { agentSessionMachine } from "../../machines/agentSession.machine.js"
 import type {
   AttemptRef,
@@ -71,17 +71,26 @@ const transcriptLines = (file: string | null, maxBytes: number): ReadonlyArray<s
   return stripAnsi(readTail(file, maxBytes).toString("utf8")).split(/\r?\n|\r/)
 }
 
+/** What the seam knows of one bead's session: its spec (never in the persisted snapshot: it holds the dispatcher's environment) and hooks. */
+export interface SessionEntry {
+  readonly spec: DispatchSpec
+  readonly hooks: SessionHooks
+}
+
+/** Finds a bead's session; every actor input names its bead. */
+export type SessionLookup = (bead: string) => SessionEntry
+
 /**
  * The one seam between the lifecycle machine and Effect: each named actor of
  * the machine runs an Effect on the session's runtime. Leaving a state stops
  * its actor, which aborts the signal, which interrupts the effect. Actors
  * return data, never reject, so guards branch on plain fields.
+ *
+ * One set of implementations serves every bead of a tree: each actor finds its
+ * bead's spec through `lookup` from its input (a child's implementations are
+ * fixed when the root is provided, so they cannot close over one bead).
  */
-export const sessionImplementations = (
-  spec: DispatchSpec,
-  runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>,
-  hooks: SessionHooks
-) => {
+export const sessionImplementations = (lookup: SessionLookup, runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>) => {
   // Each effect starts after the tick that entered its state: XState starts a state's actors before
   // it tells observers of the new state, and the daemon saves the snapshot there. A supervisor killed
   // at any moment so restarts from a snapshot that is never behind what the state's effects did.
@@ -90,8 +99,9 @@ export const sessionImplementations = (
 
   return {
     actors: {
-      preflight: fromPromise<PreflightOutput, AttemptRef>(({ signal }) =>
-        run(
+      preflight: fromPromise<PreflightOutput, AttemptRef>(({ input, signal }) => {
+        const { spec } = lookup(input.bead)
+        return run(
           Effect.gen(function* () {
             const checks = yield* runPreflight(spec).pipe(Effect.catchAll((e) => Effect.die(e)))
             const at = yield* Clock.currentTimeMillis
@@ -99,8 +109,9 @@ export const sessionImplementations = (
           }),
           signal
         )
-      ),
+      }),
       launch: fromPromise<LaunchOutput, AttemptRef>(({ input, signal }) => {
+        const { spec, hooks } = lookup(input.bead)
         const failed = (reason: string) =>
           Effect.map(Clock.currentTimeMillis, (at): LaunchOutput => ({
             at,
@@ -121,15 +132,17 @@ export const sessionImplementations = (
           signal
         )
       }),
-      watchAgent: fromCallback<SessionEvent, WatchInput>(({ input, sendBack }) =>
-        runtime.runSync(
+      watchAgent: fromCallback<SessionEvent, WatchInput>(({ input, sendBack }) => {
+        const { spec, hooks } = lookup(input.bead)
+        return runtime.runSync(
           Effect.map(Terminals, (terminals) =>
             startWatch({ spec, terminals, now: () => Date.now(), log: hooks.log }, input, sendBack)
           )
         )
-      ),
-      capture: fromPromise<CaptureOutput, AttemptRef & { sessionName: string | null }>(({ input, signal }) =>
-        run(
+      }),
+      capture: fromPromise<CaptureOutput, AttemptRef & { sessionName: string | null }>(({ input, signal }) => {
+        const { spec } = lookup(input.bead)
+        return run(
           Effect.gen(function* () {
             const terminals = yield* Terminals
             const fromScreen =
@@ -146,9 +159,10 @@ export const sessionImplementations = (
           }),
           signal
         )
-      ),
-      verify: fromPromise<VerifyOutput, AttemptRef & { baseCommit: string | null }>(({ input, signal }) =>
-        run(
+      }),
+      verify: fromPromise<VerifyOutput, AttemptRef & { baseCommit: string | null }>(({ input, signal }) => {
+        const { spec } = lookup(input.bead)
+        return run(
           runVerification(
             spec.config,
             repoPath(spec),
@@ -158,9 +172,10 @@ export const sessionImplementations = (
           ),
           signal
         )
-      ),
-      clean: fromPromise<StepOutput, AttemptRef & { sessionName: string | null; launchInterrupted: boolean }>(({ input, signal }) =>
-        run(
+      }),
+      clean: fromPromise<StepOutput, AttemptRef & { sessionName: string | null; launchInterrupted: boolean }>(({ input, signal }) => {
+        const { spec, hooks } = lookup(input.bead)
+        return run(
           Effect.gen(function* () {
             const terminals = yield* Terminals
             // Preflight made sure no session of this name was live, so one there now is this attempt's.
@@ -191,13 +206,14 @@ export const sessionImplementations = (
           }),
           signal
         )
-      ),
+      }),
       notify: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(({ signal }) =>
         // The coordinator hears of it through the observer's feed for now; webhooks and agent mail come with the coordinator integration.
         run(Effect.map(Clock.currentTimeMillis, (at) => ({ at })), signal)
       ),
-      remember: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(({ input, signal }) =>
-        run(
+      remember: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(({ input, signal }) => {
+        const { spec, hooks } = lookup(input.bead)
+        return run(
           Effect.gen(function* () {
             const records = yield* RecordStore
             const at = yield* Clock.currentTimeMillis
@@ -213,15 +229,34 @@ export const sessionImplementations = (
           }),
           signal
         )
-      )
+      })
     }
   } satisfies { actors: Record<keyof typeof agentSessionMachine.implementations.actors, unknown> }
 }
 
+/** One bead's session on its own (the foreground CLI): no parent, no tree. */
 export const provideSession = (
   spec: DispatchSpec,
   runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>,
   hooks: SessionHooks
-) => agentSessionMachine.provide(sessionImplementations(spec, runtime, hooks))
+) => agentSessionMachine.provide(sessionImplementations(() => ({ spec, hooks }), runtime))
+
+/**
+ * The session logic a root spawns for every bead: the lifecycle machine with
+ * its effects, started fresh from its input, or restored from `input.snapshot`
+ * when it is given one (`spawnChild` takes no snapshot of its own).
+ */
+export const sessionChildLogic = (lookup: SessionLookup, runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>) =>
+  restoringLogic(agentSessionMachine.provide(sessionImplementations(lookup, runtime)))
+
+/** A machine whose initial snapshot is restored from `input.snapshot` when there is one. */
+export const restoringLogic = <M extends AnyStateMachine>(machine: M): M => {
+  const logic = Object.create(machine) as M
+  logic.getInitialSnapshot = ((scope: Parameters<M["getInitialSnapshot"]>[0], input: { snapshot?: unknown } | undefined) =>
+    input?.snapshot === undefined || input.snapshot === null
+      ? machine.getInitialSnapshot(scope, input as never)
+      : machine.restoreSnapshot(input.snapshot as never, scope)) as M["getInitialSnapshot"]
+  return logic
+}
 
 export type { SessionView }

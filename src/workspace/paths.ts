@@ -45,6 +45,9 @@ export interface WorkspacePaths {
   /** Claude Code settings with Warden's hooks, for one attempt (`--settings`). */
   readonly settingsFile: (bead: string, attemptId: string) => string
   readonly transcriptFile: (bead: string, attemptId: string) => string
+  /** Where each bead's machine events (states entered, events received) are kept, for replay: as long as its records. */
+  readonly history: string
+  readonly historyFile: (bead: string) => string
   /** The daemon's files. */
   readonly daemon: DaemonFiles
 }
@@ -79,6 +82,8 @@ export const workspacePaths = (rootDir: string): WorkspacePaths => {
     launchRecordFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.launched.json`),
     settingsFile: (bead, attemptId) => path.join(watch, `${bead}.${attemptId}.settings.json`),
     transcriptFile: (bead, attemptId) => path.join(transcripts, `${bead}.${attemptId}.log`),
+    history: path.join(state, "history"),
+    historyFile: (bead) => path.join(state, "history", `${bead}.jsonl`),
     daemon: {
       info: path.join(state, "daemon.json"),
       lock: path.join(state, "daemon.lock"),

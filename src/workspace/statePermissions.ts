@@ -101,7 +101,7 @@ const tightenOne = (file: string, stat: fs.Stats, access: StateAccess, isDir: bo
  * file in a 0700 directory is out of others' reach); the daemon walks it all.
  */
 export const tightenState = (paths: WorkspacePaths, access: StateAccess, deep: boolean): void => {
-  const top = [paths.runs, paths.results, paths.watch, paths.transcripts, paths.memory]
+  const top = [paths.runs, paths.results, paths.watch, paths.transcripts, paths.memory, paths.history]
   for (const dir of top) fs.mkdirSync(dir, { recursive: true, mode: access.dirMode & 0o777 })
   const walk = (dir: string): void => {
     let stat: fs.Stats
