@@ -9,6 +9,17 @@
  * only through events and actor outputs (each carries `at`, epoch ms), so the
  * deadline and the backoff are absolute times in context and can be re-armed
  * after a restore.
+ *
+ * Every decision is recorded by one action, `decide`, whose params say what was
+ * decided and from where (see `DecideParams` in `agentSession.reducers.ts`).
+ *
+ * Tags: `final` on the final states. `holdsSlot` on every state in which the
+ * session holds one of the supervisor's concurrency slots: from its admission
+ * (leaving `queued`) until it enters `cleaning`, that is `preflight`,
+ * `launching`, `running` (all its sub-states), `recording` and `verifying`.
+ * `queued`, `backoff`, `cleaning`, `notifying`, `remembering`, `settling` and
+ * the final states do not hold one: the slot is freed as the session's
+ * terminal is ended, and a retry queues again for a new one.
  */
 import { assign, fromCallback, fromPromise, setup } from "xstate"
 import type {
@@ -23,13 +34,19 @@ import type {
   SessionEvent,
   SessionInput,
   SessionOutput,
+  SessionTag,
   StepOutput,
   VerifyInput,
   VerifyOutput,
   WatchInput
 } from "./agentSession.types.js"
-import { initialContext, out } from "./agentSession.reducers.js"
+import * as guards from "./agentSession.guards.js"
+import { initialContext, type DecideParams } from "./agentSession.reducers.js"
 import * as reduce from "./agentSession.reducers.js"
+
+/** The `decide` action with its params: what was decided (`kind`), from where (`source`), by which step (`step`). */
+const decide = (kind: DecideParams["kind"], source: DecideParams["source"], step?: DecideParams["step"]) =>
+  ({ type: "decide", params: step === undefined ? { kind, source } : { kind, source, step } }) as const
 
 const notProvided = (name: string) => () => {
   throw new Error(`agentSession: actor "${name}" is not provided; use machine.provide()`)
@@ -40,7 +57,8 @@ export const agentSessionMachine = setup({
     context: {} as SessionContext,
     events: {} as SessionEvent,
     input: {} as SessionInput,
-    output: {} as SessionOutput
+    output: {} as SessionOutput,
+    tags: {} as SessionTag
   },
   actors: {
     preflight: fromPromise<PreflightOutput, AttemptRef>(notProvided("preflight")),
@@ -60,55 +78,19 @@ export const agentSessionMachine = setup({
     /** Time left before the absolute end of the retry backoff. */
     retryBackoff: ({ context }) => Math.max(0, (context.backoffUntil ?? context.now) - context.now)
   },
-  guards: {
-    preflightPassed: ({ event }) => out<PreflightOutput>(event).ok,
-    launched: ({ event }) => out<LaunchOutput>(event).ok,
-    verificationPassed: ({ event }) => out<VerifyOutput>(event).overall === "pass",
-    claimsDone: ({ context }) => context.claim?.kind === "done" && context.outcome === null && !context.cancelRequested,
-    signalIsStale: ({ context, event }) =>
-      event.type === "AGENT.SIGNAL" &&
-      event.signal.attemptId !== null &&
-      event.signal.attemptId !== context.attemptId,
-    signalUnattributedBeforeLaunch: ({ context, event }) =>
-      event.type === "AGENT.SIGNAL" &&
-      event.signal.attemptId === null &&
-      event.signal.at < (context.attemptStartedAt ?? Number.POSITIVE_INFINITY),
-    signalDone: ({ event }) => event.type === "AGENT.SIGNAL" && event.signal.status === "done",
-    signalFailed: ({ event }) => event.type === "AGENT.SIGNAL" && event.signal.status === "failed",
-    exitedCleanly: ({ context, event }) =>
-      event.type === "AGENT.EXITED" && !event.lost && event.exitCode === 0 && context.policy.sources.includes("exit"),
-    waitingFromSignal: ({ context }) => context.waiting !== null && context.waiting.source !== "dialog",
-    outcomeDone: ({ context }) => context.outcome === "done",
-    willRetry: ({ context }) => context.willRetry,
-    outcomeTimeout: ({ context }) => context.outcome === "timeout",
-    outcomeCancelled: ({ context }) => context.outcome === "cancelled" || context.cancelRequested
-  },
+  guards,
   actions: {
+    decide: assign(reduce.decide),
     startAttempt: assign(reduce.startAttempt),
     recordPreflight: assign(reduce.recordPreflight),
-    failPreflight: assign(reduce.failPreflight),
     recordLaunch: assign(reduce.recordLaunch),
-    failLaunch: assign(reduce.failLaunch),
-    failDelivery: assign(reduce.failDelivery),
-    failStageError: assign(reduce.failStageError),
-    failVerificationError: assign(reduce.failVerificationError),
+    recordCapture: assign(reduce.recordCapture),
+    recordVerification: assign(reduce.recordVerification),
     noteResume: assign(reduce.noteResume),
     noteReport: assign(reduce.noteReport),
     noteOutput: assign(reduce.noteOutput),
-    noteStall: assign(reduce.noteStall),
-    noteResumed: assign(reduce.noteResumed),
-    noteDialog: assign(reduce.noteDialog),
-    noteWaitingSignal: assign(reduce.noteWaitingSignal),
     ignoreSignal: assign(reduce.ignoreSignal),
-    claimFromSignal: assign(reduce.claimFromSignal),
-    claimFromMarker: assign(reduce.claimFromMarker),
-    claimFromIdle: assign(reduce.claimFromIdle),
-    claimFromExit: assign(reduce.claimFromExit),
-    markTimeout: assign(reduce.markTimeout),
-    markCancelled: assign(reduce.markCancelled),
     requestCancel: assign(reduce.requestCancel),
-    recordCapture: assign(reduce.recordCapture),
-    recordVerification: assign(reduce.recordVerification),
     stamp: assign(reduce.stamp),
     decideRetry: assign(reduce.decideRetry),
     scheduleRetry: assign(reduce.scheduleRetry),
@@ -134,33 +116,36 @@ export const agentSessionMachine = setup({
     /** Checks that the attempt can run (bead id, repo, command, user, headroom, no live session, template). */
     preflight: {
       entry: "startAttempt",
+      tags: ["holdsSlot"],
       invoke: {
         src: "preflight",
         input: ({ context }) => ({ bead: context.bead, attempt: context.attempt, attemptId: null }),
         onDone: [
           { guard: "preflightPassed", target: "launching", actions: "recordPreflight" },
-          { target: "recording", actions: ["recordPreflight", "failPreflight"] }
+          { target: "recording", actions: ["recordPreflight", decide("failed", "preflight")] }
         ],
-        onError: { target: "recording", actions: { type: "failStageError", params: { stage: "preflight" } } }
+        onError: { target: "recording", actions: decide("failed", "preflight", "preflight") }
       },
-      on: { CANCEL: { target: "recording", actions: "markCancelled" } }
+      on: { CANCEL: { target: "recording", actions: decide("cancelled", "operator") } }
     },
     /** Creates the tmux session, starts the transcript and delivers the prompt once the agent can read it. */
     launching: {
+      tags: ["holdsSlot"],
       invoke: {
         src: "launch",
         input: ({ context }) => ({ bead: context.bead, attempt: context.attempt, attemptId: context.attemptId }),
         onDone: [
           { guard: "launched", target: "running", actions: "recordLaunch" },
-          { target: "recording", actions: "failLaunch" }
+          { target: "recording", actions: ["recordLaunch", decide("failed", "launch")] }
         ],
-        onError: { target: "recording", actions: { type: "failStageError", params: { stage: "launch" } } }
+        onError: { target: "recording", actions: decide("failed", "launch", "launch") }
       },
-      after: { attemptDeadline: { target: "recording", actions: "markTimeout" } },
-      on: { CANCEL: { target: "recording", actions: "markCancelled" } }
+      after: { attemptDeadline: { target: "recording", actions: decide("timeout", "deadline") } },
+      on: { CANCEL: { target: "recording", actions: decide("cancelled", "operator") } }
     },
     /** The agent works; completion is whichever enabled source fires first, or the deadline. */
     running: {
+      tags: ["holdsSlot"],
       invoke: {
         src: "watchAgent",
         input: ({ context }) => ({
@@ -175,22 +160,29 @@ export const agentSessionMachine = setup({
           promptPending: context.launch?.promptPending ?? false
         }),
         // A watch that cannot run (no inotify left, say) must not leave the agent unsupervised.
-        onError: { target: "recording", actions: { type: "failStageError", params: { stage: "watch" } } }
+        onError: { target: "recording", actions: decide("failed", "launch", "watch") }
       },
       on: {
-        CANCEL: { target: "recording", actions: "markCancelled" },
+        CANCEL: { target: "recording", actions: decide("cancelled", "operator") },
         "AGENT.SIGNAL": [
           { guard: "signalIsStale", actions: "ignoreSignal" },
           { guard: "signalUnattributedBeforeLaunch", actions: "ignoreSignal" },
-          { guard: "signalDone", target: "recording", actions: "claimFromSignal" },
-          { guard: "signalFailed", target: "recording", actions: "claimFromSignal" },
-          { target: ".waitingInput", actions: "noteWaitingSignal" }
+          { guard: "signalDone", target: "recording", actions: decide("done", "agent") },
+          { guard: "signalFailed", target: "recording", actions: decide("failed", "agent") },
+          { target: ".waitingInput", actions: decide("waiting-input", "agent") }
         ],
-        "AGENT.MARKER": { target: "recording", actions: "claimFromMarker" },
-        "AGENT.IDLE": { target: "recording", actions: "claimFromIdle" },
-        "AGENT.EXITED": { target: "recording", actions: "claimFromExit" },
+        "AGENT.MARKER": [
+          { guard: "markerDone", target: "recording", actions: decide("done", "marker") },
+          { target: "recording", actions: decide("failed", "marker") }
+        ],
+        "AGENT.IDLE": { target: "recording", actions: decide("done", "idle-prompt") },
+        "AGENT.EXITED": [
+          { guard: "exitedCleanly", target: "recording", actions: decide("done", "exit") },
+          { guard: "sessionLost", target: "recording", actions: decide("failed", "session-lost") },
+          { target: "recording", actions: decide("failed", "exit") }
+        ],
         "AGENT.REPORT": { actions: "noteReport" },
-        "AGENT.DELIVERY_FAILED": { target: "recording", actions: "failDelivery" }
+        "AGENT.DELIVERY_FAILED": { target: "recording", actions: decide("failed", "launch") }
       },
       initial: "working",
       states: {
@@ -199,38 +191,39 @@ export const agentSessionMachine = setup({
         // one after a restore (RESUME) re-arms it without losing where the session was.
         working: {
           after: {
-            attemptDeadline: { target: "#agentSession.recording", actions: "markTimeout" },
-            stallTime: { target: "stalled", actions: "noteStall" }
+            attemptDeadline: { target: "#agentSession.recording", actions: decide("timeout", "deadline") },
+            stallTime: { target: "stalled", actions: decide("stalled", "stall-timer") }
           },
           on: {
             "AGENT.OUTPUT": { target: "working", reenter: true, actions: "noteOutput" },
-            "AGENT.DIALOG": { target: "waitingInput", actions: "noteDialog" },
+            "AGENT.DIALOG": { target: "waitingInput", actions: decide("waiting-input", "dialog") },
             RESUME: { target: "working", reenter: true, actions: "noteResume" }
           }
         },
         /** No output for the stall time; the deadline still runs, and output brings it back. */
         stalled: {
-          after: { attemptDeadline: { target: "#agentSession.recording", actions: "markTimeout" } },
+          after: { attemptDeadline: { target: "#agentSession.recording", actions: decide("timeout", "deadline") } },
           on: {
-            "AGENT.OUTPUT": { target: "working", actions: ["noteOutput", "noteResumed"] },
-            "AGENT.DIALOG": { target: "waitingInput", actions: "noteDialog" },
+            "AGENT.OUTPUT": { target: "working", actions: ["noteOutput", decide("resumed", "stall-timer")] },
+            "AGENT.DIALOG": { target: "waitingInput", actions: decide("waiting-input", "dialog") },
             RESUME: { target: "stalled", reenter: true, actions: "noteResume" }
           }
         },
         /** A dialog or question waits for an answer (`warden send`); not done, not a stall; the deadline runs. */
         waitingInput: {
-          after: { attemptDeadline: { target: "#agentSession.recording", actions: "markTimeout" } },
+          after: { attemptDeadline: { target: "#agentSession.recording", actions: decide("timeout", "deadline") } },
           on: {
             RESUME: { target: "waitingInput", reenter: true, actions: "noteResume" },
-            "AGENT.DIALOG_CLEARED": { target: "working", actions: ["noteOutput", "noteResumed"] },
+            "AGENT.DIALOG_CLEARED": { target: "working", actions: ["noteOutput", decide("resumed", "waiting")] },
             // A wait the agent announced (a question, a permission prompt) ends when the operator answers (`warden send`).
-            "AGENT.INPUT": { guard: "waitingFromSignal", target: "working", actions: ["noteOutput", "noteResumed"] }
+            "AGENT.INPUT": { guard: "waitingFromSignal", target: "working", actions: ["noteOutput", decide("resumed", "operator")] }
           }
         }
       }
     },
     /** Captures the screen (before anything is killed) as the output summary; records are written. */
     recording: {
+      tags: ["holdsSlot"],
       invoke: {
         src: "capture",
         input: ({ context }) => ({
@@ -249,6 +242,7 @@ export const agentSessionMachine = setup({
     },
     /** Runs the configured checks; the attempt is `done` only when they pass. */
     verifying: {
+      tags: ["holdsSlot"],
       invoke: {
         src: "verify",
         input: ({ context }) => ({
@@ -257,10 +251,13 @@ export const agentSessionMachine = setup({
           attemptId: context.attemptId,
           baseCommit: context.launch?.baseCommit ?? null
         }),
-        onDone: { target: "cleaning", actions: "recordVerification" },
-        onError: { target: "cleaning", actions: "failVerificationError" }
+        onDone: [
+          { guard: "verificationPassed", target: "cleaning", actions: ["recordVerification", decide("done", "verification")] },
+          { target: "cleaning", actions: ["recordVerification", decide("failed", "verification")] }
+        ],
+        onError: { target: "cleaning", actions: decide("failed", "verification") }
       },
-      on: { CANCEL: { target: "cleaning", actions: "markCancelled" } }
+      on: { CANCEL: { target: "cleaning", actions: decide("cancelled", "operator") } }
     },
     /** Ends the terminal session (its whole process tree) and releases the slot. */
     cleaning: {

@@ -4,17 +4,24 @@
  * (context, event[, params]) to a partial context. The machine names them in
  * `setup({ actions })`; a reducer given an event it was not written for throws
  * (`assertEvent`), so a mis-wired transition fails loudly instead of doing nothing.
+ *
+ * Every decision (a claim of completion, a stall, a wait for input, a resume,
+ * a verdict) is recorded by one reducer, `decide`, told by the machine what
+ * was decided and from where (`DecideParams`); what it does to the attempt
+ * follows from its kind (`consequences`), what it saw from its source (`witness`).
  */
-import { assertEvent } from "xstate"
+import { assertEvent, type EventObject } from "xstate"
 import type {
   CaptureOutput,
   Decision,
+  DecisionSource,
   FailureReason,
   LaunchOutput,
   PreflightOutput,
   SessionContext,
   SessionEvent,
   SessionInput,
+  StepOutput,
   VerifyOutput
 } from "./agentSession.types.js"
 
@@ -27,8 +34,17 @@ export interface ReducerArgs {
 /** What a reducer returns: the fields of the context it changes. */
 export type Update = Partial<SessionContext>
 
-/** The output of an invoked actor, read from its done event. */
-export const out = <T>(event: unknown): T => (event as { readonly output: T }).output
+/** The output of an invoked actor, read from its done event (any other event is a mis-wired transition: it throws). */
+export const out = <T>(event: EventObject): T => {
+  assertEvent(event, "xstate.done.actor.*")
+  return (event as unknown as { readonly output: T }).output
+}
+
+/** The error of an invoked actor, read from its error event (any other event throws). */
+const errorOf = (event: EventObject): unknown => {
+  assertEvent(event, "xstate.error.actor.*")
+  return (event as unknown as { readonly error: unknown }).error
+}
 
 /** The fields of the context that each attempt starts afresh. */
 const attemptFields = {
@@ -57,6 +73,12 @@ const attemptFields = {
 /** The failure reason a failed decision stands for. */
 const failureFor = (decision: Decision): FailureReason => {
   switch (decision.source) {
+    case "preflight":
+      return "preflight-failed"
+    case "launch":
+      return "launch-failed"
+    case "verification":
+      return "verification-failed"
     case "exit":
       return "agent-exited"
     case "session-lost":
@@ -101,91 +123,159 @@ export const recordPreflight = ({ context, event }: ReducerArgs): Update => {
   }
 }
 
-export const failPreflight = ({ context, event }: ReducerArgs): Update => {
-  const output = out<PreflightOutput>(event)
-  const failed = output.checks.filter((check) => !check.ok && check.advisory !== true)
-  const decision: Decision = {
-    kind: "failed",
-    source: "preflight",
-    at: output.at,
-    detail: { reason: failed.map((check) => `${check.name}: ${check.detail}`).join("; ") }
-  }
-  return {
-    outcome: "failed" as const,
-    failureReason: "preflight-failed" as const,
-    claim: decision,
-    finishedAt: output.at,
-    evidence: [...context.evidence, decision]
-  }
-}
-
 export const recordLaunch = ({ event }: ReducerArgs): Update => {
   const output = out<LaunchOutput>(event)
   return { now: output.at, launch: output, lastOutputAt: output.at }
 }
 
-export const failLaunch = ({ context, event }: ReducerArgs): Update => {
-  const output = out<LaunchOutput>(event)
-  const decision: Decision = {
-    kind: "failed",
-    source: "launch",
-    at: output.at,
-    detail: { reason: output.error ?? "launch failed", screen: output.screen }
-  }
-  return {
-    now: output.at,
-    launch: output,
-    outcome: "failed" as const,
-    failureReason: "launch-failed" as const,
-    claim: decision,
-    finishedAt: output.at,
-    evidence: [...context.evidence, decision]
+/**
+ * What the machine tells `decide`: the kind of decision and where it came
+ * from. Two sources are read from the event or the context: `agent` is the
+ * channel the agent's signal came through (`signal`, `hook`, `notify`,
+ * `status-file`), `waiting` is what the session was waiting on (a dialog, the
+ * agent's question). `step` names the invoked step whose error this is, in
+ * the reason ("watch failed: ...").
+ */
+export interface DecideParams {
+  readonly kind: Decision["kind"]
+  readonly source: Exclude<DecisionSource, "signal" | "hook" | "notify" | "status-file"> | "agent" | "waiting"
+  readonly step?: "preflight" | "launch" | "watch"
+}
+
+/** What a decision saw: when, its detail, and fields of the context it sets beside the decision itself. */
+interface Witnessed {
+  readonly at: number
+  readonly detail: Decision["detail"]
+  readonly source?: DecisionSource
+  readonly update?: Update
+}
+
+const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+/** What a decision saw, read by its source from the event that made it (or, for a timer, from the context). */
+const witness = ({ context, event }: ReducerArgs, params: DecideParams): Witnessed => {
+  switch (params.source) {
+    case "preflight":
+    case "launch":
+    case "verification": {
+      if (event.type.startsWith("xstate.error.actor.")) {
+        const reason = reasonOf(errorOf(event))
+        return { at: context.now, detail: { reason: params.step === undefined ? reason : `${params.step} failed: ${reason}` } }
+      }
+      if (params.source === "launch" && event.type === "AGENT.DELIVERY_FAILED") {
+        return { at: event.at, detail: { reason: event.reason, screen: event.screen } }
+      }
+      if (params.source === "preflight") {
+        const output = out<PreflightOutput>(event)
+        const failed = output.checks.filter((check) => !check.ok && check.advisory !== true)
+        return { at: output.at, detail: { reason: failed.map((check) => `${check.name}: ${check.detail}`).join("; ") } }
+      }
+      if (params.source === "launch") {
+        const output = out<LaunchOutput>(event)
+        return { at: output.at, detail: { reason: output.error ?? "launch failed", screen: output.screen } }
+      }
+      const output = out<VerifyOutput>(event)
+      return { at: output.at, detail: { reason: output.checks.map((check) => `${check.name}=${check.status}`).join(", ") } }
+    }
+    case "deadline": {
+      const at = context.deadlineAt ?? context.now
+      return { at, detail: { reason: `deadline of ${context.policy.timeoutMs} ms passed` }, update: { now: Math.max(at, context.now) } }
+    }
+    case "stall-timer": {
+      if (params.kind === "resumed") {
+        assertEvent(event, "AGENT.OUTPUT")
+        return { at: event.at, detail: {} }
+      }
+      const at = (context.lastOutputAt ?? context.now) + context.policy.stallMs
+      return { at, detail: { reason: `no output for ${context.policy.stallMs} ms` }, update: { now: Math.max(context.now, at) } }
+    }
+    case "waiting":
+      assertEvent(event, outputEvents)
+      return { at: event.at, detail: {}, source: context.waiting?.source ?? "stall-timer" }
+    case "operator":
+      assertEvent(event, ["CANCEL", "AGENT.INPUT"])
+      return event.type === "CANCEL"
+        ? { at: event.at, detail: { reason: event.reason ?? "cancelled" } }
+        : { at: event.at, detail: { reason: "answered with warden send" } }
+    case "dialog":
+      assertEvent(event, "AGENT.DIALOG")
+      return { at: event.at, detail: { line: event.text, screen: event.screen } }
+    case "agent":
+      assertEvent(event, "AGENT.SIGNAL")
+      return {
+        at: event.signal.at,
+        detail: { summary: event.signal.summary, payload: event.signal.payload },
+        source: event.signal.source,
+        // The agent's own summary of a finished turn is its final message.
+        update: params.kind === "waiting-input" ? {} : { finalMessage: event.signal.summary ?? context.finalMessage }
+      }
+    case "marker":
+      assertEvent(event, "AGENT.MARKER")
+      return { at: event.at, detail: { line: event.line } }
+    case "idle-prompt":
+      assertEvent(event, "AGENT.IDLE")
+      return { at: event.at, detail: { screen: event.screen } }
+    case "exit":
+    case "session-lost":
+      assertEvent(event, "AGENT.EXITED")
+      return {
+        at: event.at,
+        detail: {
+          exitCode: event.exitCode,
+          ...(event.exitedAt != null ? { exitedAt: event.exitedAt } : {}),
+          reason: event.lost ? "the terminal session disappeared" : event.exitCode === 0 ? "exited 0" : `exited ${event.exitCode}`
+        },
+        // The run ended when the agent exited, not when that was noticed.
+        update: { exitCode: event.exitCode, finishedAt: event.exitedAt != null && event.exitedAt <= event.at ? event.exitedAt : event.at }
+      }
   }
 }
 
-export const failDelivery = ({ context, event }: ReducerArgs): Update => {
-  assertEvent(event, "AGENT.DELIVERY_FAILED")
-  const decision: Decision = { kind: "failed", source: "launch", at: event.at, detail: { reason: event.reason, screen: event.screen } }
-  return {
-    now: event.at,
-    outcome: "failed" as const,
-    failureReason: "launch-failed" as const,
-    claim: decision,
-    finishedAt: event.at,
-    evidence: [...context.evidence, decision]
+/**
+ * What a decision does to the attempt, by its kind: a stall is only evidence;
+ * a wait for input is the session's `waiting`, a resume clears it; verification's
+ * `done` or `failed` is the attempt's outcome; any other `done`, `failed`,
+ * `timeout` or `cancelled` is the attempt's claim (a `done` claim still waits
+ * for verification, the others are the outcome).
+ */
+const consequences = (context: SessionContext, decision: Decision): Update => {
+  const evidence = [...context.evidence, decision]
+  switch (decision.kind) {
+    case "stalled":
+      return { evidence }
+    case "waiting-input":
+      return { waiting: decision, evidence }
+    case "resumed":
+      return { waiting: null, evidence }
+    case "done":
+      if (decision.source === "verification") return { outcome: "done", failureReason: null, evidence }
+      return { claim: decision, finishedAt: context.finishedAt ?? decision.at, evidence }
+    case "failed":
+      if (decision.source === "verification") return { outcome: "failed", failureReason: failureFor(decision), evidence }
+      return { claim: decision, finishedAt: context.finishedAt ?? decision.at, evidence, outcome: "failed", failureReason: failureFor(decision) }
+    case "timeout":
+    case "cancelled":
+      return {
+        claim: decision,
+        finishedAt: context.finishedAt ?? decision.at,
+        evidence,
+        outcome: decision.kind,
+        failureReason: failureFor(decision),
+        ...(decision.kind === "cancelled" ? { cancelRequested: true } : {})
+      }
   }
 }
 
-export const failStageError = ({ context, event }: ReducerArgs, params: { stage: "preflight" | "launch" | "watch" }) => {
-  const error = (event as { error?: unknown }).error
+/** Records a decision: the one action the machine takes for every decision it makes (see `DecideParams`). */
+export const decide = (args: ReducerArgs, params: DecideParams): Update => {
+  const seen = witness(args, params)
   const decision: Decision = {
-    kind: "failed",
-    source: params.stage === "preflight" ? "preflight" : "launch",
-    at: context.now,
-    detail: { reason: `${params.stage} failed: ${error instanceof Error ? error.message : String(error)}` }
+    kind: params.kind,
+    source: seen.source ?? (params.source as DecisionSource),
+    at: seen.at,
+    detail: seen.detail
   }
-  return {
-    outcome: "failed" as const,
-    failureReason: params.stage === "preflight" ? ("preflight-failed" as const) : ("launch-failed" as const),
-    claim: decision,
-    finishedAt: context.now,
-    evidence: [...context.evidence, decision]
-  }
-}
-
-export const failVerificationError = ({ context, event }: ReducerArgs): Update => {
-  const error = (event as { error?: unknown }).error
-  const decision: Decision = {
-    kind: "failed",
-    source: "verification",
-    at: context.now,
-    detail: { reason: error instanceof Error ? error.message : String(error) }
-  }
-  return {
-    outcome: "failed" as const,
-    failureReason: "verification-failed" as const,
-    evidence: [...context.evidence, decision]
-  }
+  return { now: seen.at, ...consequences(args.context, decision), ...seen.update }
 }
 
 export const noteResume = ({ context, event }: ReducerArgs): Update => {
@@ -209,49 +299,6 @@ export const noteOutput = ({ context, event }: ReducerArgs): Update => {
   return { now: at, lastOutputAt: at }
 }
 
-export const noteStall = ({ context }: ReducerArgs): Update => {
-  const at = (context.lastOutputAt ?? context.now) + context.policy.stallMs
-  const decision: Decision = {
-    kind: "stalled",
-    source: "stall-timer",
-    at,
-    detail: { reason: `no output for ${context.policy.stallMs} ms` }
-  }
-  return { now: Math.max(context.now, at), evidence: [...context.evidence, decision] }
-}
-
-export const noteResumed = ({ context, event }: ReducerArgs): Update => {
-  assertEvent(event, outputEvents)
-  const at = event.at
-  const decision: Decision =
-    event.type === "AGENT.INPUT"
-      ? { kind: "resumed", source: "operator", at, detail: { reason: "answered with warden send" } }
-      : { kind: "resumed", source: context.waiting?.source ?? "stall-timer", at, detail: {} }
-  return { now: at, waiting: null, evidence: [...context.evidence, decision] }
-}
-
-export const noteDialog = ({ context, event }: ReducerArgs): Update => {
-  assertEvent(event, "AGENT.DIALOG")
-  const decision: Decision = {
-    kind: "waiting-input",
-    source: "dialog",
-    at: event.at,
-    detail: { line: event.text, screen: event.screen }
-  }
-  return { now: event.at, waiting: decision, evidence: [...context.evidence, decision] }
-}
-
-export const noteWaitingSignal = ({ context, event }: ReducerArgs): Update => {
-  assertEvent(event, "AGENT.SIGNAL")
-  const decision: Decision = {
-    kind: "waiting-input",
-    source: event.signal.source,
-    at: event.signal.at,
-    detail: { summary: event.signal.summary, payload: event.signal.payload }
-  }
-  return { now: event.signal.at, waiting: decision, evidence: [...context.evidence, decision] }
-}
-
 export const ignoreSignal = ({ context, event }: ReducerArgs): Update => {
   assertEvent(event, "AGENT.SIGNAL")
   const reason =
@@ -261,109 +308,6 @@ export const ignoreSignal = ({ context, event }: ReducerArgs): Update => {
         ? "no attempt id, and written before this attempt started"
         : `for attempt ${event.signal.attemptId}, not the current ${context.attemptId}`
   return { ignored: [...context.ignored, { at: event.signal.at, reason, signal: event.signal }] }
-}
-
-export const claimFromSignal = ({ context, event }: ReducerArgs): Update => {
-  assertEvent(event, "AGENT.SIGNAL")
-  const kind = event.signal.status === "done" ? ("done" as const) : ("failed" as const)
-  const decision: Decision = {
-    kind,
-    source: event.signal.source,
-    at: event.signal.at,
-    detail: { summary: event.signal.summary, payload: event.signal.payload }
-  }
-  return {
-    now: event.signal.at,
-    claim: decision,
-    finishedAt: event.signal.at,
-    finalMessage: event.signal.summary ?? context.finalMessage,
-    evidence: [...context.evidence, decision],
-    ...(kind === "failed" ? { outcome: "failed" as const, failureReason: "agent-failed" as const } : {})
-  }
-}
-
-export const claimFromMarker = ({ context, event }: ReducerArgs): Update => {
-  assertEvent(event, "AGENT.MARKER")
-  const decision: Decision = { kind: event.status, source: "marker", at: event.at, detail: { line: event.line } }
-  return {
-    now: event.at,
-    claim: decision,
-    finishedAt: event.at,
-    evidence: [...context.evidence, decision],
-    ...(event.status === "failed" ? { outcome: "failed" as const, failureReason: "agent-failed" as const } : {})
-  }
-}
-
-export const claimFromIdle = ({ context, event }: ReducerArgs): Update => {
-  assertEvent(event, "AGENT.IDLE")
-  const decision: Decision = { kind: "done", source: "idle-prompt", at: event.at, detail: { screen: event.screen } }
-  return { now: event.at, claim: decision, finishedAt: event.at, evidence: [...context.evidence, decision] }
-}
-
-export const claimFromExit = ({ context, event }: ReducerArgs): Update => {
-  assertEvent(event, "AGENT.EXITED")
-  const done = !event.lost && event.exitCode === 0 && context.policy.sources.includes("exit")
-  const decision: Decision = {
-    kind: done ? "done" : "failed",
-    source: event.lost ? "session-lost" : "exit",
-    at: event.at,
-    detail: {
-      exitCode: event.exitCode,
-      ...(event.exitedAt != null ? { exitedAt: event.exitedAt } : {}),
-      reason: event.lost
-        ? "the terminal session disappeared"
-        : event.exitCode === 0
-          ? "exited 0"
-          : `exited ${event.exitCode}`
-    }
-  }
-  return {
-    now: event.at,
-    claim: decision,
-    exitCode: event.exitCode,
-    // The run ended when the agent exited, not when that was noticed.
-    finishedAt: event.exitedAt != null && event.exitedAt <= event.at ? event.exitedAt : event.at,
-    evidence: [...context.evidence, decision],
-    ...(done ? {} : { outcome: "failed" as const, failureReason: failureFor(decision) })
-  }
-}
-
-export const markTimeout = ({ context }: ReducerArgs): Update => {
-  const at = context.deadlineAt ?? context.now
-  const decision: Decision = {
-    kind: "timeout",
-    source: "deadline",
-    at,
-    detail: { reason: `deadline of ${context.policy.timeoutMs} ms passed` }
-  }
-  return {
-    now: Math.max(at, context.now),
-    claim: decision,
-    outcome: "timeout" as const,
-    failureReason: "timeout" as const,
-    finishedAt: at,
-    evidence: [...context.evidence, decision]
-  }
-}
-
-export const markCancelled = ({ context, event }: ReducerArgs): Update => {
-  assertEvent(event, "CANCEL")
-  const at = event.at
-  const decision: Decision = {
-    kind: "cancelled",
-    source: "operator",
-    at,
-    detail: { reason: event.reason ?? "cancelled" }
-  }
-  return {
-    now: at,
-    claim: decision,
-    outcome: "cancelled" as const,
-    failureReason: "cancelled" as const,
-    cancelRequested: true,
-    finishedAt: context.finishedAt ?? at,
-    evidence: [...context.evidence, decision]
-  }
 }
 
 export const requestCancel = (): Update => ({ cancelRequested: true })
@@ -390,30 +334,12 @@ export const recordCapture = ({ context, event }: ReducerArgs): Update => {
   }
 }
 
-export const recordVerification = ({ context, event }: ReducerArgs): Update => {
+export const recordVerification = ({ event }: ReducerArgs): Update => {
   const output = out<VerifyOutput>(event)
-  const passed = output.overall === "pass"
-  const decision: Decision = {
-    kind: passed ? "done" : "failed",
-    source: "verification",
-    at: output.at,
-    detail: {
-      reason: output.checks.map((check) => `${check.name}=${check.status}`).join(", ")
-    }
-  }
-  return {
-    now: output.at,
-    verification: output,
-    outcome: passed ? ("done" as const) : ("failed" as const),
-    failureReason: passed ? null : ("verification-failed" as const),
-    evidence: [...context.evidence, decision]
-  }
+  return { now: output.at, verification: output }
 }
 
-export const stamp = ({ context, event }: ReducerArgs): Update => {
-  const at = (event as { output?: { at?: unknown } }).output?.at
-  return { now: typeof at === "number" ? at : context.now }
-}
+export const stamp = ({ event }: ReducerArgs): Update => ({ now: out<StepOutput>(event).at })
 
 export const decideRetry = ({ context }: ReducerArgs): Update => {
   const policy = context.policy.retry
@@ -454,6 +380,7 @@ export const archiveAttempt = ({ context }: ReducerArgs): Update => ({
   ]
 })
 
+/** Ends a bead cancelled outside an attempt: on CANCEL (queued, backoff), or when settling an attempt that was cancelled (after any event). */
 export const finishCancelled = ({ context, event }: ReducerArgs): Update => ({
   now: event.type === "CANCEL" ? event.at : context.now,
   outcome: "cancelled" as const,

@@ -39,6 +39,13 @@ export const FINAL_STATES: ReadonlyArray<Outcome> = ["done", "failed", "timeout"
 /** Whether a state name (a record's `lifecycle_state`, a persisted snapshot's value) is a final state. */
 export const isFinalState = (state: string): state is Outcome => (FINAL_STATES as ReadonlyArray<string>).includes(state)
 
+/**
+ * The lifecycle's state tags. `final`: the session is over. `holdsSlot`: the
+ * session holds one of the supervisor's concurrency slots (from its admission
+ * until it enters `cleaning`); read it with `snapshot.hasTag("holdsSlot")`.
+ */
+export type SessionTag = "final" | "holdsSlot"
+
 /** Machine-readable failure reasons; the retry policy lists which ones it retries. */
 export type FailureReason =
   | "preflight-failed"

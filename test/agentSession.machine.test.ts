@@ -568,3 +568,71 @@ describe("agentSession machine (simulated clock)", () => {
     expect(snapshot.context.willRetry).toBe(false)
   })
 })
+
+describe("agentSession's supervisor slot (tag holdsSlot)", () => {
+  /** The daemon's rule: a session holds its slot from its admission (leaving `queued`) until it enters `cleaning`. */
+  const holdsSlot = (state: string) => ["preflight", "launching", "running", "recording", "verifying"].includes(state.split(".")[0]!)
+
+  it("is held exactly from admission until cleaning, in every state a session passes through (simulated clock)", async () => {
+    const h = harness()
+    const seen: Array<[string, boolean]> = []
+    const note = (snapshot: ReturnType<typeof h.actor.getSnapshot>) => {
+      const entry: [string, boolean] = [flattenState(snapshot.value), snapshot.hasTag("holdsSlot")]
+      const last = seen[seen.length - 1]
+      if (last === undefined || last[0] !== entry[0] || last[1] !== entry[1]) seen.push(entry)
+    }
+    note(h.actor.getSnapshot())
+    h.actor.subscribe(note)
+    await h.admit()
+    h.advance(10_000)
+    await h.until("running.stalled")
+    h.watcher().sendBack({ type: "AGENT.DIALOG", at: h.clock.now(), text: "Allow? (y/n)", screen: ["Allow? (y/n)"] })
+    await h.until("running.waitingInput")
+    h.watcher().sendBack({ type: "AGENT.DIALOG_CLEARED", at: h.clock.now() })
+    await h.until("running.working")
+    h.watcher().sendBack({ type: "AGENT.EXITED", at: h.clock.now(), exitCode: 1, lost: false })
+    await h.until("backoff")
+    h.advance(1_000)
+    await h.until("queued")
+    await h.admit()
+    h.watcher().sendBack(h.signal({}))
+    await h.finished()
+    expect(seen.map(([state]) => state)).toEqual([
+      "queued",
+      "preflight",
+      "launching",
+      "running.working",
+      "running.stalled",
+      "running.waitingInput",
+      "running.working",
+      "recording",
+      "cleaning",
+      "notifying",
+      "remembering",
+      "backoff",
+      "queued",
+      "preflight",
+      "launching",
+      "running.working",
+      "recording",
+      "verifying",
+      "cleaning",
+      "notifying",
+      "remembering",
+      "done"
+    ])
+    expect(seen.filter(([state, tagged]) => tagged !== holdsSlot(state))).toEqual([])
+  })
+
+  it("is a tag of exactly the states that hold a slot, sub-states included (settling and the final states too)", () => {
+    const wrong: string[] = []
+    const visit = (node: (typeof agentSessionMachine)["root"], inherited: boolean, name: string) => {
+      const tagged = inherited || node.tags.includes("holdsSlot")
+      if (name !== "" && tagged !== holdsSlot(name)) wrong.push(`${name}: ${tagged ? "tagged" : "not tagged"}`)
+      for (const [key, child] of Object.entries(node.states)) visit(child, tagged, name === "" ? key : `${name}.${key}`)
+    }
+    visit(agentSessionMachine.root, false, "")
+    expect(wrong).toEqual([])
+    expect(Object.keys(agentSessionMachine.root.states)).toContain("settling")
+  })
+})
