@@ -5,7 +5,7 @@ import { Daemon } from "../daemon/daemon.js"
 import { runningDaemon, type DaemonInfo } from "../daemon/runningDaemon.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { apiHandler, tokenMatches } from "../server/httpApi.js"
-import { Feed } from "../server/feed.js"
+import { Feed, FeedStreams } from "../server/feed.js"
 import { closeTerminalStreams, streamTerminal } from "../server/terminalStream.js"
 import { tmuxSocketProblem } from "../terminals/socketSafety.js"
 import { WIRE_LIMITS, WebsocketSlots, decodeSegment, guardClientErrors, parseTarget, refuseUpgrade, serverOptions } from "../server/wireGuards.js"
@@ -63,13 +63,17 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     yield* Effect.addFinalizer(() => (started ? Effect.void : Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))))
     const logger = openLogger(env.paths, { daemon: true }, { ...env.config.retention, journal: stdoutIsJournal() })
     const log = (message: string, detail?: Record<string, unknown>) => logger.info(detail ?? {}, message)
-    const feed = new Feed({
-      file: env.paths.daemon.feed,
-      highWaterFile: env.paths.daemon.feedSeq,
-      window: options.feedWindow,
-      maxBufferedBytes: 1024 * 1024,
-      heartbeatMs: 15_000
-    })
+    const feed = new FeedStreams(
+      new Feed({ file: env.paths.daemon.feed, highWaterFile: env.paths.daemon.feedSeq, window: options.feedWindow, maxBufferedBytes: 1024 * 1024, heartbeatMs: 15_000 }),
+      new Feed({
+        file: env.paths.daemon.machinesFeed,
+        highWaterFile: env.paths.daemon.machinesFeedSeq,
+        window: Math.max(options.feedWindow, 4 * 1024),
+        maxBufferedBytes: 1024 * 1024,
+        heartbeatMs: 15_000,
+        topics: ["machines"]
+      })
+    )
     const daemon = yield* Effect.try({
       try: () =>
         new Daemon({

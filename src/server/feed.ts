@@ -9,9 +9,8 @@ import { refuseUpgrade } from "./wireGuards.js"
 export const FEED_VERSION = 1
 
 export type FeedTopic = "sessions" | "records" | "queue" | "daemon" | "machines"
-export const FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon", "machines"]
-/** What a client gets without `?topics=`: everything but the machine-level events (`machines`), which the visualizer asks for. */
-export const DEFAULT_FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon"]
+/** The topics of the main stream; `machines` is a stream of its own (see `FeedStreams`). */
+export const FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon"]
 
 export interface FeedEvent {
   readonly v: typeof FEED_VERSION
@@ -33,6 +32,8 @@ export interface FeedOptions {
   /** A client whose unsent data passes this is disconnected (close 1013), never buffered without bound. */
   readonly maxBufferedBytes: number
   readonly heartbeatMs: number
+  /** The topics this stream carries (and a client may ask for); all of them when a client names none. */
+  readonly topics?: ReadonlyArray<FeedTopic>
 }
 
 interface Client {
@@ -81,6 +82,10 @@ export class Feed {
     this.reserved = Math.max(this.seq, reserved)
     this.heartbeat = setInterval(() => this.beat(), options.heartbeatMs)
     this.heartbeat.unref()
+  }
+
+  private get topics(): ReadonlyArray<FeedTopic> {
+    return this.options.topics ?? FEED_TOPICS
   }
 
   get lastSeq(): number {
@@ -145,8 +150,8 @@ export class Feed {
 
   /** Takes over an authenticated upgrade request: `?topics=a,b&since=N`. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
-    const requested = (url.searchParams.get("topics") ?? DEFAULT_FEED_TOPICS.join(",")).split(",").filter((t) => t !== "")
-    const unknown = requested.filter((t) => !FEED_TOPICS.includes(t as FeedTopic))
+    const requested = (url.searchParams.get("topics") ?? this.topics.join(",")).split(",").filter((t) => t !== "")
+    const unknown = requested.filter((t) => !this.topics.includes(t as FeedTopic))
     const sinceText = url.searchParams.get("since")
     let since = sinceText === null ? null : Number(sinceText)
     if (unknown.length > 0 || (since !== null && (!Number.isInteger(since) || since < 0))) {
@@ -202,5 +207,47 @@ const writeHighWater = (file: string, seq: number): void => {
     writeFileAtomic(file, `${seq}\n`)
   } catch {
     // the feed must never stop the daemon; the window file still carries the numbers
+  }
+}
+
+/**
+ * The daemon's two streams behind one endpoint: the main feed (sessions,
+ * records, queue, daemon) and the machine-level events (`?topics=machines`:
+ * every actor's states entered and events received), each with its own
+ * sequence numbers, window and high-water mark. Apart, the machines' many
+ * events never push the operators' events out of the main window, and a
+ * client resuming the main feed sees its numbers as before.
+ */
+export class FeedStreams {
+  constructor(
+    readonly main: Feed,
+    readonly machines: Feed
+  ) {}
+
+  get lastSeq(): number {
+    return this.main.lastSeq
+  }
+
+  get clientCount(): number {
+    return this.main.clientCount + this.machines.clientCount
+  }
+
+  publish(topic: FeedTopic, type: string, data: unknown): FeedEvent {
+    return (topic === "machines" ? this.machines : this.main).publish(topic, type, data)
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
+    const topics = (url.searchParams.get("topics") ?? "").split(",")
+    if (!topics.includes("machines")) return this.main.handleUpgrade(req, socket, head, url)
+    if (topics.some((t) => t !== "machines" && t !== "")) {
+      refuseUpgrade(socket, 400, "machines is a stream of its own (its own seq): connect once with topics=machines, once for the others")
+      return
+    }
+    this.machines.handleUpgrade(req, socket, head, url)
+  }
+
+  close(): void {
+    this.main.close()
+    this.machines.close()
   }
 }

@@ -190,12 +190,13 @@ export const sessionImplementations = (lookup: SessionLookup, runtime: ManagedRu
               const agentProcesses = yield* AgentProcesses
               const reaped = yield* agentProcesses.reap(input.attemptId)
               if (reaped.length > 0) hooks.log("ended the attempt's remaining processes", { attempt_id: input.attemptId, pids: reaped })
+              // The launch record stays: `remember`, after this step, marks in it that the memory line is written
+              // (once per attempt across restarts); retention removes it with the attempt's other files.
               for (const file of [
                 spec.paths.envFile(spec.bead, input.attemptId),
                 spec.paths.promptFile(spec.bead, input.attemptId),
                 spec.paths.launcherFile(spec.bead, input.attemptId),
                 spec.paths.settingsFile(spec.bead, input.attemptId),
-                spec.paths.launchRecordFile(spec.bead, input.attemptId),
                 spec.paths.exitFile(spec.bead, input.attemptId),
                 inputKeyFile(spec.paths, spec.bead, input.attemptId)
               ]) {

@@ -17,6 +17,9 @@ export interface DaemonFiles {
   /** The feed's event log and its high-water sequence number. */
   readonly feed: string
   readonly feedSeq: string
+  /** The machine-level events' own stream: its window and its high-water mark. */
+  readonly machinesFeed: string
+  readonly machinesFeedSeq: string
 }
 
 /** Where everything of one workspace lives (the seed's layout, plus transcripts and the agents' `warden` shim). */
@@ -93,7 +96,9 @@ export const workspacePaths = (rootDir: string): WorkspacePaths => {
       requests: path.join(state, "requests"),
       drain: path.join(state, "drain.json"),
       feed: path.join(state, "feed.jsonl"),
-      feedSeq: path.join(state, "feed.seq")
+      feedSeq: path.join(state, "feed.seq"),
+      machinesFeed: path.join(state, "machines.jsonl"),
+      machinesFeedSeq: path.join(state, "machines.seq")
     }
   }
 }
