@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { Schema } from "effect"
 import type { WorkspacePaths } from "./paths.js"
 
 /**
@@ -18,8 +19,20 @@ export interface StateAccess {
   readonly gid: number | null
 }
 
+/** Why the operators' group is refused: `unknown-group` (this machine has no group of that name). */
+export const OperatorsGroupErrorReason = Schema.Literal("unknown-group")
+export type OperatorsGroupErrorReason = typeof OperatorsGroupErrorReason.Type
+
 /** Refuses an operators' group this machine does not know, with its name. */
-export class OperatorsGroupError extends Error {}
+export class OperatorsGroupError extends Schema.TaggedError<OperatorsGroupError>()("OperatorsGroupError", {
+  group: Schema.String,
+  reason: OperatorsGroupErrorReason,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** The gid of a group name (or a number), or null when this machine knows no such group. */
 export const lookupGroup = (name: string): number | null => {
@@ -32,7 +45,11 @@ export const lookupGroup = (name: string): number | null => {
 const groupId = (name: string): number => {
   const gid = lookupGroup(name)
   if (gid === null) {
-    throw new OperatorsGroupError(`config operatorsGroup "${name}" is not a group on this machine (\`getent group ${name}\` found none): create it or remove the setting`)
+    throw new OperatorsGroupError({
+      group: name,
+      reason: "unknown-group",
+      detail: `config operatorsGroup "${name}" is not a group on this machine (\`getent group ${name}\` found none): create it or remove the setting`
+    })
   }
   return gid
 }
