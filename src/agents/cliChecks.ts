@@ -27,7 +27,7 @@ export const versionCheck = (profile: ProfileConfig, env: Readonly<Record<string
     const result = yield* processes
       .run(profile.command, ["--version"], { cwd: os.tmpdir(), env: { ...env, ...profile.env }, timeoutMs: 20_000, tailChars: 400 })
       .pipe(Effect.either)
-    if (result._tag === "Left") return check("cli-version", false, `${profile.command} --version could not run: ${result.left.reason}`)
+    if (result._tag === "Left") return check("cli-version", false, `${profile.command} --version could not run: ${result.left.message}`)
     // The version is on stdout; stderr may carry warnings (codex under a temporary HOME, say).
     const firstLine = (result.right.stdout.trim() || result.right.outputTail.trim()).split("\n")[0] ?? ""
     return result.right.exitCode === 0 && firstLine !== ""

@@ -50,7 +50,7 @@ export const runVerification = (
               : `\`${command}\` exited ${result.exitCode ?? result.signal}`
         })),
         Effect.catchAll((error) =>
-          Effect.succeed<VerificationCheck>({ name, status: "fail", durationMs: 0, exitCode: null, outputTail: "", detail: error.reason })
+          Effect.succeed<VerificationCheck>({ name, status: "fail", durationMs: 0, exitCode: null, outputTail: "", detail: error.message })
         )
       )
 

@@ -242,7 +242,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     Effect.runPromise(
       deliverByKeys(input.sessionName, input.transcriptPath, spec.profile.config, prompt, screen).pipe(
         Effect.provideService(Terminals, terminals),
-        Effect.catchAll((error) => Effect.succeed({ ok: false as const, error: `could not type the prompt: ${error.reason}`, screen }))
+        Effect.catchAll((error) => Effect.succeed({ ok: false as const, error: `could not type the prompt: ${error.message}`, screen }))
       )
     ).then((delivered) => {
       if (stopped) return
