@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import { Schema } from "effect"
 import { createFileOnce } from "../workspace/atomicFiles.js"
+import { isMissing } from "../workspace/missingFile.js"
 import { lookupGroup } from "../workspace/statePermissions.js"
 
 /** A token shorter than this (after trimming) is refused: the daemon writes 64 hex characters. */
@@ -109,7 +110,9 @@ const entryExists = (file: string): boolean => {
   try {
     fs.lstatSync(file)
     return true
-  } catch {
-    return false
+  } catch (error) {
+    // Only a missing token is created; one that cannot be looked at (no permission) is a failure to name, not to write over.
+    if (isMissing(error)) return false
+    throw error
   }
 }

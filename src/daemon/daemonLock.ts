@@ -30,6 +30,7 @@ const holderOf = (file: string): string => {
     const holder = JSON.parse(fs.readFileSync(file, "utf8")) as { pid?: unknown }
     return typeof holder.pid === "number" ? `pid ${holder.pid}` : "a process that has not written its pid yet"
   } catch {
+    // empty or torn: the holder took the lock and has not written its pid yet (it writes it only once the lock is its own)
     return "a process that has not written its pid yet"
   }
 }

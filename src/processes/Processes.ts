@@ -126,6 +126,7 @@ const whichLive = (command: string, pathEnv?: string) =>
         fs.accessSync(command, fs.constants.X_OK)
         return path.resolve(command)
       } catch {
+        // not there or not executable: not on this path
         return null
       }
     }

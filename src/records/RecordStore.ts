@@ -80,6 +80,7 @@ export const makeFileRecordStore = (paths: WorkspacePaths) =>
         try {
           runs.push(JSON.parse(fs.readFileSync(file, "utf8")) as RunRecord)
         } catch {
+          // not swallowed: reported to the caller in `unreadable`, with its path
           unreadable.push(file)
         }
       }

@@ -33,6 +33,7 @@ const readLaunchRecord = (file: string): LaunchRecord | null => {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8")) as LaunchRecord
   } catch {
+    // no launch record (or a torn one): this attempt was not launched
     return null
   }
 }

@@ -19,6 +19,7 @@ const realpathOrNull = (p: string): string | null => {
   try {
     return fs.realpathSync(p)
   } catch {
+    // does not resolve: the check that needs it names the path
     return null
   }
 }
@@ -68,6 +69,7 @@ const checksOf = (spec: DispatchSpec) =>
       try {
         fs.accessSync(real, fs.constants.W_OK)
       } catch {
+        // the check names the failure
         writable = false
       }
       checks.push(check("repo-writable", writable, writable ? "writable" : `${real} is not writable by uid ${process.getuid?.()}`))

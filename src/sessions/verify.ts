@@ -12,6 +12,7 @@ const hasTestScript = (repo: string): boolean => {
     const test = pkg.scripts?.test
     return typeof test === "string" && !/no test specified/.test(test)
   } catch {
+    // no package.json (or not JSON): no test script to run
     return false
   }
 }

@@ -121,6 +121,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     try {
       return JSON.parse(fs.readFileSync(file, "utf8"))
     } catch {
+      // missing or torn (mid-write): read again on the next change
       return null
     }
   }
@@ -131,6 +132,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     try {
       stat = fs.statSync(file)
     } catch {
+      // no status file (yet)
       return
     }
     if (stat.mtimeMs === lastStatusMtime) return
@@ -169,6 +171,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
       try {
         doc = JSON.parse(line) as Record<string, unknown>
       } catch {
+        // not swallowed: logged and ignored, as a signal line that cannot be read
         deps.log("unreadable signal line ignored", { line })
         continue
       }

@@ -59,6 +59,7 @@ const isFile = (file: string): boolean => {
   try {
     return fs.statSync(file).isFile()
   } catch {
+    // not there (or not reachable): this directory has no such template; the caller names both it looked in
     return false
   }
 }

@@ -125,6 +125,7 @@ export const tightenState = (paths: WorkspacePaths, access: StateAccess, deep: b
     try {
       stat = fs.lstatSync(dir)
     } catch {
+      // removed meanwhile: nothing to tighten
       return
     }
     if (!stat.isDirectory()) return
