@@ -3,9 +3,11 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Either, Layer, Schema } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
+import { runSignal } from "../src/cli/signalCore.js"
 import { ConfigError, loadConfigSync } from "../src/config/loadConfig.js"
+import { readDrainState } from "../src/daemon/drainState.js"
 import { resolveProfile } from "../src/config/profiles.js"
-import { TokenFileRefused, checkTokenFile } from "../src/daemon/apiToken.js"
+import { TokenFileRefused, checkTokenFile, ensureToken } from "../src/daemon/apiToken.js"
 import { DaemonLocked, acquireDaemonLock } from "../src/daemon/daemonLock.js"
 import { SnapshotError, SNAPSHOT_VERSION, SnapshotStore, memorySnapshotStoreLayer } from "../src/daemon/SnapshotStore.js"
 import { QueueError, WorkQueue, fileWorkQueueLayer } from "../src/daemon/WorkQueue.js"
@@ -254,5 +256,38 @@ describe("preflight", () => {
     const layers = Layer.mergeAll(makeMemoryTerminals().layer, makeProcessesTest([], ["node"]).layer, makeGitTest({ [repo]: { head: null, changes: { newCommits: [], status: [], diffStat: "" } } }), dying)
     const checks = await Effect.runPromise(Effect.provide(runPreflight(spec), layers))
     expect(checks).toEqual([{ name: "preflight-ran", ok: false, detail: "a check could not run: runs folder is a file" }])
+  })
+})
+
+describe("only a missing file is taken for no file", () => {
+  // Tests run as root here, which mode bits do not stop: a symlink loop is a path lstat refuses (ELOOP) that is not missing.
+  it("drain state: a file that cannot be looked at counts as draining, a missing one as not", () => {
+    const dir = tempDir()
+    expect(readDrainState(path.join(dir, "absent"))).toBe(false)
+    const loop = path.join(dir, "loop")
+    fs.symlinkSync(loop, loop)
+    expect(readDrainState(path.join(loop, "drain.json"))).toBe(true)
+  })
+
+  it("the token: one that cannot be looked at is named, not written over", () => {
+    const dir = tempDir()
+    const loop = path.join(dir, "loop")
+    fs.symlinkSync(loop, loop)
+    const thrown = thrownBy(() => ensureToken(path.join(loop, "token"))) as NodeJS.ErrnoException
+    // Refused by the look (lstat), before anything tries to create a token there.
+    expect([thrown.code, thrown.syscall]).toEqual(["ELOOP", "lstat"])
+  })
+
+  it("a signal for a bead whose record cannot be read is kept, with a warning, not refused as an unknown bead", () => {
+    const paths = workspacePaths(tempDir())
+    fs.mkdirSync(paths.runFile("bd-sig"), { recursive: true })
+    const outcome = runSignal(
+      paths,
+      { bead: "bd-sig", status: "done", summary: "ok", attempt: "a1", from: undefined, stdin: () => "" },
+      {}
+    )
+    expect(outcome.error).toBeNull()
+    expect(outcome.warnings).toEqual(["warden signal: the record of bd-sig cannot be read; the signal is kept"])
+    expect(fs.readFileSync(paths.signalsFile("bd-sig"), "utf8")).toContain('"status":"done"')
   })
 })
