@@ -21,7 +21,7 @@ import { TemplateError, renderTemplate, type TemplateVars } from "../src/templat
 import { makeMemoryTerminals } from "../src/terminals/memoryTerminals.js"
 import { TerminalError, Terminals } from "../src/terminals/Terminals.js"
 import { workspacePaths } from "../src/workspace/paths.js"
-import { OperatorsGroupError, stateAccess } from "../src/workspace/statePermissions.js"
+import { OperatorsGroupError, stateAccess } from "../src/workspace/stateAccess.js"
 
 /**
  * Every service error is a Schema.TaggedError whose `reason` is a closed union

@@ -1,7 +1,6 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Schema } from "effect"
 import type { WorkspacePaths } from "./paths.js"
 
 /**
@@ -19,21 +18,6 @@ export interface StateAccess {
   readonly gid: number | null
 }
 
-/** Why the operators' group is refused: `unknown-group` (this machine has no group of that name). */
-export const OperatorsGroupErrorReason = Schema.Literal("unknown-group")
-export type OperatorsGroupErrorReason = typeof OperatorsGroupErrorReason.Type
-
-/** Refuses an operators' group this machine does not know, with its name. */
-export class OperatorsGroupError extends Schema.TaggedError<OperatorsGroupError>()("OperatorsGroupError", {
-  group: Schema.String,
-  reason: OperatorsGroupErrorReason,
-  detail: Schema.String
-}) {
-  override get message(): string {
-    return this.detail
-  }
-}
-
 /** The gid of a group name (or a number), or null when this machine knows no such group. */
 export const lookupGroup = (name: string): number | null => {
   if (/^\d+$/.test(name)) return Number(name)
@@ -42,25 +26,8 @@ export const lookupGroup = (name: string): number | null => {
   return Number.isInteger(gid) ? gid : null
 }
 
-const groupId = (name: string): number => {
-  const gid = lookupGroup(name)
-  if (gid === null) {
-    throw new OperatorsGroupError({
-      group: name,
-      reason: "unknown-group",
-      detail: `config operatorsGroup "${name}" is not a group on this machine (\`getent group ${name}\` found none): create it or remove the setting`
-    })
-  }
-  return gid
-}
-
 /** The umask Warden writes with: private, or readable by the operators' group (no group lookup needed). */
 export const umaskFor = (operatorsGroup: string | undefined): number => (operatorsGroup === undefined ? 0o077 : 0o027)
-
-export const stateAccess = (operatorsGroup: string | undefined): StateAccess =>
-  operatorsGroup === undefined
-    ? { umask: umaskFor(undefined), dirMode: 0o700, fileMask: 0o700, gid: null }
-    : { umask: umaskFor(operatorsGroup), dirMode: 0o2750, fileMask: 0o750, gid: groupId(operatorsGroup) }
 
 let operatorUmask: number | null = null
 let currentStateUmask: number | null = null
