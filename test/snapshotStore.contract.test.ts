@@ -22,9 +22,9 @@ interface Opener {
 
 const build = (layer: Layer.Layer<SnapshotStore>): Store => Effect.runSync(Effect.provide(SnapshotStore, layer))
 
-/** Runs `effect` as the daemon does, synchronously; a SnapshotError throws an Error that shows its bead and reason. */
+/** Runs `effect` as the daemon does, synchronously; a SnapshotError throws an Error that shows its bead and message. */
 const runSync = <A>(effect: Effect.Effect<A, SnapshotError>): A =>
-  Effect.runSync(Effect.mapError(effect, (e) => new Error(`SnapshotError of ${e.bead}: ${e.reason}`)))
+  Effect.runSync(Effect.mapError(effect, (e) => new Error(`SnapshotError of ${e.bead}: ${e.message}`)))
 const failure = <A>(effect: Effect.Effect<A, SnapshotError>): SnapshotError => Effect.runSync(Effect.flip(effect))
 
 let at = 1_700_000_000_000
@@ -111,8 +111,8 @@ const contract = (label: string, opener: Opener) =>
         expect(snapshots).toEqual([ok])
         expect(refused.map((e) => e.bead)).toEqual(["bd-new", "bd-old"])
         for (const e of refused) expect(e).toBeInstanceOf(SnapshotError)
-        expect(refused[1]!.reason).toBe(`snapshot version 0, this warden reads version ${SNAPSHOT_VERSION}`)
-        expect(refused[0]!.reason).toBe(`snapshot version ${SNAPSHOT_VERSION + 1}, this warden reads version ${SNAPSHOT_VERSION}`)
+        expect(refused[1]!.message).toBe(`snapshot version 0, this warden reads version ${SNAPSHOT_VERSION}`)
+        expect(refused[0]!.message).toBe(`snapshot version ${SNAPSHOT_VERSION + 1}, this warden reads version ${SNAPSHOT_VERSION}`)
       }
       runSync(s.remove("bd-old"))
       expect(loaded(s).refused.map((e) => e.bead)).toEqual(["bd-new"])
@@ -135,7 +135,7 @@ const contract = (label: string, opener: Opener) =>
         for (const error of [failure(s.save(snapshot(bead))), failure(s.remove(bead))]) {
           expect(error).toBeInstanceOf(SnapshotError)
           expect(error.bead).toBe(bead)
-          expect(error.reason).toMatch(/^not a bead id/)
+          expect(error.message).toMatch(/^not a bead id/)
         }
       }
       expect(loaded(s)).toEqual({ snapshots: [], refused: [] })
@@ -150,7 +150,7 @@ const contract = (label: string, opener: Opener) =>
       const error = failure(s.save(snapshot("bd-loop", "running", { actor: { context } })))
       expect(error).toBeInstanceOf(SnapshotError)
       expect(error.bead).toBe("bd-loop")
-      expect(error.reason).toMatch(/^not JSON-safe: .*circular/i)
+      expect(error.message).toMatch(/^not JSON-safe: .*circular/i)
       expect(loaded(s).snapshots).toEqual([before])
     })
   })
@@ -190,7 +190,7 @@ describe("SnapshotStore file layer: its files", () => {
     fs.writeFileSync(path.join(dir, "bd-torn.json"), '{"version":1,"bead":"bd-torn","request":{"bea')
     const { snapshots, refused } = loaded(store)
     expect(snapshots).toEqual([ok])
-    expect(refused.map((e) => [e.bead, e.reason.startsWith("unreadable: ")])).toEqual([["bd-torn", true]])
+    expect(refused.map((e) => [e.bead, e.message.startsWith("unreadable: ")])).toEqual([["bd-torn", true]])
     expect(fs.existsSync(path.join(dir, "bd-torn.json"))).toBe(true)
   })
 
@@ -200,7 +200,7 @@ describe("SnapshotStore file layer: its files", () => {
     fs.writeFileSync(path.join(dir, "bd-list.json"), "[]")
     const { snapshots, refused } = loaded(store)
     expect(snapshots).toEqual([])
-    expect(refused.map((e) => [e.bead, e.reason])).toEqual([
+    expect(refused.map((e) => [e.bead, e.message])).toEqual([
       ["bd-list", "not a JSON object"],
       ["bd-x", "stored as bd-x but holds the snapshot of bd-y"]
     ])

@@ -48,7 +48,7 @@ describe("shipped templates", () => {
   for (const name of templateNames) {
     it(`${name} renders with all variables and leaves no placeholders`, () => {
       const result = render(name)
-      if (Either.isLeft(result)) throw new Error(result.left.reason)
+      if (Either.isLeft(result)) throw new Error(result.left.message)
       const { text, file } = result.right
       expect(file).toBe(path.join(builtin, `${name}.md`))
       expect(text).not.toContain("{{")
@@ -92,20 +92,20 @@ describe("renderTemplate", () => {
     fs.writeFileSync(path.join(workspace, "custom.md"), "line one {{bead}}\nline two {{ nosuchvar }}\n")
     const error = expectError("custom")
     expect(error.template).toBe("custom")
-    expect(error.reason).toContain("nosuchvar")
-    expect(error.reason).toContain(":2")
+    expect(error.message).toContain("nosuchvar")
+    expect(error.message).toContain(":2")
   })
 
   it("rejects an unterminated placeholder", () => {
     fs.writeFileSync(path.join(workspace, "custom.md"), "ok {{bead}}\n\nbroken {{title\n")
     const error = expectError("custom")
-    expect(error.reason).toContain("unterminated")
-    expect(error.reason).toContain(":3")
+    expect(error.message).toContain("unterminated")
+    expect(error.message).toContain(":3")
   })
 
   it("rejects an invalid variable name", () => {
     fs.writeFileSync(path.join(workspace, "custom.md"), "{{ not a name }}")
-    expect(expectError("custom").reason).toContain("invalid variable name")
+    expect(expectError("custom").message).toContain("invalid variable name")
   })
 
   it("rejects template names that could escape the template dirs", () => {
@@ -113,7 +113,7 @@ describe("renderTemplate", () => {
     for (const name of ["../x", "a/b", "..", "", "Feature", "-x", "x.md"]) {
       const error = expectError(name)
       expect(error.template).toBe(name)
-      expect(error.reason).toContain("invalid template name")
+      expect(error.message).toContain("invalid template name")
     }
     expect(findTemplate("../x", { workspace, builtin })).toBeNull()
   })
@@ -121,6 +121,6 @@ describe("renderTemplate", () => {
   it("reports a missing template", () => {
     const error = expectError("no-such-template")
     expect(error.template).toBe("no-such-template")
-    expect(error.reason).toContain("not found")
+    expect(error.message).toContain("not found")
   })
 })

@@ -47,10 +47,10 @@ const eventually = async <A>(check: () => Promise<A> | A, timeoutMs = 5_000): Pr
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 
-/** Runs `effect`; a TerminalError rejects with an Error that shows its operation, session and reason. */
+/** Runs `effect`; a TerminalError rejects with an Error that shows its operation, session and message. */
 const run = <A>(effect: Effect.Effect<A, TerminalError>): Promise<A> =>
   Effect.runPromise(
-    Effect.mapError(effect, (e) => new Error(`TerminalError in ${e.operation} of ${e.session || "-"}: ${e.reason}`))
+    Effect.mapError(effect, (e) => new Error(`TerminalError in ${e.operation} of ${e.session || "-"}: ${e.message}`))
   )
 const failure = <A>(effect: Effect.Effect<A, TerminalError>): Promise<TerminalError> => Effect.runPromise(Effect.flip(effect))
 
@@ -153,7 +153,7 @@ const contract = (label: string, makeLayer: () => Layer.Layer<Terminals>, drive:
       const err = await failure(t.create(spec(name, waitsAfter("echo second"))))
       expect(err).toBeInstanceOf(TerminalError)
       expect(err.operation).toBe("create")
-      expect(err.reason).toMatch(/exists/)
+      expect(err.message).toMatch(/exists/)
       expect(await run(t.info(name))).toEqual(first)
       await eventually(async () => expect(await run(t.capture(name))).toEqual(["first"]))
       await run(t.kill(name))
@@ -203,7 +203,7 @@ const contract = (label: string, makeLayer: () => Layer.Layer<Terminals>, drive:
         const err = await failure(t.sendKeys(name, keys))
         expect(err).toBeInstanceOf(TerminalError)
         expect(err.operation).toBe("sendKeys")
-        expect(err.reason).toContain(JSON.stringify(keys.find((k) => k === "" || k.startsWith("-") || k === "F13" || k === "C-~")))
+        expect(err.message).toContain(JSON.stringify(keys.find((k) => k === "" || k.startsWith("-") || k === "F13" || k === "C-~")))
       }
       // Valid names still work: single characters (a "-" among them, after "--"), Space, Enter.
       await run(t.sendKeys(name, ["h", "i", "Space", "-", "t", "Enter"]))
@@ -228,7 +228,7 @@ const contract = (label: string, makeLayer: () => Layer.Layer<Terminals>, drive:
       for (const [text, reason] of cases) {
         const err = await failure(t.sendText(name, text, true))
         expect(err.operation).toBe("sendText")
-        expect(err.reason).toMatch(reason)
+        expect(err.message).toMatch(reason)
       }
       await run(t.sendText(name, "tab\there", true))
       drive.echoesInput(name)
@@ -462,7 +462,7 @@ describe("key names: Warden's check agrees with tmux 3.3a", () => {
     chownSync(planted, 65534, 65534)
     try {
       const err = await failure(makeTmuxTerminals(planted).list)
-      expect(err.reason).toMatch(/belongs to uid 65534/)
+      expect(err.message).toMatch(/belongs to uid 65534/)
       expect(await Effect.runPromise(makeTmuxTerminals(planted).socketProblem)).toMatch(/belongs to uid 65534/)
       expect(await Effect.runPromise(makeTmuxTerminals(socket).socketProblem)).toBeNull()
     } finally {

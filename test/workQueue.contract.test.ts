@@ -15,9 +15,9 @@ interface Opener {
 
 const build = (layer: Layer.Layer<WorkQueue>): Queue => Effect.runSync(Effect.provide(WorkQueue, layer))
 
-/** Runs `effect`; a QueueError rejects with an Error that shows its reason. */
+/** Runs `effect`; a QueueError rejects with an Error that shows its message. */
 const run = <A>(effect: Effect.Effect<A, QueueError>): Promise<A> =>
-  Effect.runPromise(Effect.mapError(effect, (e) => new Error(`QueueError: ${e.reason}`)))
+  Effect.runPromise(Effect.mapError(effect, (e) => new Error(`QueueError: ${e.message}`)))
 const failure = <A>(effect: Effect.Effect<A, QueueError>): Promise<QueueError> => Effect.runPromise(Effect.flip(effect))
 
 let at = 0
@@ -140,8 +140,8 @@ const contract = (label: string, opener: Opener) =>
       for (const [bad, names] of cases) {
         const error = await failure(q.enqueue(bad))
         expect(error).toBeInstanceOf(QueueError)
-        expect(error.reason).toMatch(/^not a queue item: /)
-        expect(error.reason).toMatch(names)
+        expect(error.message).toMatch(/^not a queue item: /)
+        expect(error.message).toMatch(names)
       }
       expect(beads(await run(q.list))).toEqual(["bd-ok"])
     })
@@ -214,8 +214,8 @@ describe("WorkQueue file layer: its file", () => {
       for (const call of [queue.list, queue.claim(open), queue.remove("bd-qb"), queue.enqueue(item("bd-new"))]) {
         const error = await failure(call as Effect.Effect<unknown, QueueError>)
         expect(error).toBeInstanceOf(QueueError)
-        expect(error.reason).toContain(`queue file ${file} `)
-        expect(error.reason).toMatch(reason)
+        expect(error.message).toContain(`queue file ${file} `)
+        expect(error.message).toMatch(reason)
       }
       expect(fs.readFileSync(file, "utf8")).toBe(text)
       // Once the operator puts a queue back, the same service reads it.

@@ -12,6 +12,7 @@ const parseJsonLine = (line: string): Record<string, unknown> | null => {
   try {
     return asRecord(JSON.parse(text))
   } catch {
+    // a line that looks like JSON but is not is plain agent output
     return null
   }
 }

@@ -27,7 +27,7 @@ export const versionCheck = (profile: ProfileConfig, env: Readonly<Record<string
     const result = yield* processes
       .run(profile.command, ["--version"], { cwd: os.tmpdir(), env: { ...env, ...profile.env }, timeoutMs: 20_000, tailChars: 400 })
       .pipe(Effect.either)
-    if (result._tag === "Left") return check("cli-version", false, `${profile.command} --version could not run: ${result.left.reason}`)
+    if (result._tag === "Left") return check("cli-version", false, `${profile.command} --version could not run: ${result.left.message}`)
     // The version is on stdout; stderr may carry warnings (codex under a temporary HOME, say).
     const firstLine = (result.right.stdout.trim() || result.right.outputTail.trim()).split("\n")[0] ?? ""
     return result.right.exitCode === 0 && firstLine !== ""
@@ -40,6 +40,7 @@ const readJsonObject = (file: string): Record<string, any> | null => {
     const doc = JSON.parse(fs.readFileSync(file, "utf8"))
     return doc !== null && typeof doc === "object" ? doc : null
   } catch {
+    // missing or not JSON: the callers report that as the advisory check it is
     return null
   }
 }
@@ -89,6 +90,7 @@ export const codexHomeChecks = (codexHome: string, repo: string | null): Preflig
   try {
     text = fs.readFileSync(file, "utf8")
   } catch {
+    // missing (or unreadable): codex then runs on its own defaults, which the advisory check says
     return [advisory("codex-config", false, `${file} is missing: codex will use its own login and defaults`, false)]
   }
   const checks = [check("codex-config", true, file)]

@@ -97,6 +97,7 @@ const readRun = (bead: string): any => {
   try {
     return JSON.parse(fs.readFileSync(path.join(workspace, "state", "runs", `${bead}.json`), "utf8"))
   } catch {
+    // not written yet (or mid-rename): polled again
     return null
   }
 }
@@ -116,6 +117,7 @@ const readMark = (file: string): number | null => {
     const text = fs.readFileSync(file, "utf8").trim()
     return text === "" ? null : Number(text) / 1e6
   } catch {
+    // not written yet: polled again
     return null
   }
 }

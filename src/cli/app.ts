@@ -212,6 +212,7 @@ const daemon = Command.make(
           try {
             parsed = new URL(origin)
           } catch {
+            // not a URL: refused below with its text
             parsed = null
           }
           // An origin is what a browser sends: scheme, host and port, nothing after.

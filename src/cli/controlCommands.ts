@@ -44,7 +44,7 @@ export const sendCommand = (env: CliEnvironment, bead: string, given: string | u
             : `${bead} is not running (${runIsLive(record) ? "its tmux session is gone" : `it ended ${record.outcome ?? record.status}`}): nothing to send to`
       })
     }
-    const failed = (error: TerminalError) => new CliError({ message: `could not send to ${name}: ${error.reason}` })
+    const failed = (error: TerminalError) => new CliError({ message: `could not send to ${name}: ${error.message}` })
     if (text !== undefined && text !== "") yield* onRuntime(env, terminals.sendText(name, text, enter)).pipe(Effect.mapError(failed))
     else if (enter) yield* onRuntime(env, terminals.sendText(name, "", true)).pipe(Effect.mapError(failed))
     if (keys.length > 0) yield* onRuntime(env, terminals.sendKeys(name, keys)).pipe(Effect.mapError(failed))
@@ -62,7 +62,7 @@ export const sendCommand = (env: CliEnvironment, bead: string, given: string | u
 export const psCommand = (env: CliEnvironment, json: boolean) =>
   Effect.gen(function* () {
     const observed = yield* onRuntime(env, observeRuns(env.paths)).pipe(
-      Effect.mapError((error) => new CliError({ message: `could not reconcile ${error.file}: ${error.reason}` }))
+      Effect.mapError((error) => new CliError({ message: `could not reconcile ${error.file}: ${error.message}` }))
     )
     if (json) {
       yield* print(JSON.stringify(observed.map((o) => ({ ...o.run, liveness: o.liveness, reconciled: o.reconciled })), null, 2))

@@ -28,6 +28,7 @@ const profilesInUse = (env: CliEnvironment): ReadonlySet<string> => {
   try {
     runs = fs.readdirSync(env.paths.runs).filter((file) => file.endsWith(".json"))
   } catch {
+    // no runs folder (yet): no record names a profile
     runs = []
   }
   for (const file of runs) {

@@ -4,7 +4,8 @@ import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import type { SessionServices } from "../sessions/sessionActors.js"
 import { liveLayer } from "../runtime/liveLayer.js"
 import { workspacePaths, type WorkspacePaths } from "../workspace/paths.js"
-import { restrictUmask, stateAccess, tightenState } from "../workspace/statePermissions.js"
+import { stateAccess } from "../workspace/stateAccess.js"
+import { restrictUmask, tightenState } from "../workspace/statePermissions.js"
 
 /** A command-line error: printed as `warden: <message>` with a non-zero exit. */
 export class CliError extends Data.TaggedError("CliError")<{ readonly message: string; readonly exitCode?: number }> {}

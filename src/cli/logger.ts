@@ -17,6 +17,7 @@ export const stdoutIsJournal = (env: NodeJS.ProcessEnv = process.env): boolean =
     const stat = fs.fstatSync(1)
     return stream === `${stat.dev}:${stat.ino}`
   } catch {
+    // no stdout: not the log file
     return false
   }
 }

@@ -236,7 +236,7 @@ export const verifyCommand = (env: CliEnvironment, bead: string, json: boolean) 
           { ...run, ...updates },
           { ...result, ...updates, ...(promote ? { reason: "done: verified by `warden verify` after the supervisor was lost" } : {}) }
         )
-      ).pipe(Effect.mapError((error) => new CliError({ message: `could not write the records: ${error.reason}` })))
+      ).pipe(Effect.mapError((error) => new CliError({ message: `could not write the records: ${error.message}` })))
     }
     if (json) yield* print(JSON.stringify(verification, null, 2))
     else {

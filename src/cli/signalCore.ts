@@ -3,6 +3,7 @@ import { verdictFromClaudeHook, verdictFromCodexNotify } from "../agents/hookSig
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { sentInputMatcher } from "../sessions/operatorInput.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
+import { isMissing } from "../workspace/missingFile.js"
 
 /**
  * `warden signal`, the agent's own report, as plain code: agents call it on
@@ -52,12 +53,14 @@ const readRun = (paths: WorkspacePaths, bead: string): { status?: unknown; attem
   let text: string
   try {
     text = fs.readFileSync(paths.runFile(bead), "utf8")
-  } catch {
-    return null
+  } catch (error) {
+    // Only a record that is not there means no such bead; one that cannot be read keeps the signal, with a warning.
+    return isMissing(error) ? null : "unreadable"
   }
   try {
     return JSON.parse(text) as { status?: unknown; attempt_id?: unknown }
   } catch {
+    // not swallowed: the caller reports an unreadable record
     return "unreadable"
   }
 }

@@ -12,6 +12,7 @@ const configFields = (file: string): { workspace?: unknown; operatorsGroup?: unk
     const doc = JSON.parse(fs.readFileSync(file, "utf8")) as unknown
     return doc !== null && typeof doc === "object" ? (doc as { workspace?: unknown; operatorsGroup?: unknown }) : {}
   } catch {
+    // no config file, or not JSON: the defaults apply, as for the CLI
     return {}
   }
 }

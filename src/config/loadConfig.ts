@@ -1,19 +1,25 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Data, Effect, Either, Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
 import { formatIssues } from "./formatIssues.js"
 import { ConfigSchema, type WardenConfig } from "./schema.js"
 import { defaultWorkspace, expandHome, wardenHome } from "../workspace/paths.js"
 
-/** The config file is missing, unreadable or invalid; `issues` name each path and field. */
-export class ConfigError extends Data.TaggedError("ConfigError")<{
-  readonly file: string
-  readonly issues: ReadonlyArray<{ readonly path: string; readonly message: string }>
-  /** The file could not be read at all (missing, a directory, no permission): not a fault in its contents. */
-  readonly unreadable?: boolean
-}> {
+/**
+ * Why the config was refused: `unreadable` (missing, a directory, no permission: not a fault in its
+ * contents), `not-json` (its text is not JSON), `invalid` (JSON that the schema refuses).
+ */
+export const ConfigErrorReason = Schema.Literal("unreadable", "not-json", "invalid")
+export type ConfigErrorReason = typeof ConfigErrorReason.Type
+
+/** The config file is missing, unreadable or invalid; `issues` (its detail) name each path and field. */
+export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
+  file: Schema.String,
+  reason: ConfigErrorReason,
+  issues: Schema.Array(Schema.Struct({ path: Schema.String, message: Schema.String }))
+}) {
   override get message(): string {
-    if (this.unreadable === true) return `cannot read the config ${this.file}: ${this.issues[0]?.message ?? "unreadable"}`
+    if (this.reason === "unreadable") return `cannot read the config ${this.file}: ${this.issues[0]?.message ?? "unreadable"}`
     return `invalid config ${this.file}:\n${this.issues.map((i) => `  at ${i.path || "(root)"}: ${i.message}`).join("\n")}`
   }
 }
@@ -41,12 +47,12 @@ const readJson = (file: string): Either.Either<unknown, ConfigError> => {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : code === "EACCES" ? "permission denied" : (error as Error).message
-    return Either.left(new ConfigError({ file, issues: [{ path: "", message: why }], unreadable: true }))
+    return Either.left(new ConfigError({ file, reason: "unreadable", issues: [{ path: "", message: why }] }))
   }
   try {
     return Either.right(JSON.parse(text))
   } catch (error) {
-    return Either.left(new ConfigError({ file, issues: [{ path: "", message: `not JSON: ${(error as Error).message}` }] }))
+    return Either.left(new ConfigError({ file, reason: "not-json", issues: [{ path: "", message: `not JSON: ${(error as Error).message}` }] }))
   }
 }
 
@@ -54,6 +60,7 @@ const validate = (file: string, raw: unknown): Either.Either<WardenConfig, Confi
   Either.mapLeft(decode(raw), (error) =>
     new ConfigError({
       file,
+      reason: "invalid",
       issues: formatIssues(error)
     })
   )
@@ -96,7 +103,7 @@ export const loadConfigSync = (where: ConfigLocation = {}): Either.Either<Resolv
     const user = readJson(file)
     if (Either.isLeft(user)) return Either.left(user.left)
     if (!isPlainObject(user.right)) {
-      return Either.left(new ConfigError({ file, issues: [{ path: "", message: "the config must be a JSON object" }] }))
+      return Either.left(new ConfigError({ file, reason: "invalid", issues: [{ path: "", message: "the config must be a JSON object" }] }))
     }
     const userRaw = user.right
     const builtinProfiles = (builtinRaw.profiles ?? {}) as Record<string, unknown>

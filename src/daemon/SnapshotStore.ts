@@ -1,10 +1,27 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Context, Data, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 
-export class SnapshotError extends Data.TaggedError("SnapshotError")<{ readonly bead: string; readonly reason: string }> {}
+/**
+ * Why a snapshot was refused: `invalid-bead` (not a bead id), `not-json-safe` (cannot be stored as JSON),
+ * `unreadable` (the stored text cannot be read or parsed), `invalid` (parsed, but not a snapshot object, or
+ * stored under another bead), `version` (of another snapshot version), `io` (the store could not write or remove it).
+ */
+export const SnapshotErrorReason = Schema.Literal("invalid-bead", "not-json-safe", "unreadable", "invalid", "version", "io")
+export type SnapshotErrorReason = typeof SnapshotErrorReason.Type
+
+/** A bead's snapshot could not be stored, removed or restored; `detail` (the message) says what is wrong. */
+export class SnapshotError extends Schema.TaggedError<SnapshotError>()("SnapshotError", {
+  bead: Schema.String,
+  reason: SnapshotErrorReason,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** The current snapshot format; an older or unknown one is refused with a clear message, never misread. */
 export const SNAPSHOT_VERSION = 1
@@ -49,25 +66,25 @@ export class SnapshotStore extends Context.Tag("warden/SnapshotStore")<
 
 const check = (bead: string, doc: unknown): SessionSnapshot | SnapshotError => {
   const snapshot = doc as Partial<SessionSnapshot> | null
-  if (snapshot === null || typeof snapshot !== "object" || Array.isArray(snapshot)) return new SnapshotError({ bead, reason: "not a JSON object" })
+  if (snapshot === null || typeof snapshot !== "object" || Array.isArray(snapshot)) return new SnapshotError({ bead, reason: "invalid", detail: "not a JSON object" })
   if (snapshot.version !== SNAPSHOT_VERSION) {
-    return new SnapshotError({ bead, reason: `snapshot version ${String(snapshot.version)}, this warden reads version ${SNAPSHOT_VERSION}` })
+    return new SnapshotError({ bead, reason: "version", detail: `snapshot version ${String(snapshot.version)}, this warden reads version ${SNAPSHOT_VERSION}` })
   }
   // Restored and later removed under the bead it names: one stored under another name would never be removed.
-  if (snapshot.bead !== bead) return new SnapshotError({ bead, reason: `stored as ${bead} but holds the snapshot of ${String(snapshot.bead)}` })
+  if (snapshot.bead !== bead) return new SnapshotError({ bead, reason: "invalid", detail: `stored as ${bead} but holds the snapshot of ${String(snapshot.bead)}` })
   return snapshot as SessionSnapshot
 }
 
 /** Refuses what is not a bead id (a file layer would otherwise write outside its folder). */
 const beadProblem = (bead: unknown): SnapshotError | null =>
-  typeof bead === "string" && BEAD_ID.test(bead) ? null : new SnapshotError({ bead: String(bead), reason: `not a bead id (a bead id must match ${BEAD_ID.source})` })
+  typeof bead === "string" && BEAD_ID.test(bead) ? null : new SnapshotError({ bead: String(bead), reason: "invalid-bead", detail: `not a bead id (a bead id must match ${BEAD_ID.source})` })
 
 /** The snapshot as JSON carries it: what is stored is what a restart reads back. */
 const jsonCopy = (snapshot: SessionSnapshot): string | SnapshotError => {
   try {
     return JSON.stringify(snapshot)
   } catch (error) {
-    return new SnapshotError({ bead: snapshot.bead, reason: `not JSON-safe: ${(error as Error).message}` })
+    return new SnapshotError({ bead: snapshot.bead, reason: "not-json-safe", detail: `not JSON-safe: ${(error as Error).message}` })
   }
 }
 
@@ -84,7 +101,7 @@ interface SnapshotTexts {
 /** The store's contract over a place to keep texts: beads checked, snapshots JSON-safe, loads checked and ordered. */
 const makeStore = (texts: SnapshotTexts) => {
   const attempt = (bead: string, f: () => void) =>
-    Effect.try({ try: f, catch: (error) => new SnapshotError({ bead, reason: (error as Error).message }) })
+    Effect.try({ try: f, catch: (error) => new SnapshotError({ bead, reason: "io", detail: (error as Error).message }) })
   return SnapshotStore.of({
     save: (snapshot) =>
       Effect.suspend(() => {
@@ -106,7 +123,7 @@ const makeStore = (texts: SnapshotTexts) => {
         try {
           doc = JSON.parse(read())
         } catch (error) {
-          refused.push(new SnapshotError({ bead, reason: `unreadable: ${(error as Error).message}` }))
+          refused.push(new SnapshotError({ bead, reason: "unreadable", detail: `unreadable: ${(error as Error).message}` }))
           continue
         }
         const checked = check(bead, doc)

@@ -1,10 +1,25 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Context, Data, Effect, Either, Layer, ParseResult, Schema } from "effect"
+import { Context, Effect, Either, Layer, ParseResult, Schema } from "effect"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { QueueFile } from "./stateFiles.js"
 
-export class QueueError extends Data.TaggedError("QueueError")<{ readonly reason: string }> {}
+/**
+ * Why a queue call failed: `unreadable` (the queue file cannot be read), `invalid` (it is not JSON, or not a
+ * queue), `invalid-item` (`enqueue` was given what is not a queue item), `write-failed` (the change could not be saved).
+ */
+export const QueueErrorReason = Schema.Literal("unreadable", "invalid", "invalid-item", "write-failed")
+export type QueueErrorReason = typeof QueueErrorReason.Type
+
+/** A queue call failed; `detail` (the message) names the file and what is wrong with it. */
+export class QueueError extends Schema.TaggedError<QueueError>()("QueueError", {
+  reason: QueueErrorReason,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** A dispatched bead waiting for a slot. */
 export interface QueueItem {
@@ -74,14 +89,23 @@ const makeQueue = (load: () => QueueState, save: (state: QueueState) => void) =>
   /** Runs `f` on the stored state; saves it only when `f` says it changed it (a read never rewrites the file). */
   const guarded = <A>(f: (state: QueueState) => { readonly result: A; readonly changed: boolean }) =>
     lock.withPermits(1)(
-      Effect.try({
-        try: () => {
+      Effect.suspend(() => {
+        try {
           const state = load()
           const { result, changed } = f(state)
-          if (changed) save(state)
-          return result
-        },
-        catch: (error) => new QueueError({ reason: (error as Error).message })
+          if (changed) {
+            try {
+              save(state)
+            } catch (error) {
+              return Effect.fail(new QueueError({ reason: "write-failed", detail: (error as Error).message }))
+            }
+          }
+          return Effect.succeed(result)
+        } catch (error) {
+          // `load` and `f` refuse with QueueErrors; anything else they throw is a bug here, left a defect.
+          if (error instanceof QueueError) return Effect.fail(error)
+          throw error
+        }
       })
     )
   return WorkQueue.of({
@@ -89,9 +113,14 @@ const makeQueue = (load: () => QueueState, save: (state: QueueState) => void) =>
       guarded((state) => {
         // Checked as it will be read back, before anything is written: an item the file's schema
         // refuses (a NaN time becomes null in JSON) would make the whole queue unreadable.
-        const stored = JSON.parse(JSON.stringify(item)) as unknown
+        let stored: unknown
+        try {
+          stored = JSON.parse(JSON.stringify(item))
+        } catch (error) {
+          throw new QueueError({ reason: "invalid-item", detail: `not a queue item: not JSON-safe: ${(error as Error).message}` })
+        }
         const why = problem(NewItemSchema, stored, "error")
-        if (why !== null) throw new Error(`not a queue item: ${why}`)
+        if (why !== null) throw new QueueError({ reason: "invalid-item", detail: `not a queue item: ${why}` })
         const existing = state.items.find((i) => i.bead === item.bead)
         if (existing !== undefined) return { result: existing, changed: false }
         const queued = { ...(stored as Omit<QueueItem, "seq">), seq: ++state.seq }
@@ -131,17 +160,17 @@ export const fileWorkQueueLayer = (file: string) =>
           text = fs.readFileSync(file, "utf8")
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code === "ENOENT") return { seq: 0, items: [] }
-          throw new Error(`queue file ${file} cannot be read: ${(error as Error).message}`)
+          throw new QueueError({ reason: "unreadable", detail: `queue file ${file} cannot be read: ${(error as Error).message}` })
         }
         let doc: unknown
         try {
           doc = JSON.parse(text)
         } catch (error) {
-          throw new Error(`queue file ${file} is not JSON: ${(error as Error).message}`)
+          throw new QueueError({ reason: "invalid", detail: `queue file ${file} is not JSON: ${(error as Error).message}` })
         }
         // The same check as the start-up's quarantine (stateFiles.ts), so a file it let through is read here.
         const why = problem(QueueFile, doc, "ignore")
-        if (why !== null) throw new Error(`queue file ${file} is not a queue: ${why}`)
+        if (why !== null) throw new QueueError({ reason: "invalid", detail: `queue file ${file} is not a queue: ${why}` })
         return doc as QueueState
       },
       (state) => writeFileAtomic(file, `${JSON.stringify(state, null, 2)}\n`)

@@ -1,21 +1,43 @@
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
+import { Schema } from "effect"
 import { createFileOnce } from "../workspace/atomicFiles.js"
+import { isMissing } from "../workspace/missingFile.js"
 import { lookupGroup } from "../workspace/statePermissions.js"
 
 /** A token shorter than this (after trimming) is refused: the daemon writes 64 hex characters. */
 export const MIN_TOKEN_LENGTH = 32
 
-/** Why the API token file cannot be trusted, with what to do about it. */
-export class TokenFileRefused extends Error {
-  constructor(
-    readonly file: string,
-    readonly problem: string,
-    readonly fix: string
-  ) {
-    super(`the API token ${file} ${problem}; ${fix}`)
+/**
+ * Why the API token file is refused: `not-regular-file` (a symlink or something else), `wrong-owner`,
+ * `too-open` (its mode lets others than allowed read or write it), `wrong-group` (group-readable by a group
+ * that is not the operators'), `empty`, `too-short`, `whitespace` (inside the token).
+ */
+export const TokenFileRefusedReason = Schema.Literal(
+  "not-regular-file",
+  "wrong-owner",
+  "too-open",
+  "wrong-group",
+  "empty",
+  "too-short",
+  "whitespace"
+)
+export type TokenFileRefusedReason = typeof TokenFileRefusedReason.Type
+
+/** Why the API token file cannot be trusted (`detail`), with what to do about it (`fix`). */
+export class TokenFileRefused extends Schema.TaggedError<TokenFileRefused>()("TokenFileRefused", {
+  file: Schema.String,
+  reason: TokenFileRefusedReason,
+  detail: Schema.String,
+  fix: Schema.String
+}) {
+  override get message(): string {
+    return `the API token ${this.file} ${this.detail}; ${this.fix}`
   }
 }
+
+const refused = (file: string, reason: TokenFileRefusedReason, detail: string, fix: string) =>
+  new TokenFileRefused({ file, reason, detail, fix })
 
 
 /**
@@ -28,10 +50,10 @@ export class TokenFileRefused extends Error {
 export const checkTokenFile = (file: string, options: { operatorsGroup?: string | undefined }): string => {
   const stat = fs.lstatSync(file)
   const recreate = `remove it (rm ${file}) and start the daemon again: it writes a new one`
-  if (!stat.isFile()) throw new TokenFileRefused(file, "is not a regular file (a symlink or something else)", recreate)
+  if (!stat.isFile()) throw refused(file, "not-regular-file", "is not a regular file (a symlink or something else)", recreate)
   const uid = process.getuid?.()
   if (uid !== undefined && stat.uid !== uid) {
-    throw new TokenFileRefused(file, `is owned by uid ${stat.uid}, not by the daemon's user (uid ${uid})`, `chown ${uid} ${file}, or ${recreate}`)
+    throw refused(file, "wrong-owner", `is owned by uid ${stat.uid}, not by the daemon's user (uid ${uid})`, `chown ${uid} ${file}, or ${recreate}`)
   }
   const mode = stat.mode & 0o777
   const group = options.operatorsGroup
@@ -46,21 +68,22 @@ export const checkTokenFile = (file: string, options: { operatorsGroup?: string 
           : group === undefined
             ? "readable by its group, and no operatorsGroup is configured"
             : "open beyond 0640"
-    throw new TokenFileRefused(
+    throw refused(
       file,
+      "too-open",
       `has mode ${modeText}: it is ${what}`,
       group === undefined ? `chmod 600 ${file}` : `chmod 640 ${file} (group ${group} may read it), or chmod 600`
     )
   }
   if ((mode & 0o040) !== 0 && group !== undefined) {
     const gid = lookupGroup(group)
-    if (gid === null) throw new TokenFileRefused(file, `is group-readable, but the operators' group "${group}" does not exist`, `chmod 600 ${file}, or create the group`)
-    if (stat.gid !== gid) throw new TokenFileRefused(file, `is group-readable by gid ${stat.gid}, not by the operators' group ${group} (gid ${gid})`, `chgrp ${group} ${file}, or chmod 600 ${file}`)
+    if (gid === null) throw refused(file, "wrong-group", `is group-readable, but the operators' group "${group}" does not exist`, `chmod 600 ${file}, or create the group`)
+    if (stat.gid !== gid) throw refused(file, "wrong-group", `is group-readable by gid ${stat.gid}, not by the operators' group ${group} (gid ${gid})`, `chgrp ${group} ${file}, or chmod 600 ${file}`)
   }
   const token = fs.readFileSync(file, "utf8").trim()
-  if (token.length === 0) throw new TokenFileRefused(file, "is empty (left by a crash or a full disk?)", recreate)
-  if (token.length < MIN_TOKEN_LENGTH) throw new TokenFileRefused(file, `holds a token of ${token.length} characters; at least ${MIN_TOKEN_LENGTH} are required`, recreate)
-  if (/\s/.test(token)) throw new TokenFileRefused(file, "holds whitespace inside the token", recreate)
+  if (token.length === 0) throw refused(file, "empty", "is empty (left by a crash or a full disk?)", recreate)
+  if (token.length < MIN_TOKEN_LENGTH) throw refused(file, "too-short", `holds a token of ${token.length} characters; at least ${MIN_TOKEN_LENGTH} are required`, recreate)
+  if (/\s/.test(token)) throw refused(file, "whitespace", "holds whitespace inside the token", recreate)
   return token
 }
 
@@ -87,7 +110,9 @@ const entryExists = (file: string): boolean => {
   try {
     fs.lstatSync(file)
     return true
-  } catch {
-    return false
+  } catch (error) {
+    // Only a missing token is created; one that cannot be looked at (no permission) is a failure to name, not to write over.
+    if (isMissing(error)) return false
+    throw error
   }
 }

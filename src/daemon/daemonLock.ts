@@ -1,7 +1,23 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { Schema } from "effect"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
+
+/** Why the daemon lock was not taken: `held` (another daemon has it), `flock-failed` (util-linux flock could not run or failed). */
+export const DaemonLockedReason = Schema.Literal("held", "flock-failed")
+export type DaemonLockedReason = typeof DaemonLockedReason.Type
+
+/** The workspace's daemon lock was not taken; `detail` (the message) names its holder or why flock failed. */
+export class DaemonLocked extends Schema.TaggedError<DaemonLocked>()("DaemonLocked", {
+  file: Schema.String,
+  reason: DaemonLockedReason,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** The daemon's hold on its workspace: an exclusive flock(2) on the open lock file, dropped by the kernel when the process dies. */
 export interface DaemonLock {
@@ -14,12 +30,13 @@ const holderOf = (file: string): string => {
     const holder = JSON.parse(fs.readFileSync(file, "utf8")) as { pid?: unknown }
     return typeof holder.pid === "number" ? `pid ${holder.pid}` : "a process that has not written its pid yet"
   } catch {
+    // empty or torn: the holder took the lock and has not written its pid yet (it writes it only once the lock is its own)
     return "a process that has not written its pid yet"
   }
 }
 
 /**
- * Takes the workspace's daemon lock or throws naming its holder. The lock is
+ * Takes the workspace's daemon lock or throws `DaemonLocked` naming its holder. The lock is
  * an exclusive `flock(2)` on the open file, taken by util-linux
  * `flock -xn 3` run with this process's descriptor as its fd 3 (a lock
  * belongs to the open file description, so it stays with this process after
@@ -36,9 +53,19 @@ export const acquireDaemonLock = (file: string): DaemonLock => {
   const taken = spawnSync("flock", ["-xn", "3"], { stdio: ["ignore", "ignore", "pipe", fd], encoding: "utf8" })
   if (taken.error !== undefined || taken.status !== 0) {
     fs.closeSync(fd)
-    if (taken.status === 1) throw new Error(`another warden daemon (${holderOf(file)}) runs for this workspace (it holds ${file})`)
+    if (taken.status === 1) {
+      throw new DaemonLocked({
+        file,
+        reason: "held",
+        detail: `another warden daemon (${holderOf(file)}) runs for this workspace (it holds ${file})`
+      })
+    }
     const why = taken.error !== undefined ? taken.error.message : `flock exited ${taken.status ?? taken.signal}: ${taken.stderr.trim()}`
-    throw new Error(`could not take the daemon lock ${file} with util-linux flock (${why}); is util-linux installed?`)
+    throw new DaemonLocked({
+      file,
+      reason: "flock-failed",
+      detail: `could not take the daemon lock ${file} with util-linux flock (${why}); is util-linux installed?`
+    })
   }
   fs.ftruncateSync(fd, 0)
   fs.writeSync(fd, JSON.stringify({ pid: process.pid, proc_start: processStartTicks(process.pid) }), 0)

@@ -1,5 +1,6 @@
 import * as fs from "node:fs"
 import { writeFileAtomic } from "../records/RecordStore.js"
+import { isMissing } from "../workspace/missingFile.js"
 
 /**
  * Drain mode outlives a restart: while it is on, a small file says so (with
@@ -10,12 +11,14 @@ import { writeFileAtomic } from "../records/RecordStore.js"
 export const readDrainState = (file: string): boolean => {
   try {
     fs.lstatSync(file)
-  } catch {
-    return false
+  } catch (error) {
+    // Only a file that is not there means "not draining"; one that cannot even be looked at counts as draining.
+    return !isMissing(error)
   }
   try {
     return (JSON.parse(fs.readFileSync(file, "utf8")) as { draining?: unknown }).draining !== false
   } catch {
+    // unreadable or torn: draining, as said above
     return true
   }
 }

@@ -17,6 +17,7 @@ export const runningDaemon = (paths: WorkspacePaths): DaemonInfo | null => {
     const info = JSON.parse(fs.readFileSync(paths.daemon.info, "utf8")) as DaemonInfo
     return supervisorAlive({ pid: info.pid, proc_start: info.proc_start }) ? info : null
   } catch {
+    // no info file, or a torn one: no daemon has announced itself
     return null
   }
 }

@@ -108,6 +108,7 @@ export const quarantineCorruptStateFiles = (
     try {
       version = (JSON.parse(text) as { version?: unknown }).version
     } catch {
+      // not JSON: left to the quarantine below, which names it
       version = SNAPSHOT_VERSION
     }
     if (version !== SNAPSHOT_VERSION) continue

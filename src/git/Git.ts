@@ -66,6 +66,7 @@ const fingerprint = (dir: string, code: string, file: string): string => {
     if (stat.size > 64 * 1024 * 1024) return `${code} ${stat.size} ${stat.mtimeMs}`
     return `${code} ${createHash("sha1").update(fs.readFileSync(full)).digest("hex")}`
   } catch {
+    // removed (or unreadable) since git listed it: fingerprinted as missing
     return `${code} missing`
   }
 }
@@ -87,12 +88,14 @@ export const readHeadFast = (dir: string): { readonly known: boolean; readonly h
       const sha = fs.readFileSync(path.join(gitDir, ref), "utf8").trim()
       return /^[0-9a-f]{40}$/.test(sha) ? { known: true, head: sha } : { known: false, head: null }
     } catch {
+      // no loose ref: look in packed-refs
       const packed = fs.existsSync(path.join(gitDir, "packed-refs")) ? fs.readFileSync(path.join(gitDir, "packed-refs"), "utf8") : ""
       const line = packed.split("\n").find((l) => l.endsWith(` ${ref}`))
       // A branch with no commit yet (unborn) has neither a ref file nor a packed ref.
       return line === undefined ? { known: true, head: null } : { known: true, head: line.slice(0, 40) }
     }
   } catch {
+    // unknown: git itself is asked instead (see the doc above)
     return { known: false, head: null }
   }
 }

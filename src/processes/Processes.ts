@@ -1,13 +1,25 @@
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Context, Data, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
+
+/**
+ * Why a process could not be run: `spawn-failed` (not found, not executable, no such working
+ * directory: Node's words are in `detail`), `not-scripted` (the test layer has no answer for it).
+ */
+export const ProcessErrorReason = Schema.Literal("spawn-failed", "not-scripted")
+export type ProcessErrorReason = typeof ProcessErrorReason.Type
 
 /** A process could not be started at all (not found, not executable). */
-export class ProcessError extends Data.TaggedError("ProcessError")<{
-  readonly command: string
-  readonly reason: string
-}> {}
+export class ProcessError extends Schema.TaggedError<ProcessError>()("ProcessError", {
+  command: Schema.String,
+  reason: ProcessErrorReason,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 export interface RunOptions {
   readonly cwd: string
@@ -87,7 +99,7 @@ const runLive = (command: string, args: ReadonlyArray<string>, options: RunOptio
       if (settled) return
       settled = true
       if (timer) clearTimeout(timer)
-      resume(Effect.fail(new ProcessError({ command, reason: error.message })))
+      resume(Effect.fail(new ProcessError({ command, reason: "spawn-failed", detail: error.message })))
     })
     child.on("close", (code, sig) => finish(code, sig))
     // A process that left something behind holding its stdout (a server it started in another
@@ -114,6 +126,7 @@ const whichLive = (command: string, pathEnv?: string) =>
         fs.accessSync(command, fs.constants.X_OK)
         return path.resolve(command)
       } catch {
+        // not there or not executable: not on this path
         return null
       }
     }
@@ -147,7 +160,7 @@ export const makeProcessesTest = (rules: ReadonlyArray<ScriptedProcess>, onPath:
         calls.push({ command, args, cwd: options.cwd })
         const rule = rules.find((r) => r.match(command, args))
         if (rule === undefined) {
-          return Effect.fail(new ProcessError({ command, reason: `Processes.run: no scripted result for ${command} ${args.join(" ")}` }))
+          return Effect.fail(new ProcessError({ command, reason: "not-scripted", detail: `Processes.run: no scripted result for ${command} ${args.join(" ")}` }))
         }
         return Effect.succeed({
           exitCode: 0,

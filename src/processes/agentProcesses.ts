@@ -60,6 +60,7 @@ const readOr = (file: string, fallback: string): string => {
   try {
     return fs.readFileSync(file, "utf8")
   } catch {
+    // missing or unreadable: the caller's fallback is the answer
     return fallback
   }
 }
@@ -79,6 +80,7 @@ const findCgroupBase = (): string | null => {
     // cgroup.kill came with Linux 5.14; without it the cgroup only helps find the processes.
     return base
   } catch {
+    // no writable cgroup here: agents are then found by process group and environment
     return null
   }
 }
@@ -91,6 +93,7 @@ export const processesWithEnv = (name: string, value: string): Array<number> => 
   try {
     entries = fs.readdirSync("/proc")
   } catch {
+    // no /proc (not Linux): nothing to find this way
     return out
   }
   for (const entry of entries) {
@@ -161,6 +164,7 @@ export const makeAgentProcesses = (options: AgentProcessesOptions): AgentProcess
     try {
       entries = fs.readdirSync(b)
     } catch {
+      // no such cgroup folder (yet): nothing to sweep
       return
     }
     for (const entry of entries) {
@@ -185,6 +189,7 @@ export const makeAgentProcesses = (options: AgentProcessesOptions): AgentProcess
         fs.mkdirSync(dir, { recursive: true })
         return dir
       } catch {
+        // no cgroup for this agent: it is then found by process group and environment
         return null
       }
     })

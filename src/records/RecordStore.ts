@@ -1,14 +1,24 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { syncDir, writeSyncedTemp } from "../workspace/atomicFiles.js"
-import { Context, Data, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import type { ResultRecord, RunRecord } from "./recordSchema.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
 
-export class RecordError extends Data.TaggedError("RecordError")<{
-  readonly file: string
-  readonly reason: string
-}> {}
+/** Why a record could not be read or written: `unreadable` (cannot be read), `invalid` (not JSON), `write-failed`. */
+export const RecordErrorReason = Schema.Literal("unreadable", "invalid", "write-failed")
+export type RecordErrorReason = typeof RecordErrorReason.Type
+
+/** A record file of the workspace could not be read or written; `detail` (the message) is Node's or the parser's words. */
+export class RecordError extends Schema.TaggedError<RecordError>()("RecordError", {
+  file: Schema.String,
+  reason: RecordErrorReason,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** The records of the workspace: run and result files (atomic), and the daily memory file. */
 export class RecordStore extends Context.Tag("warden/RecordStore")<
@@ -33,12 +43,18 @@ export const writeFileAtomic = (file: string, data: string): void => {
 }
 
 const readJsonFile = <T>(file: string): Effect.Effect<T | null, RecordError> =>
-  Effect.try({
-    try: () => {
-      if (!fs.existsSync(file)) return null
-      return JSON.parse(fs.readFileSync(file, "utf8")) as T
-    },
-    catch: (error) => new RecordError({ file, reason: (error as Error).message })
+  Effect.suspend(() => {
+    let text: string
+    try {
+      text = fs.readFileSync(file, "utf8")
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return Effect.succeed(null)
+      return Effect.fail(new RecordError({ file, reason: "unreadable", detail: (error as Error).message }))
+    }
+    return Effect.try({
+      try: () => JSON.parse(text) as T,
+      catch: (error) => new RecordError({ file, reason: "invalid", detail: (error as Error).message })
+    })
   })
 
 export const makeFileRecordStore = (paths: WorkspacePaths) =>
@@ -51,7 +67,7 @@ export const makeFileRecordStore = (paths: WorkspacePaths) =>
           writeFileAtomic(paths.runFile(run.bead), `${JSON.stringify(run, null, 2)}\n`)
           writeFileAtomic(paths.resultFile(result.bead), `${JSON.stringify(result, null, 2)}\n`)
         },
-        catch: (error) => new RecordError({ file: paths.runFile(run.bead), reason: (error as Error).message })
+        catch: (error) => new RecordError({ file: paths.runFile(run.bead), reason: "write-failed", detail: (error as Error).message })
       }),
     readRun: (bead) => readJsonFile<RunRecord>(paths.runFile(bead)),
     readResult: (bead) => readJsonFile<ResultRecord>(paths.resultFile(bead)),
@@ -64,6 +80,7 @@ export const makeFileRecordStore = (paths: WorkspacePaths) =>
         try {
           runs.push(JSON.parse(fs.readFileSync(file, "utf8")) as RunRecord)
         } catch {
+          // not swallowed: reported to the caller in `unreadable`, with its path
           unreadable.push(file)
         }
       }
@@ -76,7 +93,8 @@ export const makeFileRecordStore = (paths: WorkspacePaths) =>
           const file = path.join(paths.memory, `${date}.md`)
           fs.appendFileSync(file, `${line}\n`)
         },
-        catch: (error) => new RecordError({ file: path.join(paths.memory, `${date}.md`), reason: (error as Error).message })
+        catch: (error) =>
+          new RecordError({ file: path.join(paths.memory, `${date}.md`), reason: "write-failed", detail: (error as Error).message })
       })
   })
 

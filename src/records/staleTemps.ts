@@ -25,6 +25,7 @@ export const removeStaleTemps = (dirs: ReadonlyArray<string>): Array<string> =>
     try {
       names = fs.readdirSync(dir)
     } catch {
+      // a folder that is not there (or cannot be listed) holds no temp file this sweep could remove
       return []
     }
     return names.flatMap((name) => {
@@ -35,6 +36,7 @@ export const removeStaleTemps = (dirs: ReadonlyArray<string>): Array<string> =>
         fs.rmSync(file)
         return [file]
       } catch {
+        // removed meanwhile, or not ours to remove: the sweep is best effort and runs again
         return []
       }
     })

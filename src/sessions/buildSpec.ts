@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Data, Effect, Either } from "effect"
+import { Effect, Either, Schema } from "effect"
 import type { ResolvedConfig } from "../config/loadConfig.js"
 import { resolveProfile, type ProfileOverrides } from "../config/profiles.js"
 import { renderTemplate } from "../templates/render.js"
@@ -9,8 +9,31 @@ import type { WorkspacePaths } from "../workspace/paths.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import { processStartTicks } from "./supervisorLiveness.js"
 
+/**
+ * Why a dispatch request cannot become a spec: `unknown-profile`, `conflicting-options` (both a prompt and a
+ * prompt file, or a command for a profile that runs none), `unreadable-prompt-file`, `missing-command` (the
+ * profile runs a command and none was given), `nothing-to-do` (no prompt, prompt file, template or command).
+ */
+export const DispatchRefusedReason = Schema.Literal(
+  "unknown-profile",
+  "conflicting-options",
+  "unreadable-prompt-file",
+  "missing-command",
+  "nothing-to-do"
+)
+export type DispatchRefusedReason = typeof DispatchRefusedReason.Type
+
 /** A dispatch request that cannot become a spec; the CLI prints it as `warden: <message>`, the API answers 422. */
-export class DispatchRefused extends Data.TaggedError("DispatchRefused")<{ readonly message: string; readonly exitCode?: number }> {}
+export class DispatchRefused extends Schema.TaggedError<DispatchRefused>()("DispatchRefused", {
+  reason: DispatchRefusedReason,
+  detail: Schema.String,
+  /** The CLI's exit code, when it is not 1. */
+  exitCode: Schema.optional(Schema.Number)
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** This process as a foreground supervisor. */
 export const foregroundSupervisor = () => ({
@@ -54,31 +77,32 @@ export const buildSpec = (
 ) =>
   Effect.gen(function* () {
     const profile = resolveProfile(env.config, request.agent, request.overrides)
-    if ("error" in profile) return yield* new DispatchRefused({ message: profile.error, exitCode: 2 })
+    if ("error" in profile) return yield* new DispatchRefused({ reason: "unknown-profile", detail: profile.error, exitCode: 2 })
     if (request.prompt !== undefined && request.promptFile !== undefined) {
-      return yield* new DispatchRefused({ message: "give --prompt or --prompt-file, not both" })
+      return yield* new DispatchRefused({ reason: "conflicting-options", detail: "give --prompt or --prompt-file, not both" })
     }
     let description = request.prompt ?? ""
     if (request.promptFile !== undefined) {
       try {
         description = fs.readFileSync(request.promptFile, "utf8")
       } catch (error) {
-        return yield* new DispatchRefused({ message: `cannot read --prompt-file ${request.promptFile}: ${(error as Error).message}` })
+        return yield* new DispatchRefused({ reason: "unreadable-prompt-file", detail: `cannot read --prompt-file ${request.promptFile}: ${(error as Error).message}` })
       }
     }
     // A profile that runs a command (`{command}` in its args, as `custom` does) needs one, and then no prompt.
     const runsCommand = profile.config.args.some((arg) => arg.includes("{command}"))
     const command = request.command?.trim() === "" ? undefined : request.command
     if (runsCommand && command === undefined && options.forPreflight !== true) {
-      return yield* new DispatchRefused({ message: `profile "${profile.name}" runs a command: give --command CMD (\`command\` in the API)` })
+      return yield* new DispatchRefused({ reason: "missing-command", detail: `profile "${profile.name}" runs a command: give --command CMD (\`command\` in the API)` })
     }
     if (!runsCommand && command !== undefined) {
       return yield* new DispatchRefused({
-        message: `profile "${profile.name}" does not run a command ({command} is not in its args): --command is for profiles such as custom`
+        reason: "conflicting-options",
+        detail: `profile "${profile.name}" does not run a command ({command} is not in its args): --command is for profiles such as custom`
       })
     }
     if (request.template === undefined && description.trim() === "" && !runsCommand) {
-      return yield* new DispatchRefused({ message: "nothing to do: give --prompt TEXT, --prompt-file FILE or --template NAME" })
+      return yield* new DispatchRefused({ reason: "nothing-to-do", detail: "nothing to do: give --prompt TEXT, --prompt-file FILE or --template NAME" })
     }
     let prompt: DispatchSpec["prompt"] = { ok: true, text: description }
     if (request.template !== undefined) {
@@ -98,7 +122,7 @@ export const buildSpec = (
       )
       prompt = Either.isRight(rendered)
         ? { ok: true, text: rendered.right.text }
-        : { ok: false, error: `template ${rendered.left.template}: ${rendered.left.reason}` }
+        : { ok: false, error: `template ${rendered.left.template}: ${rendered.left.message}` }
     }
     return {
       bead: request.bead,

@@ -33,6 +33,7 @@ const readLaunchRecord = (file: string): LaunchRecord | null => {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8")) as LaunchRecord
   } catch {
+    // no launch record (or a torn one): this attempt was not launched
     return null
   }
 }
@@ -210,7 +211,7 @@ export const deliverByKeys = (
           Effect.zipRight(terminals.sendText(name, "", true))
         )
     ).pipe(Effect.either)
-    if (sent._tag === "Left") return { ok: false as const, error: `could not type the prompt: ${sent.left.reason}`, screen: readyScreen }
+    if (sent._tag === "Left") return { ok: false as const, error: `could not type the prompt: ${sent.left.message}`, screen: readyScreen }
     const accepted = profile.prompt.acceptedPattern === undefined ? null : new RegExp(profile.prompt.acceptedPattern, "m")
     const confirmation = yield* waitForScreen(
       name,
@@ -332,7 +333,7 @@ export const launchAttempt = (spec: DispatchSpec, attemptId: string, attempt: nu
         transcriptPath
       })
       .pipe(Effect.either)
-    if (created._tag === "Left") return yield* failure(`could not create the tmux session: ${created.left.reason}`)
+    if (created._tag === "Left") return yield* failure(`could not create the tmux session: ${created.left.message}`)
 
     // From here on the session exists: whatever stops the launch (a failure, a cancel, the deadline) ends it too.
     // Not when the supervisor itself is stopping: agents outlive it and are re-adopted.

@@ -36,6 +36,7 @@ const attemptKey = (paths: WorkspacePaths, bead: string, attemptId: string, crea
       const key = fs.readFileSync(file)
       return key.length === 32 ? key : null
     } catch {
+      // no key file (yet), or unreadable: no input can be verified with it
       return null
     }
   }
@@ -103,6 +104,7 @@ export const sentInputMatcher = (paths: WorkspacePaths, bead: string, attemptId:
   try {
     lines = fs.readFileSync(paths.signalsFile(bead), "utf8").split("\n")
   } catch {
+    // no signals file: no input was recorded for this attempt
     return () => false
   }
   const digests = new Set(
@@ -111,6 +113,7 @@ export const sentInputMatcher = (paths: WorkspacePaths, bead: string, attemptId:
         const doc = JSON.parse(line) as Record<string, unknown>
         return doc.type === "input" && doc.attempt_id === attemptId && typeof doc.digest === "string" ? [doc.digest] : []
       } catch {
+        // a torn line is no input record
         return []
       }
     })

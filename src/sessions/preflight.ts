@@ -19,6 +19,7 @@ const realpathOrNull = (p: string): string | null => {
   try {
     return fs.realpathSync(p)
   } catch {
+    // does not resolve: the check that needs it names the path
     return null
   }
 }
@@ -26,11 +27,26 @@ const realpathOrNull = (p: string): string | null => {
 /** The executable the profile runs (the custom profile runs `sh`). */
 export const agentCommand = (spec: DispatchSpec): string => spec.profile.config.command
 
+/** The services a preflight reads. */
+export type PreflightServices = Terminals | Processes | Git | RecordStore
+
 /**
  * Every check that must pass before an attempt may start. All of them run,
  * so the result names every failed check at once.
+ *
+ * It cannot fail: what it finds wrong is a failed check, and a check that
+ * could not run at all (a defect in a service or here) is the failed check
+ * `preflight-ran`, naming what went wrong, so the attempt fails its preflight
+ * with that reason instead of crashing the session's actor.
  */
-export const runPreflight = (spec: DispatchSpec) =>
+export const runPreflight = (spec: DispatchSpec): Effect.Effect<ReadonlyArray<PreflightCheck>, never, PreflightServices> =>
+  checksOf(spec).pipe(
+    Effect.catchAllDefect((defect) =>
+      Effect.succeed([check("preflight-ran", false, `a check could not run: ${defect instanceof Error ? defect.message : String(defect)}`)])
+    )
+  )
+
+const checksOf = (spec: DispatchSpec) =>
   Effect.gen(function* () {
     const terminals = yield* Terminals
     const processes = yield* Processes
@@ -43,7 +59,8 @@ export const runPreflight = (spec: DispatchSpec) =>
 
     const repo = path.resolve(expandHome(spec.repo))
     const real = realpathOrNull(repo)
-    const isDir = real !== null && fs.statSync(real).isDirectory()
+    // Removed between the two calls, it is not a directory (no entry: undefined).
+    const isDir = real !== null && fs.statSync(real, { throwIfNoEntry: false })?.isDirectory() === true
     checks.push(check("repo-exists", isDir, isDir ? real : `${repo} is not a directory`))
     if (isDir) {
       const isRepo = yield* git.isRepo(real)
@@ -52,6 +69,7 @@ export const runPreflight = (spec: DispatchSpec) =>
       try {
         fs.accessSync(real, fs.constants.W_OK)
       } catch {
+        // the check names the failure
         writable = false
       }
       checks.push(check("repo-writable", writable, writable ? "writable" : `${real} is not writable by uid ${process.getuid?.()}`))

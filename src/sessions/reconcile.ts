@@ -24,6 +24,7 @@ const readJson = (file: string): Record<string, unknown> | null => {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>
   } catch {
+    // missing or torn: no record to reconcile
     return null
   }
 }

@@ -60,6 +60,7 @@ export const waitForScreen = (
       try {
         watcher = fs.watch(transcriptPath, () => check())
       } catch {
+        // no transcript to watch (yet): the poll below still checks
         watcher = null
       }
       const tick = setInterval(check, 1_000)

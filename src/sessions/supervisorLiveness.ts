@@ -8,6 +8,7 @@ export const processStartTicks = (pid: number): string | null => {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
     return fields[19] ?? null
   } catch {
+    // no such process (or no /proc): its start time is unknown
     return null
   }
 }

@@ -12,6 +12,7 @@ const hasTestScript = (repo: string): boolean => {
     const test = pkg.scripts?.test
     return typeof test === "string" && !/no test specified/.test(test)
   } catch {
+    // no package.json (or not JSON): no test script to run
     return false
   }
 }
@@ -50,7 +51,7 @@ export const runVerification = (
               : `\`${command}\` exited ${result.exitCode ?? result.signal}`
         })),
         Effect.catchAll((error) =>
-          Effect.succeed<VerificationCheck>({ name, status: "fail", durationMs: 0, exitCode: null, outputTail: "", detail: error.reason })
+          Effect.succeed<VerificationCheck>({ name, status: "fail", durationMs: 0, exitCode: null, outputTail: "", detail: error.message })
         )
       )
 

@@ -121,6 +121,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     try {
       return JSON.parse(fs.readFileSync(file, "utf8"))
     } catch {
+      // missing or torn (mid-write): read again on the next change
       return null
     }
   }
@@ -131,6 +132,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     try {
       stat = fs.statSync(file)
     } catch {
+      // no status file (yet)
       return
     }
     if (stat.mtimeMs === lastStatusMtime) return
@@ -169,6 +171,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
       try {
         doc = JSON.parse(line) as Record<string, unknown>
       } catch {
+        // not swallowed: logged and ignored, as a signal line that cannot be read
         deps.log("unreadable signal line ignored", { line })
         continue
       }
@@ -242,7 +245,7 @@ export const startWatch = (deps: WatchDeps, input: WatchInput, sendBack: (event:
     Effect.runPromise(
       deliverByKeys(input.sessionName, input.transcriptPath, spec.profile.config, prompt, screen).pipe(
         Effect.provideService(Terminals, terminals),
-        Effect.catchAll((error) => Effect.succeed({ ok: false as const, error: `could not type the prompt: ${error.reason}`, screen }))
+        Effect.catchAll((error) => Effect.succeed({ ok: false as const, error: `could not type the prompt: ${error.message}`, screen }))
       )
     ).then((delivered) => {
       if (stopped) return

@@ -1,12 +1,24 @@
-import { Data, Either } from "effect"
+import { Either, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 
-/** A template that cannot be found, read or rendered. */
-export class TemplateError extends Data.TaggedError("TemplateError")<{
-  readonly template: string
-  readonly reason: string
-}> {}
+/**
+ * Why a template was refused: `invalid-name` (not a template name), `not-found`, `unreadable` (found but
+ * cannot be read), `syntax` (an unterminated `{{` or an invalid variable name), `unknown-variable`.
+ */
+export const TemplateErrorReason = Schema.Literal("invalid-name", "not-found", "unreadable", "syntax", "unknown-variable")
+export type TemplateErrorReason = typeof TemplateErrorReason.Type
+
+/** A template that cannot be found, read or rendered; `detail` (the message) names the file and line. */
+export class TemplateError extends Schema.TaggedError<TemplateError>()("TemplateError", {
+  template: Schema.String,
+  reason: TemplateErrorReason,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 /** The templates Warden ships in its `templates/` directory. */
 export const templateNames: readonly string[] = [
@@ -47,6 +59,7 @@ const isFile = (file: string): boolean => {
   try {
     return fs.statSync(file).isFile()
   } catch {
+    // not there (or not reachable): this directory has no such template; the caller names both it looked in
     return false
   }
 }
@@ -86,20 +99,21 @@ const substitute = (
     const close = source.indexOf("}}", open + 2)
     const line = lineAt(source, open)
     if (close < 0) {
-      return Either.left(new TemplateError({ template, reason: `${file}:${line}: unterminated "{{"` }))
+      return Either.left(new TemplateError({ template, reason: "syntax", detail: `${file}:${line}: unterminated "{{"` }))
     }
     const raw = source.slice(open + 2, close)
     const name = raw.trim()
     if (!variableNamePattern.test(name)) {
       return Either.left(
-        new TemplateError({ template, reason: `${file}:${line}: invalid variable name ${JSON.stringify(raw)}` })
+        new TemplateError({ template, reason: "syntax", detail: `${file}:${line}: invalid variable name ${JSON.stringify(raw)}` })
       )
     }
     if (!variableNames.has(name)) {
       return Either.left(
         new TemplateError({
           template,
-          reason: `${file}:${line}: unknown variable "${name}" (known: ${[...variableNames].join(", ")})`
+          reason: "unknown-variable",
+          detail: `${file}:${line}: unknown variable "${name}" (known: ${[...variableNames].join(", ")})`
         })
       )
     }
@@ -121,7 +135,7 @@ export const renderTemplate = (
 ): Either.Either<{ text: string; file: string }, TemplateError> => {
   if (!templateNamePattern.test(name)) {
     return Either.left(
-      new TemplateError({ template: name, reason: `invalid template name ${JSON.stringify(name)} (must match ${templateNamePattern})` })
+      new TemplateError({ template: name, reason: "invalid-name", detail: `invalid template name ${JSON.stringify(name)} (must match ${templateNamePattern})` })
     )
   }
   const found = findTemplate(name, dirs)
@@ -129,7 +143,8 @@ export const renderTemplate = (
     return Either.left(
       new TemplateError({
         template: name,
-        reason: `template "${name}.md" not found in ${dirs.workspace} or ${dirs.builtin}`
+        reason: "not-found",
+        detail: `template "${name}.md" not found in ${dirs.workspace} or ${dirs.builtin}`
       })
     )
   }
@@ -138,7 +153,7 @@ export const renderTemplate = (
     source = fs.readFileSync(found.file, "utf8")
   } catch (error) {
     return Either.left(
-      new TemplateError({ template: name, reason: `cannot read ${found.file}: ${error instanceof Error ? error.message : String(error)}` })
+      new TemplateError({ template: name, reason: "unreadable", detail: `cannot read ${found.file}: ${error instanceof Error ? error.message : String(error)}` })
     )
   }
   return Either.map(substitute(name, found.file, source, vars), (text) => ({ text, file: found.file }))

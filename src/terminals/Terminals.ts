@@ -1,11 +1,37 @@
-import { Context, Data, type Effect } from "effect"
+import { Context, type Effect, Schema } from "effect"
 
-/** A terminal operation failed; `reason` says what the operator can act on. */
-export class TerminalError extends Data.TaggedError("TerminalError")<{
-  readonly operation: string
-  readonly session: string
-  readonly reason: string
-}> {}
+/**
+ * Why a terminal operation failed:
+ * - `invalid-input`: a session name, text or key the terminal refuses before running anything;
+ * - `exists`: a session of that name is already there (create);
+ * - `not-found`: no session of that name (the memory terminals; tmux's own answer is `command-failed`);
+ * - `unsafe-socket`: the tmux socket is not one this user may trust;
+ * - `spawn-failed`: tmux or ps could not be run at all, or timed out;
+ * - `command-failed`: tmux or ps ran and refused (its exit code and message are in `detail`);
+ * - `io`: a file the operation needs (environment file, transcript) could not be written.
+ */
+export const TerminalErrorReason = Schema.Literal(
+  "invalid-input",
+  "exists",
+  "not-found",
+  "unsafe-socket",
+  "spawn-failed",
+  "command-failed",
+  "io"
+)
+export type TerminalErrorReason = typeof TerminalErrorReason.Type
+
+/** A terminal operation failed; `reason` says which kind of failure, `detail` (the message) what the operator can act on. */
+export class TerminalError extends Schema.TaggedError<TerminalError>()("TerminalError", {
+  operation: Schema.String,
+  session: Schema.String,
+  reason: TerminalErrorReason,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return this.detail
+  }
+}
 
 export interface CreateTerminal {
   /** The tmux session name (already mapped from the bead: no `.` or `:`). */

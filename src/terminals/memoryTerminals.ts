@@ -1,7 +1,7 @@
 import { appendFileSync, mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import { Context, Effect, Layer } from "effect"
-import { type CreateTerminal, type TerminalInfo, TerminalError, Terminals } from "./Terminals.js"
+import { type CreateTerminal, type TerminalInfo, TerminalError, type TerminalErrorReason, Terminals } from "./Terminals.js"
 import { keysProblem } from "./keyNames.js"
 import { controlCharacterProblem } from "./typedText.js"
 
@@ -68,11 +68,11 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
   const alive = new Set<number>()
   let nextPid = 100_000
 
-  const error = (operation: string, session: string, reason: string) =>
-    new TerminalError({ operation, session, reason: `${operation}: ${reason}` })
+  const error = (operation: string, session: string, reason: TerminalErrorReason, detail: string) =>
+    new TerminalError({ operation, session, reason, detail: `${operation}: ${detail}` })
 
   const noSession = (operation: string, name: string) =>
-    Effect.fail(error(operation, name, `no session named ${name} (memory terminals)`))
+    Effect.fail(error(operation, name, "not-found", `no session named ${name} (memory terminals)`))
 
   const infoOf = (name: string, s: FakeSession): TerminalInfo => ({
     name,
@@ -85,10 +85,10 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
     Effect.suspend(() => {
       const name = spec.name
       if (name === "" || /[.:]/.test(name)) {
-        return Effect.fail(error("create", name, `invalid session name ${JSON.stringify(name)}`))
+        return Effect.fail(error("create", name, "invalid-input", `invalid session name ${JSON.stringify(name)}`))
       }
-      if (spec.command.length === 0) return Effect.fail(error("create", name, "the command is empty"))
-      if (sessions.has(name)) return Effect.fail(error("create", name, `session ${name} already exists (memory terminals)`))
+      if (spec.command.length === 0) return Effect.fail(error("create", name, "invalid-input", "the command is empty"))
+      if (sessions.has(name)) return Effect.fail(error("create", name, "exists", `session ${name} already exists (memory terminals)`))
       if (spec.transcriptPath !== "") {
         try {
           // Like `pipe-pane 'cat >> file'`: the file exists from the start.
@@ -96,7 +96,7 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
           appendFileSync(spec.transcriptPath, "")
         } catch (e) {
           return Effect.fail(
-            error("create", name, `cannot open transcript ${spec.transcriptPath}: ${e instanceof Error ? e.message : String(e)}`)
+            error("create", name, "io", `cannot open transcript ${spec.transcriptPath}: ${e instanceof Error ? e.message : String(e)}`)
           )
         }
       }
@@ -135,7 +135,7 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
     Effect.suspend(() => {
       const s = sessions.get(name)
       const refused = controlCharacterProblem(text)
-      if (refused !== null) return Effect.fail(error("sendText", name, refused))
+      if (refused !== null) return Effect.fail(error("sendText", name, "invalid-input", refused))
       if (s === undefined) return noSession("sendText", name)
       // tmux accepts keys for a dead pane and drops them: so does the fake.
       if (!s.dead) s.sent.push({ text, enter })
@@ -146,7 +146,7 @@ export const makeMemoryTerminals = (): MemoryTerminals => {
     Effect.suspend(() => {
       const s = sessions.get(name)
       const refused = keysProblem(keys)
-      if (refused !== null) return Effect.fail(error("sendKeys", name, refused))
+      if (refused !== null) return Effect.fail(error("sendKeys", name, "invalid-input", refused))
       if (s === undefined) return noSession("sendKeys", name)
       if (!s.dead) s.sent.push({ text: "", enter: false, keys: [...keys] })
       return Effect.void

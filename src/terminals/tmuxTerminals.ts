@@ -2,7 +2,7 @@ import { execFile } from "node:child_process"
 import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { Context, Effect, Layer } from "effect"
-import { type CreateTerminal, type TerminalInfo, TerminalError, Terminals } from "./Terminals.js"
+import { type CreateTerminal, type TerminalInfo, TerminalError, type TerminalErrorReason, Terminals } from "./Terminals.js"
 import { keysProblem } from "./keyNames.js"
 import { tmuxSocketProblem } from "./socketSafety.js"
 import { controlCharacterProblem } from "./typedText.js"
@@ -76,7 +76,7 @@ const exec = (
   file: string,
   args: ReadonlyArray<string>,
   input: string | undefined,
-  onSpawnError: (reason: string) => TerminalError
+  onSpawnError: (detail: string) => TerminalError
 ): Effect.Effect<RunResult, TerminalError> =>
   Effect.async<RunResult, TerminalError>((resume) => {
     const child = execFile(
@@ -205,11 +205,11 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
     // Before every client call: a socket someone else planted would receive all of it.
     const unsafe = Effect.suspend(() => {
       const problem = tmuxSocketProblem(socket)
-      return problem === null ? Effect.void : Effect.fail(new TerminalError({ operation, session, reason: problem }))
+      return problem === null ? Effect.void : Effect.fail(new TerminalError({ operation, session, reason: "unsafe-socket", detail: problem }))
     })
     const once = Effect.zipRight(
       unsafe,
-      exec(TMUX, ["-S", socket, ...args], input, (reason) => new TerminalError({ operation, session, reason }))
+      exec(TMUX, ["-S", socket, ...args], input, (detail) => new TerminalError({ operation, session, reason: "spawn-failed", detail }))
     )
     const attempt = (n: number): Effect.Effect<RunResult, TerminalError> =>
       Effect.flatMap(once, (result) =>
@@ -224,7 +224,8 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
     new TerminalError({
       operation,
       session,
-      reason: `tmux ${what} failed (exit ${result.code}) on socket ${socket}: ${result.stderr.trim() || "(no message)"}`
+      reason: "command-failed",
+      detail: `tmux ${what} failed (exit ${result.code}) on socket ${socket}: ${result.stderr.trim() || "(no message)"}`
     })
 
   /** Runs a tmux command that must succeed. */
@@ -315,15 +316,16 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
 
   const create = (spec: CreateTerminal): Effect.Effect<TerminalInfo, TerminalError> => {
     const name = spec.name
-    const fail = (reason: string) => Effect.fail(new TerminalError({ operation: "create", session: name, reason }))
+    const fail = (reason: TerminalErrorReason, detail: string) =>
+      Effect.fail(new TerminalError({ operation: "create", session: name, reason, detail }))
     if (name === "" || /[.:]/.test(name)) {
-      return fail(`create: invalid session name ${JSON.stringify(name)} (must be non-empty, without "." or ":")`)
+      return fail("invalid-input", `create: invalid session name ${JSON.stringify(name)} (must be non-empty, without "." or ":")`)
     }
-    if (spec.command.length === 0) return fail("create: the command is empty")
+    if (spec.command.length === 0) return fail("invalid-input", "create: the command is empty")
     const width = spec.width ?? DEFAULT_WIDTH
     const height = spec.height ?? DEFAULT_HEIGHT
     if (!Number.isInteger(width) || width < 1 || !Number.isInteger(height) || height < 1) {
-      return fail(`create: invalid size ${width}x${height}`)
+      return fail("invalid-input", `create: invalid size ${width}x${height}`)
     }
     const cwd = resolve(spec.cwd)
     const transcript = resolve(spec.transcriptPath)
@@ -342,7 +344,12 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
         writeFileSync(envFile, envFileText(spec.env), { mode: 0o600, flag: "wx" })
       },
       catch: (e) =>
-        new TerminalError({ operation: "create", session: name, reason: `create: ${e instanceof Error ? e.message : String(e)}` })
+        new TerminalError({
+          operation: "create",
+          session: name,
+          reason: "io",
+          detail: `create: ${e instanceof Error ? e.message : String(e)}`
+        })
     })
 
     // The environment goes through the file, never through tmux's argv (no `-e KEY=VALUE`).
@@ -375,12 +382,12 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
         if (result.code === 0) return Effect.void
         rmSync(envFile, { force: true })
         if (/duplicate session/i.test(result.stderr)) {
-          return fail(`create: session ${name} already exists on socket ${socket}`)
+          return fail("exists", `create: session ${name} already exists on socket ${socket}`)
         }
         return Effect.fail(failed("create", name, "new-session", result))
       }),
       Effect.zipRight(info(name)),
-      Effect.flatMap((i) => (i === null ? fail(`create: session ${name} vanished right after it was created`) : Effect.succeed(i)))
+      Effect.flatMap((i) => (i === null ? fail("command-failed", `create: session ${name} vanished right after it was created`) : Effect.succeed(i)))
     )
   }
 
@@ -408,7 +415,7 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
     const target = paneTarget(name)
     // Defence in depth: the API and the CLI refuse these first, with the same words.
     const refused = controlCharacterProblem(text)
-    if (refused !== null) return Effect.fail(new TerminalError({ operation: "sendText", session: name, reason: `sendText: ${refused}` }))
+    if (refused !== null) return Effect.fail(new TerminalError({ operation: "sendText", session: name, reason: "invalid-input", detail: `sendText: ${refused}` }))
     const typeText: Effect.Effect<unknown, TerminalError> =
       text === ""
         ? enter
@@ -434,7 +441,7 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
   const sendKeys = (name: string, keys: ReadonlyArray<string>): Effect.Effect<void, TerminalError> => {
     // tmux would read a key starting with "-" as an option (-t, -N, -X, ...) and type an unknown name literally.
     const refused = keysProblem(keys)
-    if (refused !== null) return Effect.fail(new TerminalError({ operation: "sendKeys", session: name, reason: `sendKeys: ${refused}` }))
+    if (refused !== null) return Effect.fail(new TerminalError({ operation: "sendKeys", session: name, reason: "invalid-input", detail: `sendKeys: ${refused}` }))
     return keys.length === 0
       ? Effect.asVoid(tmuxOk("sendKeys", name, ["has-session", "-t", sessionTarget(name)]))
       : Effect.asVoid(tmuxOk("sendKeys", name, chain(["send-keys", "-t", paneTarget(name), "--", ...keys])))
@@ -446,13 +453,13 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
         "ps",
         ["-e", "-o", "pid=,ppid=,sid=,stat=,lstart="],
         undefined,
-        (reason) => new TerminalError({ operation, session, reason })
+        (detail) => new TerminalError({ operation, session, reason: "spawn-failed", detail })
       ),
       (result) =>
         result.code === 0
           ? Effect.succeed(parsePs(result.stdout))
           : Effect.fail(
-              new TerminalError({ operation, session, reason: `ps failed (exit ${result.code}): ${result.stderr.trim()}` })
+              new TerminalError({ operation, session, reason: "command-failed", detail: `ps failed (exit ${result.code}): ${result.stderr.trim()}` })
             )
     )
 

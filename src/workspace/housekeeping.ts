@@ -1,7 +1,8 @@
 import type { ResolvedConfig } from "../config/loadConfig.js"
 import type { WorkspacePaths } from "./paths.js"
 import { SWEEP_INTERVAL_MS, sweepRetention } from "./retention.js"
-import { stateAccess, tightenState } from "./statePermissions.js"
+import { stateAccess } from "./stateAccess.js"
+import { tightenState } from "./statePermissions.js"
 
 /**
  * The daemon's upkeep of its workspace: at start, every file and directory of

@@ -10,6 +10,7 @@ export const readFrom = (file: string, offset: number, maxBytes = Number.POSITIV
   try {
     size = fs.statSync(file).size
   } catch {
+    // not there (yet): the caller reads it again later
     return null
   }
   const length = Math.max(0, Math.min(size - offset, maxBytes))
@@ -30,6 +31,7 @@ export const readTail = (file: string, maxBytes: number): Buffer => {
   try {
     size = fs.statSync(file).size
   } catch {
+    // not there (yet): an empty tail, as documented
     return Buffer.alloc(0)
   }
   const offset = Math.max(0, size - maxBytes)

@@ -30,6 +30,7 @@ const readJson = (file: string): unknown => {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8"))
   } catch {
+    // missing or torn: treated as no record, so the sweep keeps what it cannot judge
     return null
   }
 }
@@ -74,6 +75,7 @@ export const sweepRetention = (paths: WorkspacePaths, retention: Pick<RetentionC
       try {
         stat = fs.lstatSync(file)
       } catch {
+        // removed meanwhile: nothing left to sweep
         continue
       }
       if (!stat.isFile() || now - stat.mtimeMs < maxAgeMs) continue

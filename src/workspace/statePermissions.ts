@@ -18,9 +18,6 @@ export interface StateAccess {
   readonly gid: number | null
 }
 
-/** Refuses an operators' group this machine does not know, with its name. */
-export class OperatorsGroupError extends Error {}
-
 /** The gid of a group name (or a number), or null when this machine knows no such group. */
 export const lookupGroup = (name: string): number | null => {
   if (/^\d+$/.test(name)) return Number(name)
@@ -29,21 +26,8 @@ export const lookupGroup = (name: string): number | null => {
   return Number.isInteger(gid) ? gid : null
 }
 
-const groupId = (name: string): number => {
-  const gid = lookupGroup(name)
-  if (gid === null) {
-    throw new OperatorsGroupError(`config operatorsGroup "${name}" is not a group on this machine (\`getent group ${name}\` found none): create it or remove the setting`)
-  }
-  return gid
-}
-
 /** The umask Warden writes with: private, or readable by the operators' group (no group lookup needed). */
 export const umaskFor = (operatorsGroup: string | undefined): number => (operatorsGroup === undefined ? 0o077 : 0o027)
-
-export const stateAccess = (operatorsGroup: string | undefined): StateAccess =>
-  operatorsGroup === undefined
-    ? { umask: umaskFor(undefined), dirMode: 0o700, fileMask: 0o700, gid: null }
-    : { umask: umaskFor(operatorsGroup), dirMode: 0o2750, fileMask: 0o750, gid: groupId(operatorsGroup) }
 
 let operatorUmask: number | null = null
 let currentStateUmask: number | null = null
@@ -108,6 +92,7 @@ export const tightenState = (paths: WorkspacePaths, access: StateAccess, deep: b
     try {
       stat = fs.lstatSync(dir)
     } catch {
+      // removed meanwhile: nothing to tighten
       return
     }
     if (!stat.isDirectory()) return
