@@ -114,7 +114,7 @@ export class Daemon {
       ({ input }) =>
         this.runtime.runPromise(
           Effect.flatMap(WorkQueue, (queue) => queue.claim({ blockedProfiles: input.blocked })).pipe(
-            Effect.tapError((error) => Effect.sync(() => options.log("queue claim failed", { reason: error.reason })))
+            Effect.tapError((error) => Effect.sync(() => options.log("queue claim failed", { reason: error.message })))
           )
         )
     )
@@ -161,7 +161,7 @@ export class Daemon {
     if (Option.isNone(failure)) throw Cause.squash(exit.cause)
     const error: unknown = failure.value
     if (error instanceof DaemonRefusal) throw error
-    const reason = typeof (error as { reason?: unknown }).reason === "string" ? (error as { reason: string }).reason : String(error)
+    const reason = error instanceof Error ? error.message : String(error)
     throw new DaemonRefusal(503, `the daemon cannot do this now: ${reason}`)
   }
 
@@ -406,7 +406,7 @@ export class Daemon {
    */
   async restore(): Promise<{ restored: ReadonlyArray<string>; refused: ReadonlyArray<string> }> {
     const { snapshots, refused } = await this.run(Effect.flatMap(SnapshotStore, (store) => store.loadAll))
-    for (const error of refused) this.options.log("snapshot refused", { bead: error.bead, reason: error.reason })
+    for (const error of refused) this.options.log("snapshot refused", { bead: error.bead, reason: error.message })
     for (const q of this.quarantined) {
       const bead = snapshotBead(q, this.options.paths.daemon.snapshots)
       if (bead !== null) await this.endUnresumable(bead, q)
@@ -441,7 +441,7 @@ export class Daemon {
         this.options.log("session not restored", { bead: snapshot.bead, reason: (error as Error).message })
       }
     }
-    return { restored, refused: refused.map((error) => `${error.bead}: ${error.reason}`) }
+    return { restored, refused: refused.map((error) => `${error.bead}: ${error.message}`) }
   }
 
   /**
@@ -467,7 +467,7 @@ export class Daemon {
     await this.run(
       Effect.flatMap(RecordStore, (store) =>
         Effect.zipRight(store.write(final.run, final.result), store.appendMemory(localDate(now), memoryLine(final.run, final.result)))
-      ).pipe(Effect.catchAll((error) => Effect.sync(() => this.options.log("records of an unresumable session not finalized", { bead, reason: error.reason }))))
+      ).pipe(Effect.catchAll((error) => Effect.sync(() => this.options.log("records of an unresumable session not finalized", { bead, reason: error.message }))))
     )
     this.options.log("session ended: its snapshot was corrupt", { bead, session: run.session_name, moved_to: q.moved_to })
     this.options.events?.("records", "records.written", { bead, status: final.run.status, lifecycle_state: final.run.lifecycle_state, reason })
@@ -540,7 +540,7 @@ export class Daemon {
         if (text !== undefined && text !== "") yield* terminals.sendText(name, text, enter)
         else if (enter && keys.length === 0) yield* terminals.sendText(name, "", true)
         if (keys.length > 0) yield* terminals.sendKeys(name, keys)
-      }).pipe(Effect.mapError((error) => new DaemonRefusal(409, `could not send to ${name}: ${error.reason}`)))
+      }).pipe(Effect.mapError((error) => new DaemonRefusal(409, `could not send to ${name}: ${error.message}`)))
     )
     const attemptId = this.viewOf(session).context.attemptId
     if (attemptId !== null) recordInput(this.options.paths, bead, attemptId, { text, keys, enter, via })
@@ -566,7 +566,7 @@ export class Daemon {
   async show(bead: string): Promise<{ run: RunRecord; result: ResultRecord | null }> {
     const read = await this.run(
       Effect.flatMap(RecordStore, (store) => Effect.all([store.readRun(bead), store.readResult(bead)])).pipe(
-        Effect.mapError((error) => new DaemonRefusal(409, `the record ${error.file} of ${bead} is unreadable: ${error.reason}`))
+        Effect.mapError((error) => new DaemonRefusal(409, `the record ${error.file} of ${bead} is unreadable: ${error.message}`))
       )
     )
     const [run, result] = read

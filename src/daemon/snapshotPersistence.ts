@@ -61,7 +61,7 @@ export class SnapshotPersistence {
     }
     this.runtime.runSync(
       Effect.flatMap(SnapshotStore, (store) => store.save(snapshot)).pipe(
-        Effect.catchAll((error) => Effect.sync(() => this.log("snapshot not saved", { bead: source.body.bead, reason: error.reason }))),
+        Effect.catchAll((error) => Effect.sync(() => this.log("snapshot not saved", { bead: source.body.bead, reason: error.message }))),
         Effect.catchAllDefect((defect) => Effect.sync(() => this.log("snapshot not saved", { bead: source.body.bead, reason: String(defect) })))
       )
     )

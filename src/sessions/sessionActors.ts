@@ -103,7 +103,7 @@ export const sessionImplementations = (lookup: SessionLookup, runtime: ManagedRu
         const { spec } = lookup(input.bead)
         return run(
           Effect.gen(function* () {
-            const checks = yield* runPreflight(spec).pipe(Effect.catchAll((e) => Effect.die(e)))
+            const checks = yield* runPreflight(spec)
             const at = yield* Clock.currentTimeMillis
             return { at, attemptId: newAttemptId(), ok: checks.every((c) => c.ok || c.advisory === true), checks }
           }),
@@ -126,7 +126,7 @@ export const sessionImplementations = (lookup: SessionLookup, runtime: ManagedRu
           }))
         return run(
           launchAttempt(spec, input.attemptId ?? newAttemptId(), input.attempt, () => hooks.detaching?.() !== true).pipe(
-            Effect.catchAll((error) => failed(`${error.operation} ${error.session}: ${error.reason}`)),
+            Effect.catchAll((error) => failed(`${error.operation} ${error.session}: ${error.message}`)),
             Effect.catchAllDefect((defect) => failed(`launch failed: ${defect instanceof Error ? defect.message : String(defect)}`))
           ),
           signal
@@ -182,7 +182,7 @@ export const sessionImplementations = (lookup: SessionLookup, runtime: ManagedRu
             const name = input.sessionName ?? (input.launchInterrupted ? sessionNameFor(spec.bead) : null)
             if (name !== null && name !== "") {
               yield* terminals.kill(name).pipe(
-                Effect.catchAll((error) => Effect.sync(() => hooks.log("could not kill the session", { reason: error.reason })))
+                Effect.catchAll((error) => Effect.sync(() => hooks.log("could not kill the session", { reason: error.message })))
               )
             }
             if (input.attemptId !== null) {
@@ -224,7 +224,7 @@ export const sessionImplementations = (lookup: SessionLookup, runtime: ManagedRu
             const { run: runRecord, result } = hooks.records()
             yield* records.appendMemory(localDate(at), memoryLine(runRecord, result)).pipe(
               Effect.tap(() => Effect.sync(() => launchRecord !== null && markRemembered(launchRecord))),
-              Effect.catchAll((error) => Effect.sync(() => hooks.log("memory line not written", { reason: error.reason })))
+              Effect.catchAll((error) => Effect.sync(() => hooks.log("memory line not written", { reason: error.message })))
             )
             return { at }
           }),

@@ -130,7 +130,7 @@ export class SessionRecorder {
     return this.runtime.runPromise(
       Effect.flatMap(RecordStore, (store) => store.write(run, result)).pipe(
         Effect.tap(() => Effect.sync(() => this.observer.onRecords?.(run, result))),
-        Effect.catchAll((error) => Effect.sync(() => this.observer.log?.("record write failed", { file: error.file, reason: error.reason })))
+        Effect.catchAll((error) => Effect.sync(() => this.observer.log?.("record write failed", { file: error.file, reason: error.message })))
       )
     )
   }
