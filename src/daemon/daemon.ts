@@ -30,6 +30,7 @@ import { finalizeLostRun } from "../sessions/reconcile.js"
 import { localDate, memoryLine, type HistoryEntry, type SessionView } from "../records/buildRecords.js"
 import { MachineEventSource, beadOfActor, type MachineEvent } from "./machineEvents.js"
 import { SnapshotPersistence } from "./snapshotPersistence.js"
+import { followSession, type FollowedSession } from "./sessionSlots.js"
 
 /** A refusal the API turns into a 4xx with this reason. */
 export class DaemonRefusal extends Error {
@@ -67,12 +68,10 @@ interface LiveSession {
   readonly body: DispatchBody
   readonly spec: DispatchSpec
   readonly recorder: SessionRecorder
-  /** Restored from a snapshot: its first snapshot is not a new state, but it may hold a slot or need its queue place. */
-  readonly restored: boolean
+  /** Its slot and queue place, as the observer follows them. */
+  readonly slot: FollowedSession
   /** The child actor, known from its first snapshot. */
   ref: AnyActorRef | null
-  /** Whether its last snapshot held a slot. */
-  holdsSlot: boolean
   over: boolean
 }
 
@@ -131,6 +130,7 @@ export class Daemon {
           limits: { concurrency: options.concurrency, quotas: options.quotas, minFreeMemoryMb: options.config.minFreeMemoryMb },
           draining: readDrainState(files.drain)
         },
+        systemId: "supervisor",
         inspect: (event) => this.observe(event)
       }
     )
@@ -266,7 +266,8 @@ export class Daemon {
       },
       restore?.history ?? []
     )
-    const session: LiveSession = { body, spec, recorder, restored: restore !== undefined, ref: null, holdsSlot: false, over: false }
+    const slot: FollowedSession = { bead: body.bead, profile: body.agent, restored: restore !== undefined, holdsSlot: false, state: null }
+    const session: LiveSession = { body, spec, recorder, slot, ref: null, over: false }
     this.sessions.set(body.bead, session)
     return session
   }
@@ -330,19 +331,10 @@ export class Daemon {
 
   private onSessionSnapshot(session: LiveSession, snapshot: ObservedSnapshot): void {
     const bead = session.body.bead
-    const first = !this.seen.has(session)
-    this.seen.add(session)
-    const { entered, view } = session.recorder.observe(snapshot)
-    const holds = snapshot.hasTag("holdsSlot")
-    if (holds && !session.holdsSlot) this.supervisor.send({ type: "ADOPTED", bead, profile: session.body.agent })
-    if (!holds && session.holdsSlot) this.supervisor.send({ type: "RELEASED", bead })
-    session.holdsSlot = holds
-    // A retry comes back through the queue; so does a restored session that was waiting in it.
-    if (view.state === "queued" && ((entered && view.context.attempt > 0) || (first && session.restored))) {
-      void this.enqueue(session.body, view.context.attempt > 0).catch((error) =>
-        this.options.log("session not queued again", { bead, reason: (error as Error).message })
-      )
-    }
+    const { view } = session.recorder.observe(snapshot)
+    followSession(session.slot, snapshot, this.supervisor, (retry) => {
+      void this.enqueue(session.body, retry).catch((error) => this.options.log("session not queued again", { bead, reason: (error as Error).message }))
+    })
     if (view.final) {
       this.end(session)
       return
@@ -354,8 +346,6 @@ export class Daemon {
     )
   }
 
-  private readonly seen = new WeakSet<LiveSession>()
-
   /**
    * The session is over: its slot is free, and once its records are on disk its
    * snapshot is removed (nothing can write it again) and the root lets the child go.
@@ -364,7 +354,6 @@ export class Daemon {
     const bead = session.body.bead
     session.over = true
     this.persistence.forget(bead)
-    this.supervisor.send({ type: "RELEASED", bead })
     void session.recorder.flush().then(() => {
       // A new dispatch of the bead since then has saved its own snapshot: that one stays.
       const current = this.sessions.get(bead)
