@@ -235,11 +235,13 @@ const witness = ({ context, event }: ReducerArgs, params: DecideParams): Witness
  * What a decision does to the attempt, by its kind: a stall is only evidence;
  * a wait for input is the session's `waiting`, a resume clears it; verification's
  * `done` or `failed` is the attempt's outcome; any other `done`, `failed`,
- * `timeout` or `cancelled` is the attempt's claim (a `done` claim still waits
- * for verification, the others are the outcome).
+ * `timeout` or `cancelled` is the attempt's claim and its end (a `done` claim
+ * still waits for verification, the others are the outcome; a cancel after the
+ * run ended keeps when it ended).
  */
 const consequences = (context: SessionContext, decision: Decision): Update => {
   const evidence = [...context.evidence, decision]
+  const claim = { claim: decision, finishedAt: decision.at, evidence }
   switch (decision.kind) {
     case "stalled":
       return { evidence }
@@ -248,20 +250,20 @@ const consequences = (context: SessionContext, decision: Decision): Update => {
     case "resumed":
       return { waiting: null, evidence }
     case "done":
-      if (decision.source === "verification") return { outcome: "done", failureReason: null, evidence }
-      return { claim: decision, finishedAt: context.finishedAt ?? decision.at, evidence }
+      return decision.source === "verification" ? { outcome: "done", failureReason: null, evidence } : claim
     case "failed":
-      if (decision.source === "verification") return { outcome: "failed", failureReason: failureFor(decision), evidence }
-      return { claim: decision, finishedAt: context.finishedAt ?? decision.at, evidence, outcome: "failed", failureReason: failureFor(decision) }
+      return decision.source === "verification"
+        ? { outcome: "failed", failureReason: failureFor(decision), evidence }
+        : { ...claim, outcome: "failed", failureReason: failureFor(decision) }
     case "timeout":
+      return { ...claim, outcome: "timeout", failureReason: failureFor(decision) }
     case "cancelled":
       return {
-        claim: decision,
+        ...claim,
         finishedAt: context.finishedAt ?? decision.at,
-        evidence,
-        outcome: decision.kind,
+        outcome: "cancelled",
         failureReason: failureFor(decision),
-        ...(decision.kind === "cancelled" ? { cancelRequested: true } : {})
+        cancelRequested: true
       }
   }
 }
