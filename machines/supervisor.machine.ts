@@ -65,14 +65,26 @@ export interface SupervisorContext {
   readonly spawned: number
 }
 
+/** A bead that went into the queue, as the feed reports it. */
+export interface QueuedItem {
+  readonly bead: string
+  readonly profile: string
+  readonly priority: number
+  readonly seq: number
+  readonly retry: boolean
+}
+
 export type SupervisorEvent =
-  | { readonly type: "ENQUEUED" }
+  /** Something went into the queue (`item` says what, for observers). */
+  | { readonly type: "ENQUEUED"; readonly item?: QueuedItem }
+  /** A bead was taken out of the queue before it was admitted (cancelled while it waited). */
+  | { readonly type: "DEQUEUED"; readonly bead: string }
   | { readonly type: "RELEASED"; readonly bead: string }
   | { readonly type: "ADOPTED"; readonly bead: string; readonly profile: string }
   | { readonly type: "MEMORY"; readonly freeMb: number }
   | { readonly type: "DRAIN"; readonly on: boolean }
   /** Every restored session has been adopted (or queued): admitting may begin. */
-  | { readonly type: "START" }
+  | { readonly type: "START"; readonly restored?: ReadonlyArray<string> }
   /** Start supervising a bead's session (new, or restored from `input.snapshot`). Ignored while the bead has a live child. */
   | { readonly type: "SPAWN"; readonly input: SessionChildInput }
   /** The session `id` is over and its records are on disk: the child is let go. */

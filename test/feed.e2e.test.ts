@@ -105,6 +105,42 @@ describe("the websocket feed", () => {
     await stop(d)
   })
 
+  it("carries the machines' states and events on a stream of its own, and keeps each bead's machine history for replay", async () => {
+    const d = await startDaemon()
+    try {
+      await expect(connect(d, "?topics=machines,sessions")).rejects.toThrow("HTTP 400")
+      const machines = await connect(d, "?topics=machines")
+      const main = await connect(d, "")
+      await dispatch(d, "bd-machines", "echo m > m.txt")
+      const mine = () => events(machines.messages).filter((e) => e.data.actor === "session:bd-machines")
+      await eventually(() => mine().some((e) => e.type === "machine.state" && e.data.value === "done"), 20_000, "bd-machines done on the machines stream")
+      const states = mine().filter((e) => e.type === "machine.state").map((e) => e.data.value)
+      // Every state entered, in order, nested states as XState gives them, with the tags the visualizer lights.
+      expect(states).toEqual(["queued", "preflight", "launching", { running: "working" }, "recording", "verifying", "cleaning", "notifying", "remembering", "done"])
+      const running = mine().find((e) => e.type === "machine.state" && typeof e.data.value === "object")
+      expect(running.data.tags).toEqual(["holdsSlot"])
+      // Events received, by type, with who sent them; the root's admission shows as its ADMIT.
+      const received = mine().filter((e) => e.type === "machine.event").map((e) => e.data.event.type)
+      expect(received).toEqual(expect.arrayContaining(["ADMIT", "AGENT.EXITED"]))
+      expect(mine().find((e) => e.type === "machine.event" && e.data.event.type === "ADMIT").data.source).toBe("supervisor")
+      expect(events(machines.messages).some((e) => e.data.actor === "supervisor" && e.type === "machine.state")).toBe(true)
+      // The machines' stream numbers its own events; the main stream's are untouched by them.
+      const mainSeqs = events(main.messages).map((e) => e.seq)
+      expect(mainSeqs.every((seq, i) => i === 0 || seq === mainSeqs[i - 1] + 1)).toBe(true)
+      // The bead's history, kept beside its records, holds the same states.
+      const history = fs
+        .readFileSync(path.join(ws.workspace, "state", "history", "bd-machines.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line))
+      expect(history.filter((e) => e.kind === "state").map((e) => e.value)).toEqual(states)
+      machines.socket.close()
+      main.socket.close()
+    } finally {
+      await stop(d)
+    }
+  })
+
   it("says `gap` when the window no longer reaches back to the client's seq", async () => {
     const d = await startDaemon(["--feed-window", "5"])
     try {

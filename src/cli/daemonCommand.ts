@@ -165,8 +165,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     for (const reason of refused) process.stderr.write(`warden daemon: snapshot refused: ${reason}\n`)
     const housekeeping = startHousekeeping(env.config, env.paths, log)
     yield* Effect.addFinalizer(() => Effect.sync(housekeeping.stop))
-    daemon.start()
-    feed.publish("daemon", "daemon.ready", { pid: process.pid, restored })
+    daemon.start(restored)
     const info: DaemonInfo = {
       pid: process.pid,
       proc_start: processStartTicks(process.pid),

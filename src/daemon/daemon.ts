@@ -31,6 +31,7 @@ import { localDate, memoryLine, type HistoryEntry, type SessionView } from "../r
 import { MachineEventSource, beadOfActor, type MachineEvent } from "./machineEvents.js"
 import { SnapshotPersistence } from "./snapshotPersistence.js"
 import { followSession, type FollowedSession } from "./sessionSlots.js"
+import { feedOfRootEmitted, feedOfRootEvent } from "./treeFeed.js"
 
 /** A refusal the API turns into a 4xx with this reason. */
 export class DaemonRefusal extends Error {
@@ -134,7 +135,10 @@ export class Daemon {
         inspect: (event) => this.observe(event)
       }
     )
-    this.supervisor.on("admit", (event) => this.options.events?.("queue", "queue.admitted", { bead: event.item.bead }))
+    this.supervisor.on("*", (emitted) => {
+      const item = feedOfRootEmitted(emitted)
+      if (item !== null) this.options.events?.(item.topic, item.type, item.data)
+    })
     this.supervisor.on("spawnRefused", (event) => options.log("a second session of a live bead was refused", { bead: event.bead }))
     this.supervisor.on("sessionFailed", (event) => this.sessionFailed(event.bead, event.error))
     // Started at once: it waits in `starting` (admitting nothing) until restore has put back every session.
@@ -144,9 +148,9 @@ export class Daemon {
   }
 
   /** Admitting begins once restore has reported every session it took over (the supervisor waits for START). */
-  start(): void {
+  start(restored: ReadonlyArray<string>): void {
     this.supervisor.send({ type: "MEMORY", freeMb: availableMemoryMb() })
-    this.supervisor.send({ type: "START" })
+    this.supervisor.send({ type: "START", restored })
   }
 
   /**
@@ -219,8 +223,7 @@ export class Daemon {
     }
     this.spawn(session, undefined)
     this.rememberRequest(request)
-    this.supervisor.send({ type: "ENQUEUED" })
-    this.options.events?.("queue", "queue.enqueued", { bead: item.bead, profile: item.profile, priority: item.priority, seq: item.seq, retry: item.retry })
+    this.supervisor.send({ type: "ENQUEUED", item })
     return { bead: body.bead, priority: body.priority, queued: item.seq, draining: this.supervisor.getSnapshot().context.draining }
   }
 
@@ -314,6 +317,8 @@ export class Daemon {
    */
   private observe(inspection: InspectionEvent): void {
     if (this.stopping) return
+    const rootItem = feedOfRootEvent(inspection, process.pid)
+    if (rootItem !== null) this.options.events?.(rootItem.topic, rootItem.type, rootItem.data)
     const machineEvent = this.machineEvents.take(inspection)
     if (machineEvent !== null) this.machineEvent(machineEvent)
     if (inspection.type !== "@xstate.snapshot") return
@@ -466,8 +471,7 @@ export class Daemon {
     const item = await this.run(
       Effect.flatMap(WorkQueue, (queue) => queue.enqueue({ bead: body.bead, profile: body.agent, priority: body.priority, enqueuedAt: Date.now(), retry }))
     )
-    this.supervisor.send({ type: "ENQUEUED" })
-    this.options.events?.("queue", "queue.enqueued", { bead: item.bead, profile: item.profile, priority: item.priority, seq: item.seq, retry: item.retry })
+    this.supervisor.send({ type: "ENQUEUED", item })
     return item
   }
 
@@ -479,7 +483,7 @@ export class Daemon {
       throw new DaemonRefusal(409, `${bead} is not running (it ended ${record.outcome ?? record.status})`)
     }
     if (this.viewOf(session).context.cancelRequested) throw new DaemonRefusal(409, `${bead} is already being cancelled`)
-    if (await this.run(Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)))) this.options.events?.("queue", "queue.removed", { bead })
+    if (await this.run(Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)))) this.supervisor.send({ type: "DEQUEUED", bead })
     session.ref.send({ type: "CANCEL", at: Date.now(), reason: "cancelled through the API" })
     return { bead, cancelled: true }
   }
@@ -577,7 +581,6 @@ export class Daemon {
   drain(on: boolean): { draining: boolean } {
     writeDrainState(this.options.paths.daemon.drain, on)
     this.supervisor.send({ type: "DRAIN", on })
-    this.options.events?.("daemon", on ? "daemon.draining" : "daemon.admitting", {})
     return { draining: on }
   }
 

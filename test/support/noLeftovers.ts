@@ -10,8 +10,10 @@ const MARK = "WARDEN_TEST_RUN"
 
 /** Pids (other than vitest's own) whose environment carries `MARK=value`. */
 const marked = (value: string): Array<{ pid: number; cmdline: string }> =>
-  // vitest's own workers carry the mark too; they end with the run.
-  processesWithEnv(MARK, value).filter((p) => p.pid !== process.pid && !/node_modules\/(vitest|tinypool)\//.test(p.cmdline))
+  // vitest's own workers carry the mark too; they end with the run (a forked worker retitles itself `node (vitest N)`).
+  processesWithEnv(MARK, value).filter(
+    (p) => p.pid !== process.pid && !/node_modules\/(vitest|tinypool)\//.test(p.cmdline) && !/^node \(vitest \d+\)$/.test(p.cmdline)
+  )
 
 export default function setup() {
   const value = randomBytes(8).toString("hex")
