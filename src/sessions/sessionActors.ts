@@ -50,6 +50,7 @@ const repoPath = (spec: DispatchSpec): string => {
   try {
     return fs.realpathSync(resolved)
   } catch {
+    // Not there (or not reachable): verification runs on the path as given and reports what it finds there.
     return resolved
   }
 }
