@@ -1,7 +1,8 @@
-import { Effect, type ManagedRuntime } from "effect"
+import { Effect } from "effect"
 import type { HistoryEntry } from "../records/buildRecords.js"
 import type { DispatchBody } from "../sessions/dispatchBody.js"
 import { SNAPSHOT_VERSION, SnapshotStore } from "./SnapshotStore.js"
+import type { EffectRunner } from "../sessions/effectRunner.js"
 
 /** What a snapshot is made from: the bead's request, its actor's persisted snapshot, its state history. */
 export interface PersistSource {
@@ -25,7 +26,7 @@ export class SnapshotPersistence {
   private stopped = false
 
   constructor(
-    private readonly runtime: ManagedRuntime.ManagedRuntime<SnapshotStore, never>,
+    private readonly runtime: EffectRunner<SnapshotStore>,
     private readonly log: (message: string, detail?: Record<string, unknown>) => void,
     private readonly coalesceMs = 5_000
   ) {}

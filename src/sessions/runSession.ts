@@ -1,10 +1,10 @@
-import type { ManagedRuntime } from "effect"
 import { createActor, type Actor } from "xstate"
 import type { Outcome } from "../../machines/agentSession.types.js"
 import type { HistoryEntry, SessionView } from "../records/buildRecords.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import { provideSession, type SessionServices } from "./sessionActors.js"
 import { SessionRecorder, type SessionObserver } from "./sessionRecorder.js"
+import type { EffectRunner } from "./effectRunner.js"
 
 export type { SessionObserver } from "./sessionRecorder.js"
 
@@ -21,7 +21,7 @@ export class SessionRunner {
 
   constructor(
     readonly spec: DispatchSpec,
-    runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>,
+    runtime: EffectRunner<SessionServices>,
     observer: SessionObserver = {}
   ) {
     this.recorder = new SessionRecorder(spec, runtime, observer)

@@ -1,7 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { randomUUID } from "node:crypto"
-import { Clock, Effect, type ManagedRuntime } from "effect"
+import { Clock, Effect } from "effect"
 import { fromCallback, fromPromise, type AnyStateMachine } from "xstate"
 import { agentSessionMachine } from "../../machines/agentSession.machine.js"
 import type {
@@ -30,6 +30,7 @@ import { runVerification } from "./verify.js"
 import { startWatch, stripAnsi } from "./watchAgent.js"
 import { reportFromLines } from "../agents/agentOutput.js"
 import { readTail } from "../workspace/readRange.js"
+import type { EffectRunner } from "./effectRunner.js"
 
 /** What the session's effects need from the world. */
 export type SessionServices = Terminals | Processes | Git | RecordStore | AgentProcesses
@@ -91,7 +92,7 @@ export type SessionLookup = (bead: string) => SessionEntry
  * bead's spec through `lookup` from its input (a child's implementations are
  * fixed when the root is provided, so they cannot close over one bead).
  */
-export const sessionImplementations = (lookup: SessionLookup, runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>) => {
+export const sessionImplementations = (lookup: SessionLookup, runtime: EffectRunner<SessionServices>) => {
   // Each effect starts after the tick that entered its state: XState starts a state's actors before
   // it tells observers of the new state, and the daemon saves the snapshot there. A supervisor killed
   // at any moment so restarts from a snapshot that is never behind what the state's effects did.
@@ -239,7 +240,7 @@ export const sessionImplementations = (lookup: SessionLookup, runtime: ManagedRu
 /** One bead's session on its own (the foreground CLI): no parent, no tree. */
 export const provideSession = (
   spec: DispatchSpec,
-  runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>,
+  runtime: EffectRunner<SessionServices>,
   hooks: SessionHooks
 ) => agentSessionMachine.provide(sessionImplementations(() => ({ spec, hooks }), runtime))
 
@@ -248,7 +249,7 @@ export const provideSession = (
  * its effects, started fresh from its input, or restored from `input.snapshot`
  * when it is given one (`spawnChild` takes no snapshot of its own).
  */
-export const sessionChildLogic = (lookup: SessionLookup, runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>) =>
+export const sessionChildLogic = (lookup: SessionLookup, runtime: EffectRunner<SessionServices>) =>
   restoringLogic(agentSessionMachine.provide(sessionImplementations(lookup, runtime)))
 
 /** A machine whose initial snapshot is restored from `input.snapshot` when there is one. */

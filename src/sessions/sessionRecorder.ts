@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, type ManagedRuntime } from "effect"
+import { Effect } from "effect"
 import type { SessionContext } from "../../machines/agentSession.types.js"
 import { buildRecords, flattenState, type HistoryEntry, type SessionView } from "../records/buildRecords.js"
 import { RecordStore } from "../records/RecordStore.js"
@@ -8,6 +8,7 @@ import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
 import { expandHome } from "../workspace/paths.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import type { SessionServices } from "./sessionActors.js"
+import type { EffectRunner } from "./effectRunner.js"
 
 /** What a session actor's snapshot offers the recorder (a child's, seen by the root's observer, or a lone actor's). */
 export interface ObservedSnapshot {
@@ -51,7 +52,7 @@ export class SessionRecorder {
 
   constructor(
     readonly spec: DispatchSpec,
-    private readonly runtime: ManagedRuntime.ManagedRuntime<SessionServices, never>,
+    private readonly runtime: EffectRunner<SessionServices>,
     private readonly observer: SessionObserver = {},
     restoredHistory: ReadonlyArray<HistoryEntry> = []
   ) {
