@@ -172,6 +172,12 @@ export const ConfigSchema = Schema.Struct({
    * for the attempt's `WARDEN_ATTEMPT` finds them instead.
    */
   agentCgroups: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  /**
+   * Where the daemon keeps its queue and session snapshots: `files` under the workspace's `state/` (the
+   * default: a restart resumes every session), or `memory` (nothing survives the daemon: for tests and
+   * throwaway daemons). A database will be a third.
+   */
+  storage: Schema.optionalWith(Schema.Literal("files", "memory"), { default: () => "files" as const }),
   minFreeDiskMb: Schema.optionalWith(Schema.Int, { default: () => 1_024 }),
   minFreeMemoryMb: Schema.optionalWith(Schema.Int, { default: () => 512 }),
   defaults: Schema.optionalWith(DefaultsSchema, { default: () => Schema.decodeSync(DefaultsSchema)({}) }),
