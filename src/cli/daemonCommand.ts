@@ -2,6 +2,7 @@ import * as http from "node:http"
 import { Effect } from "effect"
 import client from "prom-client"
 import { Daemon } from "../daemon/daemon.js"
+import { operationsFromDaemon } from "../daemon/operations.js"
 import { runningDaemon, type DaemonInfo } from "../daemon/runningDaemon.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { apiHandler, tokenMatches } from "../server/httpApi.js"
@@ -103,10 +104,8 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         this.set(daemon.supervisor.getSnapshot().context.running.length)
       }
     })
-    handle = apiHandler(daemon, {
-      allowedOrigins: options.allowedOrigins,
-      metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() })
-    })
+    const operations = operationsFromDaemon(daemon, async () => ({ contentType: registry.contentType, body: await registry.metrics() }))
+    handle = apiHandler(operations, { allowedOrigins: options.allowedOrigins })
     started = true
     const websockets = new WebsocketSlots(WIRE_LIMITS.maxWebsockets)
     server.on("upgrade", (req, socket: Duplex, head) => {

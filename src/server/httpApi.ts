@@ -1,13 +1,14 @@
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as http from "node:http"
-import { Either, Schema } from "effect"
+import { Cause, Effect, Either, Exit, Option, Schema } from "effect"
 import { formatIssues } from "../config/formatIssues.js"
-import type { Daemon } from "../daemon/daemon.js"
-import { DaemonRefusal } from "../daemon/daemon.js"
+import { isDaemonError } from "../daemon/errors.js"
+import type { DaemonOperations } from "../daemon/operations.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { DispatchBody } from "../sessions/dispatchBody.js"
 import { DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
 import { allowOrigin, answerPreflight, isPreflight } from "./cors.js"
+import { statusOf } from "./errorStatus.js"
 import { decodeSegment, parseTarget } from "./wireGuards.js"
 
 /** Request bodies larger than this are refused with 413. */
@@ -85,6 +86,14 @@ const send = (res: http.ServerResponse, status: number, body: unknown) => {
   res.end(text)
 }
 
+/** Runs an operation; a domain error it fails with is thrown as it is (the handler answers it with its status). */
+const run = async <A, E>(effect: Effect.Effect<A, E>): Promise<A> => {
+  const exit = await Effect.runPromiseExit(effect)
+  if (Exit.isSuccess(exit)) return exit.value
+  const failure = Cause.failureOption(exit.cause)
+  throw Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
+}
+
 const beadParam = (raw: string): string => {
   const bead = decodeSegment(raw)
   if (bead === null) throw new HttpError(400, `malformed percent-encoding in the bead id "${raw}"`)
@@ -100,7 +109,7 @@ const beadParam = (raw: string): string => {
  * request).
  */
 export const apiHandler =
-  (daemon: Daemon, options: { allowedOrigins: ReadonlyArray<string>; metrics: () => Promise<{ contentType: string; body: string }> }) =>
+  (daemon: typeof DaemonOperations.Service, options: { allowedOrigins: ReadonlyArray<string> }) =>
   async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     try {
       const url = parseTarget(req.url)
@@ -108,7 +117,7 @@ export const apiHandler =
       const method = req.method ?? "GET"
       if (url.pathname === "/healthz") {
         if (method !== "GET") throw new HttpError(405, "use GET")
-        return send(res, 200, daemon.health())
+        return send(res, 200, await run(daemon.health))
       }
       const origin = req.headers.origin
       if (origin !== undefined && !options.allowedOrigins.includes(origin)) throw new HttpError(403, `origin ${origin} is not allowed`)
@@ -119,7 +128,7 @@ export const apiHandler =
       }
       if (url.pathname === "/metrics") {
         if (method !== "GET") throw new HttpError(405, "use GET")
-        const metrics = await options.metrics()
+        const metrics = await run(daemon.metrics)
         res.writeHead(200, { "content-type": metrics.contentType })
         res.end(metrics.body)
         return
@@ -127,37 +136,37 @@ export const apiHandler =
       const route = `${method} ${url.pathname}`
       if (route === "POST /v1/dispatch") {
         const body = await decodeBody(req, DispatchBody)
-        return send(res, 202, await daemon.dispatch(body))
+        return send(res, 202, await run(daemon.dispatch(body)))
       }
-      if (route === "POST /v1/drain") return send(res, 200, daemon.drain((await decodeBody(req, DrainBody)).on))
-      if (route === "GET /v1/sessions") return send(res, 200, await daemon.records())
-      if (route === "GET /v1/queue") return send(res, 200, { queue: await daemon.queue() })
+      if (route === "POST /v1/drain") return send(res, 200, await run(daemon.drain((await decodeBody(req, DrainBody)).on)))
+      if (route === "GET /v1/sessions") return send(res, 200, await run(daemon.records))
+      if (route === "GET /v1/queue") return send(res, 200, { queue: await run(daemon.queue) })
       const match = /^\/v1\/sessions\/([^/]+)(?:\/(cancel|retry|signal|input))?$/.exec(url.pathname)
       if (match !== null) {
         const bead = beadParam(match[1]!)
         const action = match[2]
         if (action === undefined) {
           if (method !== "GET") throw new HttpError(405, "use GET")
-          return send(res, 200, await daemon.show(bead))
+          return send(res, 200, await run(daemon.show(bead)))
         }
         if (method !== "POST") throw new HttpError(405, "use POST")
         if (action === "cancel") {
           await decodeBody(req, EmptyBody)
-          return send(res, 202, await daemon.cancel(bead))
+          return send(res, 202, await run(daemon.cancel(bead)))
         }
         if (action === "retry") {
           await decodeBody(req, EmptyBody)
-          return send(res, 202, await daemon.retry(bead))
+          return send(res, 202, await run(daemon.retry(bead)))
         }
         if (action === "signal") {
           const body = await decodeBody(req, SignalBody)
-          return send(res, 202, daemon.signal(bead, body.status, body.summary ?? null, body.attempt_id ?? null))
+          return send(res, 202, await run(daemon.signal(bead, body.status, body.summary ?? null, body.attempt_id ?? null)))
         }
         const body = await decodeBody(req, InputBody)
         if ((body.text === undefined || body.text === "") && (body.keys ?? []).length === 0 && !body.enter) {
           throw new HttpError(422, "nothing to send: give text or keys")
         }
-        return send(res, 202, await daemon.input(bead, body.text, body.keys ?? [], body.enter && (body.keys ?? []).length === 0))
+        return send(res, 202, await run(daemon.input(bead, body.text, body.keys ?? [], body.enter && (body.keys ?? []).length === 0, "api")))
       }
       if (["/v1/dispatch", "/v1/drain", "/v1/sessions", "/v1/queue"].includes(url.pathname)) throw new HttpError(405, `${method} is not allowed on ${url.pathname}`)
       throw new HttpError(404, `no such endpoint: ${url.pathname}`)
@@ -165,7 +174,7 @@ export const apiHandler =
       // An answer already on its way cannot be replaced: the connection is closed instead.
       if (res.headersSent) return void res.destroy()
       if (error instanceof HttpError) return send(res, error.status, { error: error.reason })
-      if (error instanceof DaemonRefusal) return send(res, error.status, { error: error.reason })
+      if (isDaemonError(error)) return send(res, statusOf(error), { error: error.message })
       send(res, 500, { error: `internal error: ${error instanceof Error ? error.message : String(error)}` })
     }
   }
