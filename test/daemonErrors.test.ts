@@ -18,7 +18,7 @@ import {
   UnknownProfile,
   isDaemonError
 } from "../src/daemon/errors.js"
-import { ERROR_STATUS, statusOf } from "../src/server/errorStatus.js"
+import { ApiRefusal, ERROR_STATUS, statusOf } from "../src/server/errorStatus.js"
 
 /** Each refusal, its status and its words: the words are the ones the README and the e2e tests quote. */
 const CASES: ReadonlyArray<readonly [DaemonError, number, string]> = [
@@ -53,7 +53,8 @@ describe("the daemon's domain errors", () => {
     }
     // Every error of the union has a case above, and a status in the table.
     expect(new Set(CASES.map(([error]) => error._tag))).toEqual(new Set(DaemonError.members.map((member) => member.identifier)))
-    expect(Object.keys(ERROR_STATUS).sort()).toEqual(DaemonError.members.map((member) => member.identifier).sort())
+    // The table covers the daemon's refusals and the HTTP layer's, and nothing else.
+    expect(Object.keys(ERROR_STATUS).sort()).toEqual(ApiRefusal.members.map((member) => member.identifier).sort())
   })
 
   it("are values: they round-trip through their schema with their fields, and a plain Error is not one", () => {

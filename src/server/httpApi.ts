@@ -243,7 +243,13 @@ export const makeApiServer = (
           yield* HttpApp.appendPreResponseHandler((_request, response) =>
             Effect.succeed(
               response.pipe(
-                HttpServerResponse.setHeaders({ "cache-control": "no-store", vary: "origin", ...(allowed ? { "access-control-allow-origin": origin } : {}) })
+                HttpServerResponse.setHeaders({
+                  "cache-control": "no-store",
+                  vary: "origin",
+                  ...(allowed ? { "access-control-allow-origin": origin } : {}),
+                  // A refused body may still be arriving: close rather than read it to its end.
+                  ...(response.status === 413 ? { connection: "close" } : {})
+                })
               )
             )
           )
