@@ -2,7 +2,7 @@ import * as http from "node:http"
 import { Effect } from "effect"
 import client from "prom-client"
 import { Daemon } from "../daemon/daemon.js"
-import { operationsFromDaemon } from "../daemon/operations.js"
+import { DaemonOperations, operationsFromDaemon } from "../daemon/operations.js"
 import { runningDaemon, type DaemonInfo } from "../daemon/runningDaemon.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { Feed } from "../server/feed.js"
@@ -106,7 +106,7 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
     const websockets = new WebsocketSlots(WIRE_LIMITS.maxWebsockets)
     // The API's code (@effect/platform-node's server) is loaded by `warden daemon` only: no other command waits for it.
     const { makeApiServer } = yield* Effect.promise(() => import("../server/httpApi.js"))
-    const api = yield* makeApiServer({ operations, allowedOrigins: options.allowedOrigins, feed, websockets })
+    const api = yield* makeApiServer({ allowedOrigins: options.allowedOrigins, feed, websockets }).pipe(Effect.provideService(DaemonOperations, operations))
     handle = api.request
     started = true
     server.on("upgrade", api.upgrade)

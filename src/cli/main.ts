@@ -29,7 +29,9 @@ if (rest[0] === "signal" && !rest.includes("--help") && !rest.includes("-h")) {
   const { signalMain } = (await import(signal)) as typeof import("./signalMain.js")
   signalMain(global, rest.slice(1))
 } else {
-  const bundle: string = "./app.bundle.mjs"
+  // `warden daemon` alone loads the HTTP server's code (@effect/platform's HttpApi and node server): it has
+  // a bundle of its own, the full CLI with the server in it, so no other command parses that code.
+  const bundle: string = rest[0] === "daemon" ? "./daemon.bundle.mjs" : "./app.bundle.mjs"
   const { runApp } = (await import(bundle)) as typeof import("./app.js")
   runApp([...process.argv.slice(0, 2), ...hoisted])
 }

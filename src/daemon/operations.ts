@@ -1,4 +1,4 @@
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect } from "effect"
 import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
 import type { DispatchBody } from "../sessions/dispatchBody.js"
 import type { Daemon, UnreadableRecord } from "./daemon.js"
@@ -113,8 +113,3 @@ export const operationsFromDaemon = (
   },
   metrics: Effect.tryPromise({ try: metrics, catch: (error) => new ServiceUnavailable({ reason: `metrics: ${(error as Error).message}` }) })
 })
-
-export const operationsLayer = (
-  daemon: Daemon,
-  metrics: () => Promise<{ contentType: string; body: string }>
-): Layer.Layer<DaemonOperations> => Layer.succeed(DaemonOperations, operationsFromDaemon(daemon, metrics))

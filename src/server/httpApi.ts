@@ -16,7 +16,7 @@ import { BodyTooLarge, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, Origi
 import { Authorization, WardenApi } from "./apiDefinition.js"
 import { DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
 import { DispatchBody } from "../sessions/dispatchBody.js"
-import { CORS_MAX_AGE_SECONDS } from "./cors.js"
+import { PREFLIGHT_HEADERS, corsHeaders, isPreflight } from "./cors.js"
 import type { Feed } from "./feed.js"
 import { streamTerminal } from "./terminalStream.js"
 import { WIRE_LIMITS, type WebsocketSlots, decodeSegment, parseTarget, refuseUpgrade } from "./wireGuards.js"
@@ -120,7 +120,6 @@ export const declaredRoutes = (): ReadonlyArray<{ readonly method: string; reado
 }
 
 export interface ApiServerOptions {
-  readonly operations: typeof DaemonOperations.Service
   readonly allowedOrigins: ReadonlyArray<string>
   readonly feed: Feed
   readonly websockets: WebsocketSlots
@@ -142,12 +141,16 @@ interface PendingUpgrade {
  */
 export const makeApiServer = (
   options: ApiServerOptions
-): Effect.Effect<{
-  readonly request: (req: http.IncomingMessage, res: http.ServerResponse) => void
-  readonly upgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void
-}> =>
+): Effect.Effect<
+  {
+    readonly request: (req: http.IncomingMessage, res: http.ServerResponse) => void
+    readonly upgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void
+  },
+  never,
+  DaemonOperations
+> =>
   Effect.gen(function* () {
-    const ops = options.operations
+    const ops = yield* DaemonOperations
     const pending = new WeakMap<http.IncomingMessage, PendingUpgrade>()
     const routes = declaredRoutes()
 
@@ -245,24 +248,16 @@ export const makeApiServer = (
               response.pipe(
                 HttpServerResponse.setHeaders({
                   "cache-control": "no-store",
-                  vary: "origin",
-                  ...(allowed ? { "access-control-allow-origin": origin } : {}),
+                  ...corsHeaders(origin, allowed),
                   // A refused body may still be arriving: close rather than read it to its end.
                   ...(response.status === 413 ? { connection: "close" } : {})
                 })
               )
             )
           )
-          if (url.pathname !== "/healthz" && request.method === "OPTIONS" && origin !== undefined && request.headers["access-control-request-method"] !== undefined) {
+          if (url.pathname !== "/healthz" && origin !== undefined && isPreflight(request.method, request.headers)) {
             if (!allowed) return yield* new OriginRefused({ origin })
-            return HttpServerResponse.empty({
-              status: 204,
-              headers: {
-                "access-control-allow-methods": "GET, POST",
-                "access-control-allow-headers": "authorization, content-type",
-                "access-control-max-age": String(CORS_MAX_AGE_SECONDS)
-              }
-            })
+            return HttpServerResponse.empty({ status: 204, headers: PREFLIGHT_HEADERS })
           }
           // The app's failures are typed never here, but the router fails with RouteNotFound and a path decode with HttpApiDecodeError.
           const routed = app as Effect.Effect<HttpServerResponse.HttpServerResponse, { readonly _tag?: string; readonly issues?: ReadonlyArray<{ readonly message: string }> }, HttpServerRequest.HttpServerRequest>
