@@ -88,6 +88,10 @@ describe("the declared API", () => {
     // The platform's own bearer decoder would drop these seven characters unread.
     expect(await openWebsocket(feed, { authorization: `Basic00${daemon.token}` })).toBe(401)
     expect(await openWebsocket(feed, { authorization: `Bearer ${daemon.token}`, origin: "http://evil.example" })).toBe(403)
+    // An upgrade is for the websocket endpoints only, after the same check.
+    const queue = `ws://127.0.0.1:${new URL(daemon.base).port}/v1/queue`
+    expect(await openWebsocket(queue, {})).toBe(401)
+    expect(await openWebsocket(queue, { authorization: `Bearer ${daemon.token}` })).toBe(404)
     expect((await daemon.api("GET", "/v1/queue", undefined, { authorization: `Basic00${daemon.token}` })).status).toBe(401)
     expect((await daemon.api("GET", "/v1/queue", undefined, { authorization: `BEARER ${daemon.token}` })).status).toBe(200)
     // `?token=` is for websockets only (browsers cannot set their headers); a plain request needs the header.

@@ -31,7 +31,7 @@ import { onTheWire } from "./errorStatus.js"
 /**
  * The daemon's HTTP API, declared: every route, its body, its answers and
  * its refusals (`/v1/openapi.json` is this declaration as OpenAPI). Bodies are
- * decoded by the server itself (`requestBody.ts`) against the schemas named
+ * decoded by the server itself (`decodeBody` in `httpApi.ts`) against the schemas named
  * here, so that an oversized body is a 413, a body that is not JSON a 400 and
  * a schema violation or an unknown field a 422.
  */

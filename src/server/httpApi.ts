@@ -108,12 +108,12 @@ const decodeBody = <A, I>(request: HttpServerRequest.HttpServerRequest, schema: 
   })
 
 /** Every declared route as a method and a path pattern, for the 405 of a known path asked with another method. */
-export const declaredRoutes = (): ReadonlyArray<{ readonly method: string; readonly path: string; readonly pattern: RegExp }> => {
-  const routes: Array<{ method: string; path: string; pattern: RegExp }> = []
+export const declaredRoutes = (): ReadonlyArray<{ readonly group: string; readonly method: string; readonly path: string; readonly pattern: RegExp }> => {
+  const routes: Array<{ group: string; method: string; path: string; pattern: RegExp }> = []
   for (const group of Object.values(WardenApi.groups)) {
     for (const endpoint of Object.values(group.endpoints)) {
       const pattern = new RegExp(`^${endpoint.path.replace(/:[A-Za-z]+/g, "[^/]+")}$`)
-      routes.push({ method: endpoint.method, path: endpoint.path, pattern })
+      routes.push({ group: group.identifier, method: endpoint.method, path: endpoint.path, pattern })
     }
   }
   return routes
@@ -261,6 +261,12 @@ export const makeApiServer = (
           }
           // The app's failures are typed never here, but the router fails with RouteNotFound and a path decode with HttpApiDecodeError.
           const routed = app as Effect.Effect<HttpServerResponse.HttpServerResponse, { readonly _tag?: string; readonly issues?: ReadonlyArray<{ readonly message: string }> }, HttpServerRequest.HttpServerRequest>
+          // An upgrade is for a websocket endpoint only (an upgrade request never runs a plain route's action).
+          const upgrading = pending.has(NodeHttpServerRequest.toIncomingMessage(request))
+          if (upgrading && !routes.some((route) => route.group === "streams" && route.pattern.test(url.pathname))) {
+            yield* authorize(request, ops.token, options.allowedOrigins)
+            return yield* new NoSuchEndpoint({ path: url.pathname })
+          }
           return yield* Effect.catchAll(routed, (error) => {
             if (error._tag === "HttpApiDecodeError") {
               return Effect.fail(new MalformedRequest({ problem: (error.issues ?? []).map((issue) => issue.message).join("; ") || "malformed request" }))
