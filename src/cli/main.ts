@@ -2,7 +2,8 @@
 /**
  * The `warden` command. `warden signal`, which agents call on every hook and
  * turn, is handled without loading Effect or the full CLI; everything else
- * goes to the full CLI (`app.ts`). The build bundles each into one file
+ * goes to the full CLI (`app.ts`), `warden daemon` to a build of it that
+ * holds the HTTP server too. The build bundles each into one file
  * (`*.bundle.mjs`, esbuild): one file loads in a fraction of the time Node
  * takes to resolve and load Effect's hundreds of modules.
  */
