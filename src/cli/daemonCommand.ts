@@ -2,16 +2,15 @@ import * as http from "node:http"
 import { Effect } from "effect"
 import client from "prom-client"
 import { Daemon } from "../daemon/daemon.js"
+import { DaemonOperations, operationsFromDaemon } from "../daemon/operations.js"
 import { runningDaemon, type DaemonInfo } from "../daemon/runningDaemon.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
-import { apiHandler, tokenMatches } from "../server/httpApi.js"
 import { Feed, FeedStreams } from "../server/feed.js"
-import { closeTerminalStreams, streamTerminal } from "../server/terminalStream.js"
+import { closeTerminalStreams } from "../server/terminalStream.js"
 import { tmuxSocketProblem } from "../terminals/socketSafety.js"
-import { WIRE_LIMITS, WebsocketSlots, decodeSegment, guardClientErrors, parseTarget, refuseUpgrade, serverOptions } from "../server/wireGuards.js"
+import { WIRE_LIMITS, WebsocketSlots, guardClientErrors, serverOptions } from "../server/wireGuards.js"
 import { removeStaleTemps } from "../records/staleTemps.js"
 import * as path from "node:path"
-import type { Duplex } from "node:stream"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { CliError, type CliEnvironment } from "./environment.js"
 import { openLogger, stdoutIsJournal } from "./logger.js"
@@ -107,44 +106,14 @@ export const daemonCommand = (env: CliEnvironment, options: DaemonCommandOptions
         this.set(daemon.supervisor.getSnapshot().context.running.length)
       }
     })
-    handle = apiHandler(daemon, {
-      allowedOrigins: options.allowedOrigins,
-      metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() })
-    })
-    started = true
+    const operations = operationsFromDaemon(daemon, async () => ({ contentType: registry.contentType, body: await registry.metrics() }))
     const websockets = new WebsocketSlots(WIRE_LIMITS.maxWebsockets)
-    server.on("upgrade", (req, socket: Duplex, head) => {
-      // A client that resets mid-handshake must not become an uncaught 'error'.
-      socket.on("error", () => socket.destroy())
-      const refuse = (status: number, reason: string) => refuseUpgrade(socket, status, reason)
-      const url = parseTarget(req.url)
-      if (url === null) return refuse(400, "malformed request target")
-      const origin = req.headers.origin
-      if (origin !== undefined && !options.allowedOrigins.includes(origin)) return refuse(403, `origin ${origin} is not allowed`)
-      // Browsers cannot set headers on a websocket: the token may come as ?token= too.
-      const query = url.searchParams.get("token")
-      if (!tokenMatches(req.headers.authorization ?? (query === null ? undefined : `Bearer ${query}`), daemon.token)) {
-        return refuse(401, "a bearer token is required")
-      }
-      const terminal = /^\/v1\/sessions\/([^/]+)\/terminal$/.exec(url.pathname)
-      const bead = terminal === null ? null : decodeSegment(terminal[1]!)
-      if (terminal !== null && bead === null) return refuse(400, "malformed percent-encoding in the bead id")
-      if (url.pathname !== "/v1/feed" && bead === null) return refuse(404, `no websocket at ${url.pathname}`)
-      if (!websockets.take(socket)) return
-      if (url.pathname === "/v1/feed") return feed.handleUpgrade(req, socket, head, url)
-      if (bead !== null) {
-        const transcript = daemon.transcriptOf(bead)
-        if (transcript === null) return refuse(404, `${bead} has no running session`)
-        const wantsInput = url.searchParams.get("input") === "1"
-        return streamTerminal(req, socket, head, {
-          transcriptPath: transcript,
-          input: wantsInput ? (text) => daemon.input(bead, text, [], false, "stream") : null,
-          maxBufferedBytes: 1024 * 1024,
-          backlogBytes: 64 * 1024,
-          pingMs: WIRE_LIMITS.websocketPingMs
-        })
-      }
-    })
+    // The API's code (@effect/platform-node's server) is loaded by `warden daemon` only: no other command waits for it.
+    const { makeApiServer } = yield* Effect.promise(() => import("../server/httpApi.js"))
+    const api = yield* makeApiServer({ allowedOrigins: options.allowedOrigins, feed, websockets }).pipe(Effect.provideService(DaemonOperations, operations))
+    handle = api.request
+    started = true
+    server.on("upgrade", api.upgrade)
     yield* Effect.addFinalizer(() =>
       Effect.async<void>((resume) => {
         // server.close waits for every connection, upgraded ones included: websockets are asked to

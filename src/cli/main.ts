@@ -2,7 +2,8 @@
 /**
  * The `warden` command. `warden signal`, which agents call on every hook and
  * turn, is handled without loading Effect or the full CLI; everything else
- * goes to the full CLI (`app.ts`). The build bundles each into one file
+ * goes to the full CLI (`app.ts`), `warden daemon` to a build of it that
+ * holds the HTTP server too. The build bundles each into one file
  * (`*.bundle.mjs`, esbuild): one file loads in a fraction of the time Node
  * takes to resolve and load Effect's hundreds of modules.
  */
@@ -29,7 +30,9 @@ if (rest[0] === "signal" && !rest.includes("--help") && !rest.includes("-h")) {
   const { signalMain } = (await import(signal)) as typeof import("./signalMain.js")
   signalMain(global, rest.slice(1))
 } else {
-  const bundle: string = "./app.bundle.mjs"
+  // `warden daemon` alone loads the HTTP server's code (@effect/platform's HttpApi and node server): it has
+  // a bundle of its own, the full CLI with the server in it, so no other command parses that code.
+  const bundle: string = rest[0] === "daemon" ? "./daemon.bundle.mjs" : "./app.bundle.mjs"
   const { runApp } = (await import(bundle)) as typeof import("./app.js")
   runApp([...process.argv.slice(0, 2), ...hoisted])
 }

@@ -27,21 +27,28 @@ import { readDrainState, writeDrainState } from "./drainState.js"
 import { acquireDaemonLock, type DaemonLock } from "./daemonLock.js"
 import { quarantineCorruptStateFiles, snapshotBead, type QuarantinedFile } from "./stateFiles.js"
 import { finalizeLostRun } from "../sessions/reconcile.js"
+import {
+  AlreadyCancelling,
+  BeadBusy,
+  DaemonStopping,
+  InvalidRequest,
+  NoRetryRequest,
+  NoSession,
+  NotRunning,
+  RecordUnreadable,
+  RepoMissing,
+  RepoNotAllowed,
+  SendFailed,
+  ServiceUnavailable,
+  UnknownBead,
+  UnknownProfile,
+  isDaemonError
+} from "./errors.js"
 import { localDate, memoryLine, type HistoryEntry, type SessionView } from "../records/buildRecords.js"
 import { MachineEventSource, beadOfActor, type MachineEvent } from "./machineEvents.js"
 import { SnapshotPersistence } from "./snapshotPersistence.js"
 import { followSession, type FollowedSession } from "./sessionSlots.js"
 import { feedOfRootEmitted, feedOfRootEvent } from "./treeFeed.js"
-
-/** A refusal the API turns into a 4xx with this reason. */
-export class DaemonRefusal extends Error {
-  constructor(
-    readonly status: 400 | 403 | 404 | 409 | 413 | 422 | 503,
-    readonly reason: string
-  ) {
-    super(reason)
-  }
-}
 
 /** A run record that is in the workspace but cannot be read (truncated, corrupt). */
 export interface UnreadableRecord {
@@ -154,9 +161,9 @@ export class Daemon {
   }
 
   /**
-   * Runs a service effect for an operation. A refusal it fails with reaches the API as it is; any other
-   * service failure (a queue or snapshot file that cannot be written, tmux gone) becomes a 503 naming
-   * its reason, instead of a FiberFailure the API could only call an internal error.
+   * Runs a service effect for an operation. A refusal it fails with (a `DaemonError`) reaches the API as it
+   * is; any other service failure (a queue or snapshot file that cannot be written, tmux gone) becomes
+   * `ServiceUnavailable` naming its reason, instead of a FiberFailure the API could only call an internal error.
    */
   private async run<A, E>(effect: Effect.Effect<A, E, DaemonServices>): Promise<A> {
     const exit = await this.runtime.runPromiseExit(effect as Effect.Effect<A, E, never>)
@@ -164,9 +171,9 @@ export class Daemon {
     const failure = Cause.failureOption(exit.cause)
     if (Option.isNone(failure)) throw Cause.squash(exit.cause)
     const error: unknown = failure.value
-    if (error instanceof DaemonRefusal) throw error
+    if (isDaemonError(error)) throw error
     const reason = error instanceof Error ? error.message : String(error)
-    throw new DaemonRefusal(503, `the daemon cannot do this now: ${reason}`)
+    throw new ServiceUnavailable({ reason })
   }
 
   /** The bead's session while it is not over (a finished one stays in the map until its snapshot is removed). */
@@ -182,22 +189,22 @@ export class Daemon {
 
   /** Checks a dispatch and queues it; the bead starts when the supervisor admits it. */
   async dispatch(body: DispatchBody): Promise<{ bead: string; priority: number; queued: number; draining: boolean }> {
-    if (this.stopping) throw new DaemonRefusal(409, "the daemon is stopping; dispatch again once it is back")
+    if (this.stopping) throw new DaemonStopping()
     const existing = this.liveSession(body.bead)
-    if (existing !== undefined) throw new DaemonRefusal(409, `bead ${body.bead} is already dispatched (state ${this.viewOf(existing).state})`)
+    if (existing !== undefined) throw new BeadBusy({ bead: body.bead, reason: { _tag: "Dispatched", state: this.viewOf(existing).state } })
     const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(body.bead)).pipe(Effect.orElseSucceed(() => null)))
     if (record !== null && runIsLive(record) && supervisorAlive(record.supervisor)) {
-      throw new DaemonRefusal(409, `bead ${body.bead} is being supervised by pid ${record.supervisor.pid}`)
+      throw new BeadBusy({ bead: body.bead, reason: { _tag: "SupervisedElsewhere", pid: record.supervisor.pid } })
     }
     if (!(body.agent in this.options.config.profiles)) {
-      throw new DaemonRefusal(422, `unknown agent profile "${body.agent}"; configured: ${Object.keys(this.options.config.profiles).sort().join(", ")}`)
+      throw new UnknownProfile({ profile: body.agent, configured: Object.keys(this.options.config.profiles) })
     }
     const repo = path.resolve(expandHome(body.repo))
     let real: string
     try {
       real = fs.realpathSync(repo)
     } catch {
-      throw new DaemonRefusal(422, `repo ${repo} does not exist`)
+      throw new RepoMissing({ repo })
     }
     const roots = this.options.config.allowedRoots.flatMap((root) => {
       try {
@@ -207,7 +214,7 @@ export class Daemon {
       }
     })
     if (!roots.some((root) => real === root || real.startsWith(root.endsWith("/") ? root : `${root}/`))) {
-      throw new DaemonRefusal(422, `repo ${real} is not under an allowed root (${this.options.config.allowedRoots.join(", ")})`)
+      throw new RepoNotAllowed({ repo: real, allowedRoots: this.options.config.allowedRoots })
     }
     const request = { ...body, repo: real }
     const session = await this.sessionFor(request, undefined)
@@ -246,7 +253,7 @@ export class Daemon {
       }
     }
     const built = await Effect.runPromise(Effect.either(buildSpec(this.options, request)))
-    if (Either.isLeft(built)) throw new DaemonRefusal(422, built.left.message)
+    if (Either.isLeft(built)) throw new InvalidRequest({ problem: built.left.message })
     const spec = {
       ...built.right,
       supervisor: { pid: process.pid, procStart: processStartTicks(process.pid), host: os.hostname(), kind: "daemon" as const, startedAt: this.startedAt }
@@ -479,10 +486,10 @@ export class Daemon {
     const session = this.liveSession(bead)
     if (session === undefined) {
       const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
-      if (record === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
-      throw new DaemonRefusal(409, `${bead} is not running (it ended ${record.outcome ?? record.status})`)
+      if (record === null) throw new UnknownBead({ bead })
+      throw new NotRunning({ bead, ended: record.outcome ?? record.status })
     }
-    if (this.viewOf(session).context.cancelRequested) throw new DaemonRefusal(409, `${bead} is already being cancelled`)
+    if (this.viewOf(session).context.cancelRequested) throw new AlreadyCancelling({ bead })
     if (await this.run(Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)))) this.supervisor.send({ type: "DEQUEUED", bead })
     session.ref.send({ type: "CANCEL", at: Date.now(), reason: "cancelled through the API" })
     return { bead, cancelled: true }
@@ -490,15 +497,15 @@ export class Daemon {
 
   /** Dispatches a finished bead again with the request it was dispatched with. */
   async retry(bead: string): Promise<{ bead: string; priority: number; queued: number; draining: boolean }> {
-    if (this.liveSession(bead) !== undefined) throw new DaemonRefusal(409, `${bead} is still running`)
+    if (this.liveSession(bead) !== undefined) throw new BeadBusy({ bead, reason: { _tag: "StillRunning" } })
     const file = path.join(this.options.paths.daemon.requests, `${bead}.json`)
     let body: DispatchBody
     try {
       body = JSON.parse(fs.readFileSync(file, "utf8")) as DispatchBody
     } catch {
       const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
-      if (record === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
-      throw new DaemonRefusal(404, `no dispatch request of ${bead} is kept in this workspace (retry knows beads dispatched through a daemon here, for retention.stateDays): dispatch it again`)
+      if (record === null) throw new UnknownBead({ bead })
+      throw new NoRetryRequest({ bead })
     }
     return this.dispatch(body)
   }
@@ -519,12 +526,12 @@ export class Daemon {
     const session = this.liveSession(bead)
     if (session === undefined) {
       const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
-      if (record === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
+      if (record === null) throw new UnknownBead({ bead })
       // As for cancel: the bead exists, its session does not run.
-      throw new DaemonRefusal(409, `${bead} is not running (it ended ${record.outcome ?? record.status})`)
+      throw new NotRunning({ bead, ended: record.outcome ?? record.status })
     }
     const checked = checkOperatorInput(given, keys)
-    if (!checked.ok) throw new DaemonRefusal(422, checked.problem)
+    if (!checked.ok) throw new InvalidRequest({ problem: checked.problem })
     const text = checked.text
     const name = sessionNameFor(bead)
     await this.run(
@@ -533,7 +540,7 @@ export class Daemon {
         if (text !== undefined && text !== "") yield* terminals.sendText(name, text, enter)
         else if (enter && keys.length === 0) yield* terminals.sendText(name, "", true)
         if (keys.length > 0) yield* terminals.sendKeys(name, keys)
-      }).pipe(Effect.mapError((error) => new DaemonRefusal(409, `could not send to ${name}: ${error.message}`)))
+      }).pipe(Effect.mapError((error) => new SendFailed({ session: name, reason: error.message })))
     )
     const attemptId = this.viewOf(session).context.attemptId
     if (attemptId !== null) recordInput(this.options.paths, bead, attemptId, { text, keys, enter, via })
@@ -541,7 +548,7 @@ export class Daemon {
   }
 
   signal(bead: string, status: string, summary: string | null, attemptId: string | null): { bead: string; accepted: true } {
-    if (!this.sessions.has(bead)) throw new DaemonRefusal(404, `${bead} has no running session`)
+    if (!this.sessions.has(bead)) throw new NoSession({ bead })
     fs.mkdirSync(this.options.paths.watch, { recursive: true })
     fs.appendFileSync(
       this.options.paths.signalsFile(bead),
@@ -559,11 +566,11 @@ export class Daemon {
   async show(bead: string): Promise<{ run: RunRecord; result: ResultRecord | null }> {
     const read = await this.run(
       Effect.flatMap(RecordStore, (store) => Effect.all([store.readRun(bead), store.readResult(bead)])).pipe(
-        Effect.mapError((error) => new DaemonRefusal(409, `the record ${error.file} of ${bead} is unreadable: ${error.message}`))
+        Effect.mapError((error) => new RecordUnreadable({ bead, file: error.file, reason: error.message }))
       )
     )
     const [run, result] = read
-    if (run === null) throw new DaemonRefusal(404, `no bead ${bead} in this workspace`)
+    if (run === null) throw new UnknownBead({ bead })
     return { run, result }
   }
 

@@ -1,26 +1,28 @@
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as http from "node:http"
-import { Either, Schema } from "effect"
+import type { Duplex } from "node:stream"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OpenApi from "@effect/platform/OpenApi"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import { Effect, Either, Layer, type Redacted, Schema } from "effect"
 import { formatIssues } from "../config/formatIssues.js"
-import type { Daemon } from "../daemon/daemon.js"
-import { DaemonRefusal } from "../daemon/daemon.js"
-import { BEAD_ID } from "../sessions/dispatchSpec.js"
-import { DispatchBody } from "../sessions/dispatchBody.js"
+import { InvalidRequest } from "../daemon/errors.js"
+import { DaemonOperations } from "../daemon/operations.js"
+import { BodyTooLarge, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, Unauthorized, UpgradeRequired } from "./apiErrors.js"
+import { Authorization, WardenApi } from "./apiDefinition.js"
 import { DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
-import { allowOrigin, answerPreflight, isPreflight } from "./cors.js"
-import { decodeSegment, parseTarget } from "./wireGuards.js"
+import { DispatchBody } from "../sessions/dispatchBody.js"
+import { PREFLIGHT_HEADERS, corsHeaders, isPreflight } from "./cors.js"
+import type { Feed } from "./feed.js"
+import { streamTerminal } from "./terminalStream.js"
+import { WIRE_LIMITS, type WebsocketSlots, decodeSegment, parseTarget, refuseUpgrade } from "./wireGuards.js"
 
 /** Request bodies larger than this are refused with 413. */
 export const MAX_BODY_BYTES = 64 * 1024
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly reason: string
-  ) {
-    super(reason)
-  }
-}
 
 const digest = (text: string) => createHash("sha256").update(text).digest()
 
@@ -31,11 +33,32 @@ export const tokenMatches = (header: string | undefined, token: string): boolean
   return timingSafeEqual(digest(given[1]!.trim()), digest(token))
 }
 
-const readBody = (req: http.IncomingMessage): Promise<string> =>
+/** Whether a request asks for a websocket (the upgrade path runs the same app as plain requests). */
+const isUpgrade = (headers: http.IncomingHttpHeaders): boolean => (headers.upgrade ?? "").toLowerCase() === "websocket"
+
+/**
+ * The one check of who may call the API, for HTTP and websocket alike: an
+ * `Origin` must be one given with `--allow-origin` (403), and the bearer
+ * token must match (401). Browsers cannot set headers on a websocket, so an
+ * upgrade may carry the token as `?token=` instead.
+ */
+export const authorize = (
+  request: { readonly headers: http.IncomingHttpHeaders; readonly url: string },
+  token: string,
+  allowedOrigins: ReadonlyArray<string>
+): Effect.Effect<void, Unauthorized | OriginRefused> => {
+  const origin = request.headers.origin
+  if (origin !== undefined && !allowedOrigins.includes(origin)) return Effect.fail(new OriginRefused({ origin }))
+  const query = isUpgrade(request.headers) ? (parseTarget(request.url)?.searchParams.get("token") ?? null) : null
+  const header = request.headers.authorization ?? (query === null ? undefined : `Bearer ${query}`)
+  return tokenMatches(header, token) ? Effect.void : Effect.fail(new Unauthorized())
+}
+
+const readBody = (req: http.IncomingMessage): Promise<Either.Either<string, BodyTooLarge>> =>
   new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"] ?? "0")
     if (declared > MAX_BODY_BYTES) {
-      reject(new HttpError(413, `the body is ${declared} bytes; at most ${MAX_BODY_BYTES} are accepted`))
+      resolve(Either.left(new BodyTooLarge({ bytes: declared, limit: MAX_BODY_BYTES })))
       req.resume()
       return
     }
@@ -45,127 +68,254 @@ const readBody = (req: http.IncomingMessage): Promise<string> =>
       size += chunk.length
       if (size > MAX_BODY_BYTES) {
         // Not req.destroy(): that closes the socket before the 413 is written. The rest is
-        // discarded, and the connection is closed once the answer is out (see send).
+        // discarded, and the connection is closed once the answer is out (its `connection: close`).
         req.off("data", collect)
         req.resume()
-        reject(new HttpError(413, `the body is over ${MAX_BODY_BYTES} bytes`))
+        resolve(Either.left(new BodyTooLarge({ bytes: null, limit: MAX_BODY_BYTES })))
         return
       }
       chunks.push(chunk)
     }
     req.on("data", collect)
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+    req.on("end", () => resolve(Either.right(Buffer.concat(chunks).toString("utf8"))))
     req.on("error", reject)
   })
 
-const decodeBody = async <A, I>(req: http.IncomingMessage, schema: Schema.Schema<A, I>): Promise<A> => {
-  const text = await readBody(req)
-  let json: unknown
-  try {
-    json = text.trim() === "" ? {} : JSON.parse(text)
-  } catch (error) {
-    throw new HttpError(400, `the body is not JSON: ${(error as Error).message}`)
-  }
-  const decoded = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(json)
-  if (Either.isLeft(decoded)) {
-    throw new HttpError(422, formatIssues(decoded.left).map((i) => `${i.path === "" ? "(body)" : i.path}: ${i.message}`).join("; "))
-  }
-  return decoded.right
-}
-
-const send = (res: http.ServerResponse, status: number, body: unknown) => {
-  const text = JSON.stringify(body)
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-    "cache-control": "no-store",
-    // A refused body may still be arriving: close rather than read it to its end.
-    ...(status === 413 ? { connection: "close" } : {})
+/**
+ * Reads and decodes a request body against the schema its endpoint declares: over 64 KiB is a 413, not
+ * JSON a 400, a schema violation or an unknown field a 422 naming each problem with its path.
+ */
+const decodeBody = <A, I>(request: HttpServerRequest.HttpServerRequest, schema: Schema.Schema<A, I>) =>
+  Effect.gen(function* () {
+    const read = yield* Effect.tryPromise({
+      try: () => readBody(NodeHttpServerRequest.toIncomingMessage(request)),
+      catch: (error) => new MalformedRequest({ problem: `the body could not be read: ${(error as Error).message}` })
+    })
+    const text = yield* read
+    const json = yield* Effect.try({
+      try: (): unknown => (text.trim() === "" ? {} : JSON.parse(text)),
+      catch: (error) => new MalformedRequest({ problem: `the body is not JSON: ${(error as Error).message}` })
+    })
+    const decoded = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(json)
+    if (Either.isLeft(decoded)) {
+      return yield* new InvalidRequest({
+        problem: formatIssues(decoded.left)
+          .map((i) => `${i.path === "" ? "(body)" : i.path}: ${i.message}`)
+          .join("; ")
+      })
+    }
+    return decoded.right
   })
-  res.end(text)
+
+/** Every declared route as a method and a path pattern, for the 405 of a known path asked with another method. */
+export const declaredRoutes = (): ReadonlyArray<{ readonly group: string; readonly method: string; readonly path: string; readonly pattern: RegExp }> => {
+  const routes: Array<{ group: string; method: string; path: string; pattern: RegExp }> = []
+  for (const group of Object.values(WardenApi.groups)) {
+    for (const endpoint of Object.values(group.endpoints)) {
+      const pattern = new RegExp(`^${endpoint.path.replace(/:[A-Za-z]+/g, "[^/]+")}$`)
+      routes.push({ group: group.identifier, method: endpoint.method, path: endpoint.path, pattern })
+    }
+  }
+  return routes
 }
 
-const beadParam = (raw: string): string => {
-  const bead = decodeSegment(raw)
-  if (bead === null) throw new HttpError(400, `malformed percent-encoding in the bead id "${raw}"`)
-  if (!BEAD_ID.test(bead)) throw new HttpError(400, `invalid bead id "${bead}": it must match ${BEAD_ID.source}`)
-  return bead
+export interface ApiServerOptions {
+  readonly allowedOrigins: ReadonlyArray<string>
+  readonly feed: Pick<Feed, "handleUpgrade">
+  readonly websockets: WebsocketSlots
+}
+
+/** The node socket of an upgrade request while the app decides on it (see `upgrade` below). */
+interface PendingUpgrade {
+  readonly socket: Duplex
+  readonly head: Buffer
+  readonly response: http.ServerResponse
 }
 
 /**
- * The daemon's HTTP API, JSON in and out, on 127.0.0.1. Everything but
- * `/healthz` needs the bearer token. Errors are `{ "error": reason }` with
- * 400 (malformed), 401 (no or wrong token), 403 (origin), 404, 405, 409
- * (conflicts with what runs), 413 (too large) or 422 (valid JSON, invalid
- * request).
+ * The daemon's HTTP API (`apiDefinition.ts`) built with `HttpApiBuilder` and
+ * served on the daemon's own node server: `request` for the `request` event,
+ * `upgrade` for websockets, which go through the same app (routing, the
+ * `Authorization` middleware) before the feed or the terminal stream takes
+ * their socket.
  */
-export const apiHandler =
-  (daemon: Daemon, options: { allowedOrigins: ReadonlyArray<string>; metrics: () => Promise<{ contentType: string; body: string }> }) =>
-  async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    try {
-      const url = parseTarget(req.url)
-      if (url === null) throw new HttpError(400, "malformed request target")
-      const method = req.method ?? "GET"
-      if (url.pathname === "/healthz") {
-        if (method !== "GET") throw new HttpError(405, "use GET")
-        return send(res, 200, daemon.health())
-      }
-      const origin = req.headers.origin
-      if (origin !== undefined && !options.allowedOrigins.includes(origin)) throw new HttpError(403, `origin ${origin} is not allowed`)
-      allowOrigin(res, origin)
-      if (isPreflight(req)) return answerPreflight(res)
-      if (!tokenMatches(req.headers.authorization, daemon.token)) {
-        throw new HttpError(401, "a bearer token is required (Authorization: Bearer <the token in state/api-token>)")
-      }
-      if (url.pathname === "/metrics") {
-        if (method !== "GET") throw new HttpError(405, "use GET")
-        const metrics = await options.metrics()
-        res.writeHead(200, { "content-type": metrics.contentType })
-        res.end(metrics.body)
+export const makeApiServer = (
+  options: ApiServerOptions
+): Effect.Effect<
+  {
+    readonly request: (req: http.IncomingMessage, res: http.ServerResponse) => void
+    readonly upgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void
+  },
+  never,
+  DaemonOperations
+> =>
+  Effect.gen(function* () {
+    const ops = yield* DaemonOperations
+    const pending = new WeakMap<http.IncomingMessage, PendingUpgrade>()
+    const routes = declaredRoutes()
+
+    /** Hands an authorized upgrade's socket to a websocket server; an answer the app writes after that goes nowhere. */
+    const takeOver = (request: HttpServerRequest.HttpServerRequest, serve: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void) =>
+      Effect.gen(function* () {
+        const req = NodeHttpServerRequest.toIncomingMessage(request)
+        const upgrade = pending.get(req)
+        if (upgrade === undefined) return yield* new UpgradeRequired({ path: new URL(request.url, "http://localhost").pathname })
+        pending.delete(req)
+        upgrade.response.detachSocket(upgrade.socket as never)
+        if (options.websockets.take(upgrade.socket)) serve(req, upgrade.socket, upgrade.head)
+        return HttpServerResponse.empty()
+      })
+
+    const AuthorizationLive = Layer.succeed(
+      Authorization,
+      Authorization.of({
+        // The platform's bearer decoder drops seven characters of whatever is sent: the raw request is checked instead.
+        bearer: (_decoded: Redacted.Redacted) =>
+          Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => authorize(request, ops.token, options.allowedOrigins))
+      })
+    )
+    const HealthLive = HttpApiBuilder.group(WardenApi, "health", (handlers) => handlers.handle("health", () => ops.health))
+    const DispatchLive = HttpApiBuilder.group(WardenApi, "dispatch", (handlers) =>
+      handlers
+        .handleRaw("dispatch", ({ request }) => Effect.flatMap(decodeBody(request, DispatchBody), ops.dispatch))
+        .handleRaw("drain", ({ request }) => Effect.flatMap(decodeBody(request, DrainBody), (body) => ops.drain(body.on)))
+        .handle("queue", () => Effect.map(ops.queue, (queue) => ({ queue })))
+    )
+    const SessionsLive = HttpApiBuilder.group(WardenApi, "sessions", (handlers) =>
+      handlers
+        .handle("list", () => ops.records)
+        .handle("show", ({ path }) => ops.show(path.bead))
+        .handleRaw("cancel", ({ path, request }) => Effect.zipRight(decodeBody(request, EmptyBody), ops.cancel(path.bead)))
+        .handleRaw("retry", ({ path, request }) => Effect.zipRight(decodeBody(request, EmptyBody), ops.retry(path.bead)))
+        .handleRaw("signal", ({ path, request }) =>
+          Effect.flatMap(decodeBody(request, SignalBody), (body) => ops.signal(path.bead, body.status, body.summary ?? null, body.attempt_id ?? null))
+        )
+        .handleRaw("input", ({ path, request }) =>
+          Effect.flatMap(decodeBody(request, InputBody), (body) => {
+            const keys = body.keys ?? []
+            if ((body.text === undefined || body.text === "") && keys.length === 0 && !body.enter) {
+              return Effect.fail(new InvalidRequest({ problem: "nothing to send: give text or keys" }))
+            }
+            return ops.input(path.bead, body.text, keys, body.enter && keys.length === 0, "api")
+          })
+        )
+    )
+    const StreamsLive = HttpApiBuilder.group(WardenApi, "streams", (handlers) =>
+      handlers
+        .handleRaw("feed", ({ request }) =>
+          takeOver(request, (req, socket, head) => options.feed.handleUpgrade(req, socket, head, new URL(req.url ?? "/", "http://localhost")))
+        )
+        .handleRaw("terminal", ({ path, request }) =>
+          Effect.flatMap(ops.transcriptOf(path.bead), (transcript) =>
+            takeOver(request, (req, socket, head) => {
+              const wantsInput = new URL(req.url ?? "/", "http://localhost").searchParams.get("input") === "1"
+              streamTerminal(req, socket, head, {
+                transcriptPath: transcript,
+                // A refusal goes back to the typist as its sentence (the stream sends `{"error": ...}`).
+                input: wantsInput
+                  ? (text) => Effect.runPromise(Effect.mapError(ops.input(path.bead, text, [], false, "stream"), (error) => new Error(error.message)))
+                  : null,
+                maxBufferedBytes: 1024 * 1024,
+                backlogBytes: 64 * 1024,
+                pingMs: WIRE_LIMITS.websocketPingMs
+              })
+            })
+          )
+        )
+    )
+    const OperationsLive = HttpApiBuilder.group(WardenApi, "operations", (handlers) =>
+      handlers
+        .handle("metrics", () => Effect.map(ops.metrics, (metrics) => HttpServerResponse.text(metrics.body, { contentType: metrics.contentType })))
+        .handle("openapi", () => Effect.succeed(OpenApi.fromApi(WardenApi)))
+    )
+
+    /**
+     * Around the routes: CORS (the preflight answered before the token is checked, since browsers send
+     * none with it), `cache-control: no-store`, and the refusals the router cannot give in its own words:
+     * a path it does not know (after the same `authorize` as every route: nothing is said without the
+     * token), a known path asked with another method (405), a bad bead id in a path (400).
+     */
+    const Gateway = HttpApiBuilder.middleware(
+      WardenApi,
+      (app) =>
+        Effect.gen(function* () {
+          const request = yield* HttpServerRequest.HttpServerRequest
+          const url = new URL(request.url, "http://localhost")
+          const origin = request.headers.origin
+          const allowed = origin !== undefined && options.allowedOrigins.includes(origin)
+          yield* HttpApp.appendPreResponseHandler((_request, response) =>
+            Effect.succeed(
+              response.pipe(
+                HttpServerResponse.setHeaders({
+                  "cache-control": "no-store",
+                  ...corsHeaders(origin, allowed),
+                  // A refused body may still be arriving: close rather than read it to its end.
+                  ...(response.status === 413 ? { connection: "close" } : {})
+                })
+              )
+            )
+          )
+          if (url.pathname !== "/healthz" && origin !== undefined && isPreflight(request.method, request.headers)) {
+            if (!allowed) return yield* new OriginRefused({ origin })
+            return HttpServerResponse.empty({ status: 204, headers: PREFLIGHT_HEADERS })
+          }
+          // The app's failures are typed never here, but the router fails with RouteNotFound and a path decode with HttpApiDecodeError.
+          const routed = app as Effect.Effect<HttpServerResponse.HttpServerResponse, { readonly _tag?: string; readonly issues?: ReadonlyArray<{ readonly message: string }> }, HttpServerRequest.HttpServerRequest>
+          // An upgrade is for a websocket endpoint only (an upgrade request never runs a plain route's action).
+          const upgrading = pending.has(NodeHttpServerRequest.toIncomingMessage(request))
+          if (upgrading && !routes.some((route) => route.group === "streams" && route.pattern.test(url.pathname))) {
+            yield* authorize(request, ops.token, options.allowedOrigins)
+            return yield* new NoSuchEndpoint({ path: url.pathname })
+          }
+          return yield* Effect.catchAll(routed, (error) => {
+            if (error._tag === "HttpApiDecodeError") {
+              return Effect.fail(new MalformedRequest({ problem: (error.issues ?? []).map((issue) => issue.message).join("; ") || "malformed request" }))
+            }
+            if (error._tag !== "RouteNotFound") return Effect.fail(error as never)
+            return Effect.gen(function* () {
+              if (url.pathname !== "/healthz") yield* authorize(request, ops.token, options.allowedOrigins)
+              if (url.pathname.split("/").some((segment) => decodeSegment(segment) === null)) {
+                return yield* new MalformedRequest({ problem: `malformed percent-encoding in the path ${url.pathname}` })
+              }
+              const methods = routes.filter((route) => route.pattern.test(url.pathname)).map((route) => route.method)
+              if (methods.length > 0) return yield* new MethodNotAllowed({ method: request.method, path: url.pathname, allowed: methods })
+              return yield* new NoSuchEndpoint({ path: url.pathname })
+            })
+          })
+        }),
+      { withContext: true }
+    )
+
+    const layer = Layer.mergeAll(HttpApiBuilder.api(WardenApi), Gateway).pipe(
+      Layer.provide([HealthLive, DispatchLive, SessionsLive, StreamsLive, OperationsLive]),
+      Layer.provide(AuthorizationLive),
+      Layer.provideMerge(HttpApiBuilder.Router.Live),
+      Layer.provideMerge(HttpApiBuilder.Middleware.layer)
+    )
+    const app = yield* Effect.provide(HttpApiBuilder.httpApp, layer)
+    const handler = yield* Effect.provide(NodeHttpServer.makeHandler(app), NodeHttpServer.layerContext)
+
+    const request = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      // A target the URL parser refuses never reaches the router (it would be a 500 there).
+      if (parseTarget(req.url) === null) {
+        const body = JSON.stringify({ _tag: "MalformedRequest", problem: "malformed request target", error: "malformed request target" })
+        res.writeHead(400, { "content-type": "application/json", "content-length": Buffer.byteLength(body), connection: "close" })
+        res.end(body)
         return
       }
-      const route = `${method} ${url.pathname}`
-      if (route === "POST /v1/dispatch") {
-        const body = await decodeBody(req, DispatchBody)
-        return send(res, 202, await daemon.dispatch(body))
-      }
-      if (route === "POST /v1/drain") return send(res, 200, daemon.drain((await decodeBody(req, DrainBody)).on))
-      if (route === "GET /v1/sessions") return send(res, 200, await daemon.records())
-      if (route === "GET /v1/queue") return send(res, 200, { queue: await daemon.queue() })
-      const match = /^\/v1\/sessions\/([^/]+)(?:\/(cancel|retry|signal|input))?$/.exec(url.pathname)
-      if (match !== null) {
-        const bead = beadParam(match[1]!)
-        const action = match[2]
-        if (action === undefined) {
-          if (method !== "GET") throw new HttpError(405, "use GET")
-          return send(res, 200, await daemon.show(bead))
-        }
-        if (method !== "POST") throw new HttpError(405, "use POST")
-        if (action === "cancel") {
-          await decodeBody(req, EmptyBody)
-          return send(res, 202, await daemon.cancel(bead))
-        }
-        if (action === "retry") {
-          await decodeBody(req, EmptyBody)
-          return send(res, 202, await daemon.retry(bead))
-        }
-        if (action === "signal") {
-          const body = await decodeBody(req, SignalBody)
-          return send(res, 202, daemon.signal(bead, body.status, body.summary ?? null, body.attempt_id ?? null))
-        }
-        const body = await decodeBody(req, InputBody)
-        if ((body.text === undefined || body.text === "") && (body.keys ?? []).length === 0 && !body.enter) {
-          throw new HttpError(422, "nothing to send: give text or keys")
-        }
-        return send(res, 202, await daemon.input(bead, body.text, body.keys ?? [], body.enter && (body.keys ?? []).length === 0))
-      }
-      if (["/v1/dispatch", "/v1/drain", "/v1/sessions", "/v1/queue"].includes(url.pathname)) throw new HttpError(405, `${method} is not allowed on ${url.pathname}`)
-      throw new HttpError(404, `no such endpoint: ${url.pathname}`)
-    } catch (error) {
-      // An answer already on its way cannot be replaced: the connection is closed instead.
-      if (res.headersSent) return void res.destroy()
-      if (error instanceof HttpError) return send(res, error.status, { error: error.reason })
-      if (error instanceof DaemonRefusal) return send(res, error.status, { error: error.reason })
-      send(res, 500, { error: `internal error: ${error instanceof Error ? error.message : String(error)}` })
+      handler(req, res)
     }
-  }
+    const upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+      // A client that resets mid-handshake must not become an uncaught 'error'.
+      socket.on("error", () => socket.destroy())
+      if (parseTarget(req.url) === null) return refuseUpgrade(socket, 400, "malformed request target")
+      // The app answers a refusal on this socket as on any connection; a websocket endpoint takes the socket over.
+      const response = new http.ServerResponse(req)
+      response.shouldKeepAlive = false
+      response.assignSocket(socket as never)
+      response.on("finish", () => socket.end())
+      pending.set(req, { socket, head, response })
+      handler(req, response)
+    }
+    return { request, upgrade }
+  })

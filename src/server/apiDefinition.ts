@@ -1,0 +1,195 @@
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as OpenApi from "@effect/platform/OpenApi"
+import { Schema } from "effect"
+import {
+  AlreadyCancelling,
+  BeadBusy,
+  DaemonStopping,
+  InvalidRequest,
+  NoRetryRequest,
+  NoSession,
+  NotRunning,
+  RecordUnreadable,
+  RepoMissing,
+  RepoNotAllowed,
+  SendFailed,
+  ServiceUnavailable,
+  UnknownBead,
+  UnknownProfile
+} from "../daemon/errors.js"
+import { BEAD_ID } from "../sessions/dispatchSpec.js"
+import { DispatchBody } from "../sessions/dispatchBody.js"
+import { BodyTooLarge, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, Unauthorized, UpgradeRequired } from "./apiErrors.js"
+import { DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
+import { onTheWire } from "./errorStatus.js"
+
+/**
+ * The daemon's HTTP API, declared: every route, its body, its answers and
+ * its refusals (`/v1/openapi.json` is this declaration as OpenAPI). Bodies are
+ * decoded by the server itself (`decodeBody` in `httpApi.ts`) against the schemas named
+ * here, so that an oversized body is a 413, a body that is not JSON a 400 and
+ * a schema violation or an unknown field a 422.
+ */
+
+/** A bead id in a path: a bad one is a malformed request (400), named. */
+export const BeadParam = Schema.String.pipe(
+  Schema.pattern(BEAD_ID, { message: (issue) => `invalid bead id ${JSON.stringify(issue.actual)}: it must match ${BEAD_ID.source}` })
+)
+const beadPath = Schema.Struct({ bead: BeadParam })
+
+/** Token and origin: on every group but health, for HTTP and websocket alike (`auth.ts`). */
+export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
+  failure: Schema.Union(onTheWire(Unauthorized), onTheWire(OriginRefused)),
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+const DispatchAccepted = Schema.Struct({ bead: Schema.String, priority: Schema.Number, queued: Schema.Number, draining: Schema.Boolean })
+/** A record as `warden show --json` prints it (its schema is the records' own: `state/schemas`). */
+const Record = Schema.Unknown.annotations({ description: "a run record (see state/schemas/run-record.schema.json)" })
+
+const wire = {
+  UnknownBead: onTheWire(UnknownBead),
+  BeadBusy: onTheWire(BeadBusy),
+  NotRunning: onTheWire(NotRunning),
+  NoSession: onTheWire(NoSession),
+  AlreadyCancelling: onTheWire(AlreadyCancelling),
+  UnknownProfile: onTheWire(UnknownProfile),
+  RepoMissing: onTheWire(RepoMissing),
+  RepoNotAllowed: onTheWire(RepoNotAllowed),
+  DaemonStopping: onTheWire(DaemonStopping),
+  InvalidRequest: onTheWire(InvalidRequest),
+  NoRetryRequest: onTheWire(NoRetryRequest),
+  RecordUnreadable: onTheWire(RecordUnreadable),
+  SendFailed: onTheWire(SendFailed),
+  ServiceUnavailable: onTheWire(ServiceUnavailable),
+  BodyTooLarge: onTheWire(BodyTooLarge),
+  UpgradeRequired: onTheWire(UpgradeRequired)
+}
+
+const withBody = <Name extends string, S extends Schema.Schema.Any>(endpoint: HttpApiEndpoint.HttpApiEndpoint<Name, "POST">, body: S) =>
+  endpoint.setPayload(body).addError(wire.BodyTooLarge).addError(wire.InvalidRequest)
+
+export class HealthGroup extends HttpApiGroup.make("health").add(
+  HttpApiEndpoint.get("health", "/healthz").addSuccess(
+    Schema.Struct({
+      ok: Schema.Boolean,
+      pid: Schema.Number,
+      uptime_seconds: Schema.Number,
+      sessions: Schema.Number,
+      running: Schema.Number,
+      concurrency: Schema.Number,
+      draining: Schema.Boolean,
+      quarantined: Schema.Array(Schema.Unknown)
+    })
+  )
+) {}
+
+export class DispatchGroup extends HttpApiGroup.make("dispatch")
+  .add(
+    withBody(HttpApiEndpoint.post("dispatch", "/v1/dispatch"), DispatchBody)
+      .addSuccess(DispatchAccepted, { status: 202 })
+      .addError(wire.DaemonStopping)
+      .addError(wire.BeadBusy)
+      .addError(wire.UnknownProfile)
+      .addError(wire.RepoMissing)
+      .addError(wire.RepoNotAllowed)
+      .addError(wire.ServiceUnavailable)
+  )
+  .add(withBody(HttpApiEndpoint.post("drain", "/v1/drain"), DrainBody).addSuccess(Schema.Struct({ draining: Schema.Boolean })))
+  .add(HttpApiEndpoint.get("queue", "/v1/queue").addSuccess(Schema.Struct({ queue: Schema.Array(Schema.Unknown) })).addError(wire.ServiceUnavailable))
+  .middleware(Authorization) {}
+
+export class SessionsGroup extends HttpApiGroup.make("sessions")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/sessions")
+      .addSuccess(Schema.Struct({ sessions: Schema.Array(Record), unreadable: Schema.Array(Schema.Unknown) }))
+      .addError(wire.ServiceUnavailable)
+  )
+  .add(
+    HttpApiEndpoint.get("show", "/v1/sessions/:bead")
+      .setPath(beadPath)
+      .addSuccess(Schema.Struct({ run: Record, result: Schema.NullOr(Record) }))
+      .addError(wire.UnknownBead)
+      .addError(wire.RecordUnreadable)
+      .addError(wire.ServiceUnavailable)
+  )
+  .add(
+    withBody(HttpApiEndpoint.post("cancel", "/v1/sessions/:bead/cancel"), EmptyBody)
+      .setPath(beadPath)
+      .addSuccess(Schema.Struct({ bead: Schema.String, cancelled: Schema.Literal(true) }), { status: 202 })
+      .addError(wire.UnknownBead)
+      .addError(wire.NotRunning)
+      .addError(wire.AlreadyCancelling)
+      .addError(wire.ServiceUnavailable)
+  )
+  .add(
+    withBody(HttpApiEndpoint.post("retry", "/v1/sessions/:bead/retry"), EmptyBody)
+      .setPath(beadPath)
+      .addSuccess(DispatchAccepted, { status: 202 })
+      .addError(wire.UnknownBead)
+      .addError(wire.NoRetryRequest)
+      .addError(wire.DaemonStopping)
+      .addError(wire.BeadBusy)
+      .addError(wire.UnknownProfile)
+      .addError(wire.RepoMissing)
+      .addError(wire.RepoNotAllowed)
+      .addError(wire.ServiceUnavailable)
+  )
+  .add(
+    withBody(HttpApiEndpoint.post("signal", "/v1/sessions/:bead/signal"), SignalBody)
+      .setPath(beadPath)
+      .addSuccess(Schema.Struct({ bead: Schema.String, accepted: Schema.Literal(true) }), { status: 202 })
+      .addError(wire.NoSession)
+  )
+  .add(
+    withBody(HttpApiEndpoint.post("input", "/v1/sessions/:bead/input"), InputBody)
+      .setPath(beadPath)
+      .addSuccess(Schema.Struct({ bead: Schema.String, sent: Schema.Literal(true) }), { status: 202 })
+      .addError(wire.UnknownBead)
+      .addError(wire.NotRunning)
+      .addError(wire.SendFailed)
+      .addError(wire.ServiceUnavailable)
+  )
+  .middleware(Authorization) {}
+
+/** The websockets: `Upgrade: websocket` only (browsers may send the token as `?token=`). */
+export class StreamsGroup extends HttpApiGroup.make("streams")
+  .add(
+    HttpApiEndpoint.get("feed", "/v1/feed")
+      .setUrlParams(Schema.Struct({ topics: Schema.optional(Schema.String), since: Schema.optional(Schema.String), token: Schema.optional(Schema.String) }))
+      .addSuccess(HttpApiSchema.NoContent.annotations({ description: "101 Switching Protocols: the feed's JSON events" }))
+      .addError(wire.UpgradeRequired)
+  )
+  .add(
+    HttpApiEndpoint.get("terminal", "/v1/sessions/:bead/terminal")
+      .setPath(beadPath)
+      .setUrlParams(Schema.Struct({ input: Schema.optional(Schema.String), token: Schema.optional(Schema.String) }))
+      .addSuccess(HttpApiSchema.NoContent.annotations({ description: "101 Switching Protocols: the session's terminal, as binary frames" }))
+      .addError(wire.NoSession)
+      .addError(wire.UpgradeRequired)
+  )
+  .middleware(Authorization) {}
+
+export class OperationsGroup extends HttpApiGroup.make("operations")
+  .add(HttpApiEndpoint.get("metrics", "/metrics").addSuccess(HttpApiSchema.Text({ contentType: "text/plain; version=0.0.4; charset=utf-8" })).addError(wire.ServiceUnavailable))
+  .add(HttpApiEndpoint.get("openapi", "/v1/openapi.json").addSuccess(Schema.Unknown.annotations({ description: "this document" })))
+  .middleware(Authorization) {}
+
+export class WardenApi extends HttpApi.make("warden")
+  .add(HealthGroup)
+  .add(DispatchGroup)
+  .add(SessionsGroup)
+  .add(StreamsGroup)
+  .add(OperationsGroup)
+  .addError(onTheWire(Unauthorized))
+  .addError(onTheWire(OriginRefused))
+  .addError(onTheWire(MalformedRequest))
+  .addError(onTheWire(NoSuchEndpoint))
+  .addError(onTheWire(MethodNotAllowed))
+  .annotate(OpenApi.Title, "Warden daemon API")
+  .annotate(OpenApi.Description, "The supervisor daemon's HTTP API on 127.0.0.1. Errors are JSON with `error`, the reason in words.") {}
