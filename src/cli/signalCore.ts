@@ -4,6 +4,7 @@ import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { sentInputMatcher } from "../sessions/operatorInput.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
 import { isMissing } from "../workspace/missingFile.js"
+import { appendSignalLine } from "../sessions/signalLines.js"
 
 /**
  * `warden signal`, the agent's own report, as plain code: agents call it on
@@ -118,12 +119,7 @@ export const runSignal = (paths: WorkspacePaths, input: SignalRequest, env: Node
   const run = known !== undefined ? known : readRun(paths, bead)
   if (run === null) return refused(`no bead ${bead} in the workspace ${paths.root} (no record at ${paths.runFile(bead)}); nothing was written`)
   const attemptId = input.attempt ?? env.WARDEN_ATTEMPT ?? null
-  fs.mkdirSync(paths.watch, { recursive: true })
-  // One short line with O_APPEND: concurrent writers never interleave.
-  fs.appendFileSync(
-    paths.signalsFile(bead),
-    `${JSON.stringify({ bead, attempt_id: attemptId, status, summary, source, payload, at: Date.now(), pid: process.pid })}\n`
-  )
+  appendSignalLine(paths, { bead, attempt_id: attemptId, status, summary, source, payload, at: Date.now(), pid: process.pid })
   if (attemptId === null) warnings.push(`warden signal: no attempt id (WARDEN_ATTEMPT): it counts for whichever attempt of ${bead} is running`)
   else if (run === "unreadable") warnings.push(`warden signal: the record of ${bead} cannot be read; the signal is kept`)
   else if (run.status !== "running") warnings.push(`warden signal: ${bead} has no running session; the signal is kept but will be ignored`)

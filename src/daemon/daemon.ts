@@ -1,16 +1,17 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Cause, Effect, Either, Exit, Layer, ManagedRuntime, Option } from "effect"
+import { Cause, Effect, Either, Exit, Option } from "effect"
 import { createActor, fromPromise, type Actor, type AnyActorRef, type InspectionEvent } from "xstate"
-import { sessionSystemId, supervisorMachine } from "../../machines/supervisor.machine.js"
+import { sessionSystemId, supervisorMachine, type AdmittedItem } from "../../machines/supervisor.machine.js"
 import { isFinalState } from "../../machines/agentSession.types.js"
-import { liveLayer } from "../runtime/liveLayer.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
-import { RecordStore, writeFileAtomic } from "../records/RecordStore.js"
+import { RecordStore } from "../records/RecordStore.js"
 import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
 import { buildSpec, type DispatchRequest } from "../sessions/buildSpec.js"
-import { sessionChildLogic, type SessionEntry } from "../sessions/sessionActors.js"
+import { sessionChildLogic, type SessionEntry, type SessionServices } from "../sessions/sessionActors.js"
+import type { EffectRunner } from "../sessions/effectRunner.js"
+import { appendSignalLine } from "../sessions/signalLines.js"
 import { SessionRecorder, type ObservedSnapshot } from "../sessions/sessionRecorder.js"
 import type { DispatchSpec } from "../sessions/dispatchSpec.js"
 import { runIsLive } from "../sessions/reconcile.js"
@@ -19,13 +20,12 @@ import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { checkOperatorInput, recordInput } from "../sessions/operatorInput.js"
 import { expandHome, type WorkspacePaths } from "../workspace/paths.js"
 import type { DispatchBody } from "../sessions/dispatchBody.js"
-import { SNAPSHOT_VERSION, SnapshotStore, fileSnapshotStoreLayer, type SessionSnapshot } from "./SnapshotStore.js"
-import { WorkQueue, fileWorkQueueLayer, type QueueItem } from "./WorkQueue.js"
+import { SnapshotStore } from "./SnapshotStore.js"
+import { WorkQueue, type QueueItem } from "./WorkQueue.js"
+import { DispatchRequests } from "./DispatchRequests.js"
 import { availableMemoryMb } from "../system/memory.js"
-import { ensureToken } from "./apiToken.js"
 import { readDrainState, writeDrainState } from "./drainState.js"
-import { acquireDaemonLock, type DaemonLock } from "./daemonLock.js"
-import { quarantineCorruptStateFiles, snapshotBead, type QuarantinedFile } from "./stateFiles.js"
+import { snapshotBead, type QuarantinedFile } from "./stateFiles.js"
 import { finalizeLostRun } from "../sessions/reconcile.js"
 import {
   AlreadyCancelling,
@@ -83,7 +83,8 @@ interface LiveSession {
   over: boolean
 }
 
-type DaemonServices = Terminals | RecordStore | WorkQueue | SnapshotStore
+/** What the daemon runs its effects with: the sessions' services and its own stores. */
+export type DaemonServices = SessionServices | WorkQueue | SnapshotStore | DispatchRequests
 
 /**
  * The supervisor process: one actor tree (the root supervisor admitting
@@ -96,31 +97,29 @@ export class Daemon {
   readonly sessions = new Map<string, LiveSession>()
   /** The root of the actor tree. */
   readonly supervisor: Actor<typeof supervisorMachine>
-  readonly runtime: ManagedRuntime.ManagedRuntime<DaemonServices | Layer.Layer.Success<ReturnType<typeof liveLayer>>, never>
-  readonly token: string
   readonly startedAt = Date.now()
   private readonly memoryTimer: NodeJS.Timeout
   private stopping = false
-  private readonly lock: DaemonLock
-  /** State files that did not decode at start-up, moved aside (shown by `/healthz`). */
-  readonly quarantined: QuarantinedFile[]
 
   private readonly persistence: SnapshotPersistence
   private readonly machineEvents = new MachineEventSource()
 
-  constructor(private readonly options: DaemonOptions) {
+  /**
+   * Built by `supervisionLayer` (the workspace lock held, the state files checked and the corrupt ones
+   * moved aside as `quarantined`, the stores chosen by the config) on the process's one runtime.
+   */
+  constructor(
+    private readonly options: DaemonOptions,
+    private readonly runtime: EffectRunner<DaemonServices>,
+    /** State files that did not decode at start-up, moved aside (shown by `/healthz`). */
+    readonly quarantined: ReadonlyArray<QuarantinedFile>
+  ) {
     const files = options.paths.daemon
-    this.lock = acquireDaemonLock(files.lock)
-    this.quarantined = [...quarantineCorruptStateFiles(files)]
-    for (const q of this.quarantined) options.log("state file quarantined", { ...q })
-    this.token = ensureToken(files.token, { operatorsGroup: options.config.operatorsGroup })
-    this.runtime = ManagedRuntime.make(
-      Layer.mergeAll(liveLayer(options.config, options.paths), fileWorkQueueLayer(files.queue), fileSnapshotStoreLayer(files.snapshots))
-    )
-    const claimNext = fromPromise<{ bead: string; profile: string; priority: number; retry: boolean } | null, { blocked: ReadonlyArray<string> }>(
+    const claimNext = fromPromise<AdmittedItem | null, { blocked: ReadonlyArray<string> }>(
       ({ input }) =>
         this.runtime.runPromise(
           Effect.flatMap(WorkQueue, (queue) => queue.claim({ blockedProfiles: input.blocked })).pipe(
+            Effect.map((item) => (item === null ? null : { ...item, at: Date.now() })),
             Effect.tapError((error) => Effect.sync(() => options.log("queue claim failed", { reason: error.message })))
           )
         )
@@ -166,7 +165,7 @@ export class Daemon {
    * `ServiceUnavailable` naming its reason, instead of a FiberFailure the API could only call an internal error.
    */
   private async run<A, E>(effect: Effect.Effect<A, E, DaemonServices>): Promise<A> {
-    const exit = await this.runtime.runPromiseExit(effect as Effect.Effect<A, E, never>)
+    const exit = await this.runtime.runPromise(Effect.exit(effect))
     if (Exit.isSuccess(exit)) return exit.value
     const failure = Cause.failureOption(exit.cause)
     if (Option.isNone(failure)) throw Cause.squash(exit.cause)
@@ -229,7 +228,10 @@ export class Daemon {
       throw error
     }
     this.spawn(session, undefined)
-    this.rememberRequest(request)
+    // Kept so `retry` can send the same bead again; a request that cannot be kept does not undo the dispatch.
+    await this.run(Effect.flatMap(DispatchRequests, (requests) => requests.keep(request))).catch((error) =>
+      this.options.log("dispatch request not kept", { bead: body.bead, reason: (error as Error).message })
+    )
     this.supervisor.send({ type: "ENQUEUED", item })
     return { bead: body.bead, priority: body.priority, queued: item.seq, draining: this.supervisor.getSnapshot().context.draining }
   }
@@ -260,7 +262,7 @@ export class Daemon {
     }
     const recorder: SessionRecorder = new SessionRecorder(
       spec,
-      this.runtime as never,
+      this.runtime,
       {
         log: this.options.log,
         onState: (view, entry) => this.announceState(body, view, entry),
@@ -498,22 +500,13 @@ export class Daemon {
   /** Dispatches a finished bead again with the request it was dispatched with. */
   async retry(bead: string): Promise<{ bead: string; priority: number; queued: number; draining: boolean }> {
     if (this.liveSession(bead) !== undefined) throw new BeadBusy({ bead, reason: { _tag: "StillRunning" } })
-    const file = path.join(this.options.paths.daemon.requests, `${bead}.json`)
-    let body: DispatchBody
-    try {
-      body = JSON.parse(fs.readFileSync(file, "utf8")) as DispatchBody
-    } catch {
+    const body = await this.run(Effect.flatMap(DispatchRequests, (requests) => requests.find(bead)))
+    if (body === null) {
       const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
       if (record === null) throw new UnknownBead({ bead })
       throw new NoRetryRequest({ bead })
     }
     return this.dispatch(body)
-  }
-
-  /** Keeps each dispatch request, so `retry` can send the same bead again. */
-  private rememberRequest(body: DispatchBody): void {
-    const file = path.join(this.options.paths.daemon.requests, `${body.bead}.json`)
-    writeFileAtomic(file, JSON.stringify(body))
   }
 
   async input(
@@ -549,11 +542,7 @@ export class Daemon {
 
   signal(bead: string, status: string, summary: string | null, attemptId: string | null): { bead: string; accepted: true } {
     if (!this.sessions.has(bead)) throw new NoSession({ bead })
-    fs.mkdirSync(this.options.paths.watch, { recursive: true })
-    fs.appendFileSync(
-      this.options.paths.signalsFile(bead),
-      `${JSON.stringify({ bead, attempt_id: attemptId, status, summary, source: "signal", at: Date.now(), pid: process.pid })}\n`
-    )
+    appendSignalLine(this.options.paths, { bead, attempt_id: attemptId, status, summary, source: "signal", at: Date.now(), pid: process.pid })
     return { bead, accepted: true }
   }
 
@@ -616,8 +605,5 @@ export class Daemon {
     // Stopping the root stops every child; `detaching` tells their interrupted effects to leave the agents alone.
     this.supervisor.stop()
     await Promise.all([...this.sessions.values()].map((session) => session.recorder.flush()))
-    fs.rmSync(this.options.paths.daemon.info, { force: true })
-    this.lock.release()
-    await this.runtime.dispose()
   }
 }

@@ -94,9 +94,10 @@ const call = <A, E extends DaemonError>(operation: () => A | Promise<A>): Effect
 /** The operations of a running `Daemon` (the daemon's class stays behind this adapter). */
 export const operationsFromDaemon = (
   daemon: Daemon,
+  token: string,
   metrics: () => Promise<{ contentType: string; body: string }>
 ): Context.Tag.Service<DaemonOperations> => ({
-  token: daemon.token,
+  token,
   dispatch: (body) => call(() => daemon.dispatch(body)),
   cancel: (bead) => call(() => daemon.cancel(bead)),
   retry: (bead) => call(() => daemon.retry(bead)),

@@ -5,6 +5,7 @@ import { ensureToken, type TokenFileRefused } from "./apiToken.js"
 import { acquireDaemonLock, DaemonLocked } from "./daemonLock.js"
 import { SnapshotStore, fileSnapshotStoreLayer, memorySnapshotStoreLayer } from "./SnapshotStore.js"
 import { WorkQueue, fileWorkQueueLayer, memoryWorkQueueLayer } from "./WorkQueue.js"
+import { DispatchRequests, fileDispatchRequestsLayer, memoryDispatchRequestsLayer } from "./DispatchRequests.js"
 import { quarantineCorruptStateFiles, type QuarantinedFile } from "./stateFiles.js"
 import { OperatorsGroupError } from "../workspace/stateAccess.js"
 
@@ -66,8 +67,8 @@ export const quarantineLayer = Layer.effect(
   )
 )
 
-/** The queue and the snapshots, as the config's `storage` says: files under `state/`, or memory. */
-export const storesLayer = (config: ResolvedConfig, paths: WorkspacePaths): Layer.Layer<WorkQueue | SnapshotStore> =>
+/** The queue, the snapshots and the kept dispatch requests, as the config's `storage` says: files under `state/`, or memory. */
+export const storesLayer = (config: ResolvedConfig, paths: WorkspacePaths): Layer.Layer<WorkQueue | SnapshotStore | DispatchRequests> =>
   config.storage === "memory"
-    ? Layer.mergeAll(memoryWorkQueueLayer(), memorySnapshotStoreLayer())
-    : Layer.mergeAll(fileWorkQueueLayer(paths.daemon.queue), fileSnapshotStoreLayer(paths.daemon.snapshots))
+    ? Layer.mergeAll(memoryWorkQueueLayer(), memorySnapshotStoreLayer(), memoryDispatchRequestsLayer())
+    : Layer.mergeAll(fileWorkQueueLayer(paths.daemon.queue), fileSnapshotStoreLayer(paths.daemon.snapshots), fileDispatchRequestsLayer(paths.daemon.requests))

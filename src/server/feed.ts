@@ -246,7 +246,12 @@ export class FeedStreams {
     this.machines.handleUpgrade(req, socket, head, url)
   }
 
+  private closed = false
+
+  /** Tells every client the daemon stops (1001); once: the API's end and the feed's own end both call it. */
   close(): void {
+    if (this.closed) return
+    this.closed = true
     this.main.close()
     this.machines.close()
   }

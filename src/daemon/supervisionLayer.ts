@@ -1,0 +1,72 @@
+import * as path from "node:path"
+import { Context, Effect, Layer } from "effect"
+import client from "prom-client"
+import { removeStaleTemps } from "../records/staleTemps.js"
+import { runnerOf } from "../sessions/effectRunner.js"
+import { Daemon, type DaemonEvents, type DaemonServices } from "./daemon.js"
+import { DaemonOperations, operationsFromDaemon } from "./operations.js"
+import { ApiToken, DaemonSettings, QuarantinedState, WorkspaceLock } from "./resources.js"
+
+/** Where the daemon reports what happens: the feed's streams, provided by the server's feed layer (or a test's list). */
+export class DaemonEventSink extends Context.Tag("warden/DaemonEventSink")<DaemonEventSink, { readonly publish: DaemonEvents }>() {}
+
+/** The supervisor runtime: the actor tree and its observer, on the process's one runtime. */
+export class Supervision extends Context.Tag("warden/Supervision")<Supervision, Daemon>() {}
+
+/**
+ * Builds the actor tree once the workspace is the daemon's (its lock held, its
+ * corrupt state files moved aside), with the stores and services of the one
+ * runtime the layers make; at its end, the tree stops and the agents run on in
+ * tmux for the next start. Restoring the sessions is the caller's step (after
+ * the API serves, so a client can watch it happen).
+ */
+export const supervisionLayer = Layer.scoped(
+  Supervision,
+  Effect.gen(function* () {
+    const settings = yield* DaemonSettings
+    yield* WorkspaceLock
+    const quarantined = yield* QuarantinedState
+    const sink = yield* DaemonEventSink
+    const runtime = yield* Effect.runtime<DaemonServices>()
+    const files = settings.paths.daemon
+    for (const file of removeStaleTemps([files.snapshots, path.dirname(files.queue), settings.paths.runs, settings.paths.results])) {
+      settings.log("removed a temporary file a killed process left", { file })
+    }
+    const daemon = new Daemon({ ...settings, events: sink.publish }, runnerOf(runtime), quarantined)
+    yield* Effect.addFinalizer(() => Effect.promise(() => daemon.stop()))
+    return daemon
+  })
+)
+
+/** The daemon's Prometheus metrics: the process's defaults and the tree's sessions and slots. */
+const daemonMetrics = (daemon: Daemon) => {
+  const registry = new client.Registry()
+  client.collectDefaultMetrics({ register: registry, prefix: "warden_" })
+  new client.Gauge({
+    name: "warden_sessions",
+    help: "Session actors the daemon supervises",
+    registers: [registry],
+    collect() {
+      this.set(daemon.sessions.size)
+    }
+  })
+  new client.Gauge({
+    name: "warden_slots_in_use",
+    help: "Sessions holding a concurrency slot",
+    registers: [registry],
+    collect() {
+      this.set(daemon.supervisor.getSnapshot().context.running.length)
+    }
+  })
+  return async () => ({ contentType: registry.contentType, body: await registry.metrics() })
+}
+
+/** What the API may ask of the daemon, with the token it must be asked with. */
+export const operationsLayer = Layer.effect(
+  DaemonOperations,
+  Effect.gen(function* () {
+    const daemon = yield* Supervision
+    const token = yield* ApiToken
+    return operationsFromDaemon(daemon, token.value, daemonMetrics(daemon))
+  })
+)
