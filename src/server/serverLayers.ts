@@ -118,7 +118,8 @@ export const apiLayer = (options: { readonly allowedOrigins: ReadonlyArray<strin
     Effect.gen(function* () {
       const listener = yield* HttpListener
       const feed = yield* FeedService
-      const { makeApiServer } = yield* Effect.promise(() => import("./httpApi.js"))
+      // Written as "../server/httpApi.js": the CLI's bundle leaves out exactly that path (package.json's build, --external).
+      const { makeApiServer } = yield* Effect.promise(() => import("../server/httpApi.js"))
       const api = yield* makeApiServer({ allowedOrigins: options.allowedOrigins, feed, websockets: listener.websockets })
       listener.serve(api.request, api.upgrade)
       yield* Effect.addFinalizer(() =>
