@@ -203,12 +203,14 @@ export class Daemon {
     try {
       real = fs.realpathSync(repo)
     } catch {
+      // realpath fails only for a path that is not there (or not reachable): refused, naming it.
       throw new RepoMissing({ repo })
     }
     const roots = this.options.config.allowedRoots.flatMap((root) => {
       try {
         return [fs.realpathSync(expandHome(root))]
       } catch {
+        // An allowed root that does not exist allows nothing; the others still count.
         return []
       }
     })

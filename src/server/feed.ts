@@ -197,6 +197,7 @@ const readHighWater = (file: string): number => {
     const value = Number(fs.readFileSync(file, "utf8").trim())
     return Number.isSafeInteger(value) && value > 0 ? value : 0
   } catch {
+    // No mark yet (a first start) or unreadable: the window's last number stands, as documented above.
     return 0
   }
 }

@@ -32,6 +32,7 @@ export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffe
     try {
       offset = Math.max(0, fs.statSync(options.transcriptPath).size - options.backlogBytes)
     } catch {
+      // No transcript yet: the stream starts at its beginning once it appears.
       offset = 0
     }
     let reading = false
@@ -61,6 +62,7 @@ export const streamTerminal = (req: IncomingMessage, socket: Duplex, head: Buffe
     try {
       watcher = fs.watch(options.transcriptPath, () => pump())
     } catch {
+      // Nothing to watch: the client is told why rather than left waiting.
       ws.close(1011, "the session has no transcript")
       return
     }

@@ -29,6 +29,7 @@ export const parseTarget = (raw: string | undefined): URL | null => {
   try {
     return new URL(raw ?? "/", "http://localhost")
   } catch {
+    // Unparseable: the caller answers 400.
     return null
   }
 }
@@ -38,6 +39,7 @@ export const decodeSegment = (raw: string): string | null => {
   try {
     return decodeURIComponent(raw)
   } catch {
+    // Malformed percent-encoding: the caller answers 400.
     return null
   }
 }
