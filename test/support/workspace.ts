@@ -100,13 +100,15 @@ export const makeWorkspace = (extraConfig: Record<string, unknown> = {}, extraEn
     /** Starts the built daemon for this workspace and waits until it is ready; `base` is its API's URL. */
     startDaemon: async (...extra: string[]): Promise<{ child: ChildProcess; port: number; token: string; base: string }> => {
       const infoFile = path.join(workspace, "state", "daemon.json")
-      // A daemon a timed-out attempt of a test left behind would hold the workspace's lock.
+      // A daemon an earlier test left running is that test's bug: named here, never killed to make room.
+      let holder: { pid?: unknown } = {}
       try {
-        const holder = JSON.parse(fs.readFileSync(path.join(workspace, "state", "daemon.lock"), "utf8")) as { pid: number }
-        process.kill(holder.pid, "SIGKILL")
-        await eventually(() => !fs.existsSync(`/proc/${holder.pid}`) || fs.readFileSync(`/proc/${holder.pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z"), 5_000, "the old daemon gone")
+        holder = JSON.parse(fs.readFileSync(path.join(workspace, "state", "daemon.lock"), "utf8")) as { pid?: unknown }
       } catch {
-        // no lock, or its holder is gone
+        // no lock file, or an empty one (a daemon stopped cleanly empties it): nobody holds the workspace
+      }
+      if (typeof holder.pid === "number" && fs.existsSync(`/proc/${holder.pid}`) && !fs.readFileSync(`/proc/${holder.pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z")) {
+        throw new Error(`a daemon an earlier test started (pid ${holder.pid}) still holds ${workspace}: that test did not stop it`)
       }
       fs.rmSync(infoFile, { force: true })
       const child = spawn(process.execPath, args(["daemon", "--port", "0", ...extra]), { env, stdio: "ignore" })
