@@ -1,21 +1,12 @@
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import { Context, Effect, Either, Exit, Layer, ManagedRuntime, Scope } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
-import { loadConfigSync } from "../src/config/loadConfig.js"
 import { DispatchRequests, memoryDispatchRequestsLayer } from "../src/daemon/DispatchRequests.js"
 import { DaemonOperations } from "../src/daemon/operations.js"
 import { DaemonSettings, apiTokenLayer, quarantineLayer, workspaceLockLayer } from "../src/daemon/resources.js"
 import { SnapshotStore, memorySnapshotStoreLayer } from "../src/daemon/SnapshotStore.js"
 import { DaemonEventSink, Supervision, operationsLayer, supervisionLayer } from "../src/daemon/supervisionLayer.js"
 import { WorkQueue, memoryWorkQueueLayer } from "../src/daemon/WorkQueue.js"
-import { makeGitTest } from "../src/git/Git.js"
-import { makeProcessesTest } from "../src/processes/Processes.js"
-import { makeAgentProcessesTest } from "../src/processes/agentProcesses.js"
-import { makeMemoryRecordStore } from "../src/records/RecordStore.js"
-import { makeMemoryTerminals } from "../src/terminals/memoryTerminals.js"
-import { workspacePaths } from "../src/workspace/paths.js"
+import { testWorld } from "./support/testLayers.js"
 import { eventually } from "./support/workspace.js"
 
 /**
@@ -26,26 +17,7 @@ import { eventually } from "./support/workspace.js"
  * stays for the end-to-end tests.
  */
 const setUp = () => {
-  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "warden-inproc-")))
-  const repo = path.join(dir, "repo")
-  fs.mkdirSync(repo)
-  const config = {
-    ...Either.getOrThrow(loadConfigSync({ workspace: path.join(dir, "ws"), env: { WARDEN_ALLOW_ROOT: "1" } })),
-    allowedRoots: [dir],
-    minFreeDiskMb: 1,
-    minFreeMemoryMb: 1,
-    storage: "memory" as const
-  }
-  const paths = workspacePaths(config.workspaceDir)
-  const terminals = makeMemoryTerminals()
-  const records = makeMemoryRecordStore()
-  const services = Layer.mergeAll(
-    terminals.layer,
-    makeProcessesTest([], ["node"]).layer,
-    makeGitTest({ [repo]: { head: "abc123", changes: { newCommits: ["abc124 did it"], status: [], diffStat: " f | 1 +" } } }),
-    records.layer,
-    makeAgentProcessesTest().layer
-  )
+  const { dir, repo, config, paths, terminals, records, layer: services } = testWorld("warden-inproc-", { storage: "memory" })
   // The stores outlive a daemon, as files do: one instance of each, handed to every daemon this test starts.
   const storeRuntime = ManagedRuntime.make(Layer.mergeAll(memoryWorkQueueLayer(), memorySnapshotStoreLayer(), memoryDispatchRequestsLayer()))
   const stores = Layer.mergeAll(

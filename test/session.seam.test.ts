@@ -1,18 +1,10 @@
 import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
-import { Either, Layer, ManagedRuntime } from "effect"
+import { ManagedRuntime } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
-import { loadConfigSync } from "../src/config/loadConfig.js"
 import { resolveProfile, type ResolvedProfile } from "../src/config/profiles.js"
-import { makeGitTest } from "../src/git/Git.js"
-import { makeProcessesTest } from "../src/processes/Processes.js"
-import { makeAgentProcessesTest } from "../src/processes/agentProcesses.js"
-import { makeMemoryRecordStore } from "../src/records/RecordStore.js"
 import type { DispatchSpec } from "../src/sessions/dispatchSpec.js"
 import { SessionRunner } from "../src/sessions/runSession.js"
-import { makeMemoryTerminals } from "../src/terminals/memoryTerminals.js"
-import { workspacePaths } from "../src/workspace/paths.js"
+import { testWorld } from "./support/testLayers.js"
 import { eventually } from "./support/workspace.js"
 
 /**
@@ -22,22 +14,8 @@ import { eventually } from "./support/workspace.js"
  * through the same files a real agent would.
  */
 const setUp = () => {
-  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "warden-seam-")))
-  const repo = path.join(dir, "repo")
-  fs.mkdirSync(repo)
-  const config = {
-    ...Either.getOrThrow(loadConfigSync({ workspace: path.join(dir, "ws"), env: { WARDEN_ALLOW_ROOT: "1" } })),
-    allowedRoots: [dir],
-    minFreeDiskMb: 1,
-    minFreeMemoryMb: 1
-  }
-  const terminals = makeMemoryTerminals()
-  const processes = makeProcessesTest([], ["node"])
-  const records = makeMemoryRecordStore()
-  const git = makeGitTest({ [repo]: { head: "abc123", changes: { newCommits: ["abc124 did it"], status: [], diffStat: " f | 1 +" } } })
-  const agentProcesses = makeAgentProcessesTest()
-  const runtime = ManagedRuntime.make(Layer.mergeAll(terminals.layer, processes.layer, git, records.layer, agentProcesses.layer))
-  const paths = workspacePaths(config.workspaceDir)
+  const { repo, config, paths, terminals, records, layer } = testWorld("warden-seam-")
+  const runtime = ManagedRuntime.make(layer)
   const spec = (bead: string, profile: ResolvedProfile): DispatchSpec => ({
     bead,
     repo,
