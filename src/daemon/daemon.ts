@@ -3,12 +3,11 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Cause, Effect, Either, Exit, Option } from "effect"
 import { createActor, fromPromise, type Actor, type AnyActorRef, type InspectionEvent } from "xstate"
-import { sessionSystemId, supervisorMachine, type AdmittedItem } from "../../machines/supervisor.machine.js"
-import { isFinalState } from "../../machines/agentSession.types.js"
+import { supervisorMachine, type AdmittedItem } from "../../machines/supervisor.machine.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
 import { RecordStore } from "../records/RecordStore.js"
 import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
-import { buildSpec, type DispatchRequest } from "../sessions/buildSpec.js"
+import { buildSpec } from "../sessions/buildSpec.js"
 import { sessionChildLogic, type SessionEntry, type SessionServices } from "../sessions/sessionActors.js"
 import type { EffectRunner } from "../sessions/effectRunner.js"
 import { appendSignalLine } from "../sessions/signalLines.js"
@@ -18,15 +17,14 @@ import { runIsLive } from "../sessions/reconcile.js"
 import { processStartTicks, supervisorAlive } from "../sessions/supervisorLiveness.js"
 import { Terminals, sessionNameFor } from "../terminals/Terminals.js"
 import { checkOperatorInput, recordInput } from "../sessions/operatorInput.js"
-import { expandHome, type WorkspacePaths } from "../workspace/paths.js"
-import type { DispatchBody } from "../sessions/dispatchBody.js"
+import type { WorkspacePaths } from "../workspace/paths.js"
+import { requestOfBody, type DispatchBody } from "../sessions/dispatchBody.js"
 import { SnapshotStore } from "./SnapshotStore.js"
 import { WorkQueue, type QueueItem } from "./WorkQueue.js"
 import { DispatchRequests } from "./DispatchRequests.js"
 import { availableMemoryMb } from "../system/memory.js"
 import { readDrainState, writeDrainState } from "./drainState.js"
 import { snapshotBead, type QuarantinedFile } from "./stateFiles.js"
-import { finalizeLostRun } from "../sessions/reconcile.js"
 import {
   AlreadyCancelling,
   BeadBusy,
@@ -36,19 +34,18 @@ import {
   NoSession,
   NotRunning,
   RecordUnreadable,
-  RepoMissing,
-  RepoNotAllowed,
   SendFailed,
   ServiceUnavailable,
   UnknownBead,
-  UnknownProfile,
   isDaemonError
 } from "./errors.js"
-import { localDate, memoryLine, type HistoryEntry, type SessionView } from "../records/buildRecords.js"
+import type { HistoryEntry, SessionView } from "../records/buildRecords.js"
 import { MachineEventSource, beadOfActor, type MachineEvent } from "./machineEvents.js"
 import { SnapshotPersistence } from "./snapshotPersistence.js"
 import { followSession, type FollowedSession } from "./sessionSlots.js"
-import { feedOfRootEmitted, feedOfRootEvent } from "./treeFeed.js"
+import { feedOfRootEmitted, feedOfRootEvent, recordsWrittenData, sessionStateData } from "./treeFeed.js"
+import { checkDispatchTarget } from "./dispatchChecks.js"
+import { endUnresumable, requestOfSnapshot, snapshotOutlivedSession } from "./restoreChecks.js"
 
 /** A run record that is in the workspace but cannot be read (truncated, corrupt). */
 export interface UnreadableRecord {
@@ -195,29 +192,9 @@ export class Daemon {
     if (record !== null && runIsLive(record) && supervisorAlive(record.supervisor)) {
       throw new BeadBusy({ bead: body.bead, reason: { _tag: "SupervisedElsewhere", pid: record.supervisor.pid } })
     }
-    if (!(body.agent in this.options.config.profiles)) {
-      throw new UnknownProfile({ profile: body.agent, configured: Object.keys(this.options.config.profiles) })
-    }
-    const repo = path.resolve(expandHome(body.repo))
-    let real: string
-    try {
-      real = fs.realpathSync(repo)
-    } catch {
-      // realpath fails only for a path that is not there (or not reachable): refused, naming it.
-      throw new RepoMissing({ repo })
-    }
-    const roots = this.options.config.allowedRoots.flatMap((root) => {
-      try {
-        return [fs.realpathSync(expandHome(root))]
-      } catch {
-        // An allowed root that does not exist allows nothing; the others still count.
-        return []
-      }
-    })
-    if (!roots.some((root) => real === root || real.startsWith(root.endsWith("/") ? root : `${root}/`))) {
-      throw new RepoNotAllowed({ repo: real, allowedRoots: this.options.config.allowedRoots })
-    }
-    const request = { ...body, repo: real }
+    const target = checkDispatchTarget(this.options.config, body)
+    if (Either.isLeft(target)) throw target.left
+    const request = { ...body, repo: target.right }
     const session = await this.sessionFor(request, undefined)
     // Queued first: a dispatch the queue cannot take creates nothing (no snapshot, no records, no child).
     let item: QueueItem
@@ -240,23 +217,7 @@ export class Daemon {
 
   /** The session of a dispatch, registered before its child is spawned: new, or taken over from its snapshot. */
   private async sessionFor(body: DispatchBody, restore: { history: ReadonlyArray<HistoryEntry> } | undefined): Promise<LiveSession> {
-    const request: DispatchRequest = {
-      bead: body.bead,
-      repo: body.repo,
-      agent: body.agent,
-      template: body.template,
-      prompt: body.prompt,
-      promptFile: undefined,
-      title: body.title,
-      acceptance: body.acceptance,
-      command: body.command,
-      overrides: {
-        timeoutMs: body.timeoutSeconds === undefined ? undefined : body.timeoutSeconds * 1000,
-        stallMs: body.stallSeconds === undefined ? undefined : body.stallSeconds * 1000,
-        maxAttempts: body.maxRetries
-      }
-    }
-    const built = await Effect.runPromise(Effect.either(buildSpec(this.options, request)))
+    const built = await Effect.runPromise(Effect.either(buildSpec(this.options, requestOfBody(body))))
     if (Either.isLeft(built)) throw new InvalidRequest({ problem: built.left.message })
     const spec = {
       ...built.right,
@@ -268,15 +229,7 @@ export class Daemon {
       {
         log: this.options.log,
         onState: (view, entry) => this.announceState(body, view, entry),
-        onRecords: (run, result) =>
-          this.options.events?.("records", "records.written", {
-            bead: run.bead,
-            status: run.status,
-            lifecycle_state: run.lifecycle_state,
-            run_file: result.run_file,
-            result_file: run.result_file,
-            reason: result.reason
-          })
+        onRecords: (run, result) => this.options.events?.("records", "records.written", recordsWrittenData(run, result))
       },
       restore?.history ?? []
     )
@@ -304,19 +257,7 @@ export class Daemon {
       ...(c.outcome === null ? {} : { outcome: c.outcome }),
       ...(c.failureReason === null ? {} : { failure_reason: c.failureReason })
     })
-    this.options.events?.("sessions", "session.state", {
-      bead: body.bead,
-      state: view.state,
-      at: new Date(entry.at).toISOString(),
-      attempt: c.attempt,
-      attempt_id: c.attemptId,
-      profile: body.agent,
-      outcome: c.outcome,
-      failure_reason: c.failureReason,
-      decision: c.claim,
-      waiting: c.waiting,
-      will_retry: c.willRetry
-    })
+    this.options.events?.("sessions", "session.state", sessionStateData(body.bead, body.agent, view, entry))
   }
 
   /**
@@ -414,23 +355,20 @@ export class Daemon {
     for (const error of refused) this.options.log("snapshot refused", { bead: error.bead, reason: error.message })
     for (const q of this.quarantined) {
       const bead = snapshotBead(q, this.options.paths.daemon.snapshots)
-      if (bead !== null) await this.endUnresumable(bead, q)
+      if (bead === null) continue
+      const ended = await this.run(endUnresumable(this.options.paths, bead, q, this.options.log))
+      if (ended !== null) this.options.events?.("records", "records.written", ended)
     }
     const restored: string[] = []
     for (const snapshot of snapshots) {
-      const body = snapshot.request as DispatchBody
-      const actor = snapshot.actor as { status?: string; value?: unknown; context?: { attempt?: number; attemptId?: string | null } }
+      const request = requestOfSnapshot(snapshot)
+      if (Either.isLeft(request)) {
+        this.options.log("session not restored", { bead: snapshot.bead, reason: request.left })
+        continue
+      }
+      const body = request.right
       const record = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(snapshot.bead)).pipe(Effect.orElseSucceed(() => null)))
-      // The records say this attempt finished (the daemon died between writing them and removing the snapshot): never run it again.
-      // (Its `status` says done from the verification on; the lifecycle ends after cleaning, notifying and remembering.)
-      const finished =
-        record !== null &&
-        isFinalState(record.lifecycle_state) &&
-        !record.will_retry &&
-        record.attempt_id === (actor.context?.attemptId ?? null) &&
-        record.attempt === Math.max(1, actor.context?.attempt ?? 0)
-      if (finished || actor.status === "done" || isFinalState(String(actor.value))) {
-        // A finished session's snapshot that outlived it: nothing to restore.
+      if (snapshotOutlivedSession(snapshot, record)) {
         await this.run(Effect.flatMap(SnapshotStore, (store) => store.remove(snapshot.bead)).pipe(Effect.ignore))
         continue
       }
@@ -447,35 +385,6 @@ export class Daemon {
       }
     }
     return { restored, refused: refused.map((error) => `${error.bead}: ${error.message}`) }
-  }
-
-  /**
-   * A bead whose snapshot was quarantined cannot be resumed: if its records say
-   * it was under way, its tmux session is ended (no agent runs on unseen, and a
-   * new dispatch cannot run beside it) and its records are finalized as failed,
-   * saying why.
-   */
-  private async endUnresumable(bead: string, q: QuarantinedFile): Promise<void> {
-    await this.run(Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)).pipe(Effect.ignore))
-    const run = await this.run(Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(Effect.orElseSucceed(() => null)))
-    if (run === null || !runIsLive(run) || (run.supervisor.pid !== process.pid && supervisorAlive(run.supervisor))) return
-    await this.run(Effect.flatMap(Terminals, (terminals) => terminals.kill(run.session_name)).pipe(Effect.ignore))
-    const now = Date.now()
-    const result = await this.run(Effect.flatMap(RecordStore, (store) => store.readResult(bead)).pipe(Effect.orElseSucceed(() => null)))
-    const lost = finalizeLostRun(this.options.paths, run, result, now)
-    const reason = `its snapshot ${q.file} was corrupt (${q.reason}; moved to ${q.moved_to}), so the daemon could not resume it: it ended the tmux session ${run.session_name}; ${lost.result.reason}`
-    const withReason = <T extends { completion: unknown; evidence: ReadonlyArray<unknown> }>(record: T): T => {
-      const decision = { ...(record.completion as object), detail: { ...((record.completion as { detail?: object }).detail ?? {}), reason } }
-      return { ...record, completion: decision, evidence: [...record.evidence.slice(0, -1), decision] }
-    }
-    const final = { run: withReason(lost.run), result: { ...withReason(lost.result), reason } }
-    await this.run(
-      Effect.flatMap(RecordStore, (store) =>
-        Effect.zipRight(store.write(final.run, final.result), store.appendMemory(localDate(now), memoryLine(final.run, final.result)))
-      ).pipe(Effect.catchAll((error) => Effect.sync(() => this.options.log("records of an unresumable session not finalized", { bead, reason: error.message }))))
-    )
-    this.options.log("session ended: its snapshot was corrupt", { bead, session: run.session_name, moved_to: q.moved_to })
-    this.options.events?.("records", "records.written", { bead, status: final.run.status, lifecycle_state: final.run.lifecycle_state, reason })
   }
 
   private async enqueue(body: DispatchBody, retry: boolean): Promise<QueueItem> {

@@ -1,5 +1,7 @@
 import type { InspectionEvent } from "xstate"
 import type { SupervisorEmitted, SupervisorEvent } from "../../machines/supervisor.machine.js"
+import type { HistoryEntry, SessionView } from "../records/buildRecords.js"
+import type { ResultRecord, RunRecord } from "../records/recordSchema.js"
 
 /** One event for the feed: its topic, type and data. */
 export interface FeedItem {
@@ -37,3 +39,31 @@ export const feedOfRootEvent = (inspection: InspectionEvent, pid: number): FeedI
 /** The root's emitted events the feed reports. */
 export const feedOfRootEmitted = (emitted: SupervisorEmitted): FeedItem | null =>
   emitted.type === "admit" ? { topic: "queue", type: "queue.admitted", data: { bead: emitted.item.bead } } : null
+
+/** A session entered a state: what the feed (`session.state`) says of it. */
+export const sessionStateData = (bead: string, profile: string, view: SessionView, entry: HistoryEntry) => {
+  const c = view.context
+  return {
+    bead,
+    state: view.state,
+    at: new Date(entry.at).toISOString(),
+    attempt: c.attempt,
+    attempt_id: c.attemptId,
+    profile,
+    outcome: c.outcome,
+    failure_reason: c.failureReason,
+    decision: c.claim,
+    waiting: c.waiting,
+    will_retry: c.willRetry
+  }
+}
+
+/** Both records of a bead are on disk: what the feed (`records.written`) says of them. */
+export const recordsWrittenData = (run: RunRecord, result: ResultRecord) => ({
+  bead: run.bead,
+  status: run.status,
+  lifecycle_state: run.lifecycle_state,
+  run_file: result.run_file,
+  result_file: run.result_file,
+  reason: result.reason
+})

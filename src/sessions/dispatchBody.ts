@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { BEAD_ID } from "./dispatchSpec.js"
+import type { DispatchRequest } from "./buildSpec.js"
 
 /** A bead id as the beads tracker writes it (no path separators, no leading dot). */
 export const BeadId = Schema.String.pipe(
@@ -26,3 +27,21 @@ export const DispatchBody = Schema.Struct({
   maxRetries: Schema.optional(Schema.Int.pipe(Schema.between(1, 20)))
 })
 export type DispatchBody = typeof DispatchBody.Type
+
+/** The request a dispatch body makes (an API body names its limits in seconds; the spec wants milliseconds). */
+export const requestOfBody = (body: DispatchBody): DispatchRequest => ({
+  bead: body.bead,
+  repo: body.repo,
+  agent: body.agent,
+  template: body.template,
+  prompt: body.prompt,
+  promptFile: undefined,
+  title: body.title,
+  acceptance: body.acceptance,
+  command: body.command,
+  overrides: {
+    timeoutMs: body.timeoutSeconds === undefined ? undefined : body.timeoutSeconds * 1000,
+    stallMs: body.stallSeconds === undefined ? undefined : body.stallSeconds * 1000,
+    maxAttempts: body.maxRetries
+  }
+})
