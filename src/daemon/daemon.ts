@@ -45,7 +45,7 @@ import { SnapshotPersistence } from "./snapshotPersistence.js"
 import { followSession, type FollowedSession } from "./sessionSlots.js"
 import { feedOfRootEmitted, feedOfRootEvent, recordsWrittenData, sessionStateData } from "./treeFeed.js"
 import { checkDispatchTarget } from "./dispatchChecks.js"
-import { endUnresumable, requestOfSnapshot, snapshotOutlivedSession } from "./restoreChecks.js"
+import { endUnresumable, endUnsupervisable, requestOfSnapshot, snapshotOutlivedSession } from "./restoreChecks.js"
 
 /** A run record that is in the workspace but cannot be read (truncated, corrupt). */
 export interface UnreadableRecord {
@@ -323,12 +323,25 @@ export class Daemon {
   /** A session child whose machine threw: the root has let it go; its records say it failed. */
   private sessionFailed(bead: string, error: unknown): void {
     const session = this.sessions.get(bead)
-    this.options.log("session actor failed", { bead, reason: error instanceof Error ? error.message : String(error) })
+    const message = error instanceof Error ? error.message : String(error)
+    this.options.log("session actor failed", { bead, reason: message })
     if (session === undefined) return
     session.over = true
     this.persistence.forget(bead)
-    if (this.sessions.get(bead) === session) this.sessions.delete(bead)
+    // Its records would say it runs, under this daemon, for ever: it is ended and they are finalized, saying why.
+    void this.run(endUnsupervisable(this.options.paths, bead, `its session actor failed (${message}), so the daemon could not supervise it`, this.options.log))
+      .then((ended) => {
+        if (ended !== null) this.options.events?.("records", "records.written", { bead, status: ended.status, lifecycle_state: ended.lifecycle_state, reason: ended.reason })
+      })
+      .catch((failure) => this.options.log("a failed session not ended", { bead, reason: (failure as Error).message }))
+      .finally(() => {
+        if (this.sessions.get(bead) === session) {
+          this.persistence.remove(bead)
+          this.sessions.delete(bead)
+        }
+      })
   }
+
 
   /** A machine's state or event: to the feed, and to its bead's history (kept as long as its records, for replay). */
   private machineEvent(event: MachineEvent): void {
@@ -357,7 +370,7 @@ export class Daemon {
       const bead = snapshotBead(q, this.options.paths.daemon.snapshots)
       if (bead === null) continue
       const ended = await this.run(endUnresumable(this.options.paths, bead, q, this.options.log))
-      if (ended !== null) this.options.events?.("records", "records.written", ended)
+      if (ended !== null) this.options.events?.("records", "records.written", { bead, status: ended.status, lifecycle_state: ended.lifecycle_state, reason: ended.reason })
     }
     const restored: string[] = []
     for (const snapshot of snapshots) {

@@ -8,6 +8,7 @@ import { DispatchBody } from "../sessions/dispatchBody.js"
 import { finalizeLostRun, runIsLive } from "../sessions/reconcile.js"
 import { supervisorAlive } from "../sessions/supervisorLiveness.js"
 import { Terminals } from "../terminals/Terminals.js"
+import { AgentProcesses } from "../processes/agentProcesses.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
 import type { SessionSnapshot } from "./SnapshotStore.js"
 import type { QuarantinedFile } from "./stateFiles.js"
@@ -49,24 +50,42 @@ export const endUnresumable = (
   q: QuarantinedFile,
   log: (message: string, detail?: Record<string, unknown>) => void
 ) =>
+  endUnsupervisable(paths, bead, `its snapshot ${q.file} was corrupt (${q.reason}; moved to ${q.moved_to}), so the daemon could not resume it`, log).pipe(
+    Effect.tap((ended) => Effect.sync(() => ended !== null && log("session ended: its snapshot was corrupt", { bead, session: ended.session, moved_to: q.moved_to })))
+  )
+
+/**
+ * A bead the daemon can no longer supervise (its snapshot is corrupt, its
+ * session actor failed): if its records say it is under way, its tmux
+ * session is ended and its records are finalized as failed, `cause` first in
+ * the reason. Gives what the feed says of the records, or null when there
+ * was nothing to end.
+ */
+export const endUnsupervisable = (
+  paths: WorkspacePaths,
+  bead: string,
+  cause: string,
+  log: (message: string, detail?: Record<string, unknown>) => void
+) =>
   Effect.gen(function* () {
     const records = yield* RecordStore
     yield* Effect.flatMap(WorkQueue, (queue) => queue.remove(bead)).pipe(Effect.ignore)
     const run = yield* records.readRun(bead).pipe(Effect.orElseSucceed(() => null))
     if (run === null || !runIsLive(run) || (run.supervisor.pid !== process.pid && supervisorAlive(run.supervisor))) return null
     yield* Effect.flatMap(Terminals, (terminals) => terminals.kill(run.session_name)).pipe(Effect.ignore)
+    // And whatever of the attempt left the session's process group (its cgroup, its marked environment).
+    if (run.attempt_id !== null) yield* Effect.flatMap(AgentProcesses, (processes) => processes.reap(run.attempt_id!))
     const now = Date.now()
     const result = yield* records.readResult(bead).pipe(Effect.orElseSucceed(() => null))
     const lost = finalizeLostRun(paths, run, result, now)
-    const reason = `its snapshot ${q.file} was corrupt (${q.reason}; moved to ${q.moved_to}), so the daemon could not resume it: it ended the tmux session ${run.session_name}; ${lost.result.reason}`
+    const reason = `${cause}: it ended the tmux session ${run.session_name}; ${lost.result.reason}`
     const withReason = <T extends { completion: unknown; evidence: ReadonlyArray<unknown> }>(record: T): T => {
       const decision = { ...(record.completion as object), detail: { ...((record.completion as { detail?: object }).detail ?? {}), reason } }
       return { ...record, completion: decision, evidence: [...record.evidence.slice(0, -1), decision] }
     }
     const final = { run: withReason(lost.run), result: { ...withReason(lost.result), reason } }
     yield* Effect.zipRight(records.write(final.run, final.result), records.appendMemory(localDate(now), memoryLine(final.run, final.result))).pipe(
-      Effect.catchAll((error) => Effect.sync(() => log("records of an unresumable session not finalized", { bead, reason: error.message })))
+      Effect.catchAll((error) => Effect.sync(() => log("records of an unsupervisable session not finalized", { bead, reason: error.message })))
     )
-    log("session ended: its snapshot was corrupt", { bead, session: run.session_name, moved_to: q.moved_to })
-    return { bead, status: final.run.status, lifecycle_state: final.run.lifecycle_state, reason }
+    return { bead, session: run.session_name, status: final.run.status, lifecycle_state: final.run.lifecycle_state, reason }
   })
