@@ -138,9 +138,14 @@ export const supervisorMachine = setup({
         ? { running: [...context.running, { bead: event.bead, profile: event.profile }] }
         : {}
     ),
-    noteMemory: assign(({ context, event }) =>
-      event.type === "MEMORY" ? { freeMemoryMb: event.freeMb, mayHaveWork: true, wakes: context.wakes + 1 } : {}
-    ),
+    /** A reading wakes the supervisor only when it gives headroom back: otherwise nothing it could admit has changed. */
+    noteMemory: assign(({ context, event }) => {
+      assertEvent(event, "MEMORY")
+      const short = (freeMb: number | null) => freeMb !== null && freeMb < context.limits.minFreeMemoryMb
+      return short(context.freeMemoryMb) && !short(event.freeMb)
+        ? { freeMemoryMb: event.freeMb, mayHaveWork: true, wakes: context.wakes + 1 }
+        : { freeMemoryMb: event.freeMb }
+    }),
     setDraining: assign(({ context, event }) =>
       event.type === "DRAIN" ? { draining: event.on, mayHaveWork: true, wakes: context.wakes + 1 } : {}
     ),

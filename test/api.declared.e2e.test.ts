@@ -117,5 +117,14 @@ describe("the declared API", () => {
     expect(badBead.json.error).toMatch(/invalid bead id "\.\.\/x"/)
     const plainFeed = await daemon.api("GET", "/v1/feed")
     expect(plainFeed.status).toBe(426)
+    // An empty body schema refuses fields too (an empty Schema.Struct alone would take any).
+    const retryExcess = await daemon.api("POST", "/v1/sessions/bd-nope/retry", { x: 1 })
+    expect(retryExcess.status).toBe(422)
+    expect(retryExcess.json.error).toMatch(/takes no fields; got x/)
+    // A missing token and a wrong one are told apart.
+    const missing = await fetch(`${daemon.base}/v1/queue`)
+    expect((await missing.json()).error).toMatch(/^a bearer token is required/)
+    const wrong = await daemon.api("GET", "/v1/queue", undefined, { authorization: "Bearer not-the-token" })
+    expect(wrong).toMatchObject({ status: 401, json: { _tag: "Unauthorized", reason: "wrong", error: expect.stringMatching(/is not this daemon's/) } })
   })
 })

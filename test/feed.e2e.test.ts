@@ -66,6 +66,7 @@ describe("the websocket feed", () => {
       await expect(connect(d, "", {})).rejects.toThrow("HTTP 401")
       await expect(connect(d, "", { authorization: `Bearer ${d.token}`, origin: "http://evil.example" })).rejects.toThrow("HTTP 403")
       await expect(connect(d, "?topics=nonsense")).rejects.toThrow("HTTP 400")
+      await expect(connect(d, "?topics=")).rejects.toThrow("HTTP 400")
     } finally {
       await stop(d)
     }

@@ -84,6 +84,34 @@ describe("supervisor machine", () => {
     expect(h.admitted.map((i) => i.bead)).toEqual(["bd-1"])
   })
 
+  it("a memory reading wakes it only when it gives headroom back: an idle supervisor does not claim every 5 s", async () => {
+    let claims = 0
+    const machine = supervisorMachine.provide({
+      actors: {
+        claimNext: fromPromise(async () => {
+          claims++
+          return null
+        })
+      }
+    })
+    const actor = createActor(machine, { input: { limits: { concurrency: 2, quotas: {}, minFreeMemoryMb: 500 } } })
+    actor.start()
+    actor.send({ type: "START" })
+    await idle(actor)
+    const atRest = claims
+    for (let i = 0; i < 10; i++) actor.send({ type: "MEMORY", freeMb: 800 })
+    await idle(actor)
+    expect(claims).toBe(atRest)
+    // Short of memory, then back above the limit: that is worth a claim.
+    actor.send({ type: "MEMORY", freeMb: 100 })
+    await idle(actor)
+    expect(claims).toBe(atRest)
+    actor.send({ type: "MEMORY", freeMb: 900 })
+    await idle(actor)
+    expect(claims).toBe(atRest + 1)
+    expect(actor.getSnapshot().context.freeMemoryMb).toBe(900)
+  })
+
   it("a draining supervisor admits nothing new", async () => {
     const h = harness()
     h.actor.send({ type: "DRAIN", on: true })

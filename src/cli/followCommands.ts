@@ -150,7 +150,12 @@ export const tailCommand = (env: CliEnvironment, topics: string | undefined, sin
         if (json) process.stdout.write(`${data.toString()}\n`)
         else if (event.type !== "heartbeat") {
           const d = event.data ?? {}
-          const what = [d.bead, d.state, d.status, d.reason].filter((x) => x !== undefined && x !== null).join("  ")
+          // A machine event names its actor, the state it entered (XState's value) or the event it received.
+          const machine =
+            event.topic === "machines"
+              ? [d.actor, d.value === undefined ? undefined : typeof d.value === "string" ? d.value : JSON.stringify(d.value), typeof d.event === "string" ? d.event : (d.event as { type?: string } | undefined)?.type]
+              : []
+          const what = [...machine, d.bead, d.state, d.status, d.reason].filter((x) => x !== undefined && x !== null).join("  ")
           process.stdout.write(`${event.seq ?? "-"}  ${event.at?.slice(11, 23) ?? ""}  ${event.type}  ${what}\n`)
         }
       })

@@ -7,9 +7,14 @@ import { Schema } from "effect"
  */
 
 /** No token, a wrong one, or a scheme other than Bearer. */
-export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {}) {
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  /** `missing`: no bearer token was sent; `wrong`: one was, and it is not the daemon's. */
+  reason: Schema.Literal("missing", "wrong")
+}) {
   override get message(): string {
-    return "a bearer token is required (Authorization: Bearer <the token in state/api-token>)"
+    return this.reason === "wrong"
+      ? "the bearer token is not this daemon's (the token is in state/api-token of the daemon's workspace)"
+      : "a bearer token is required (Authorization: Bearer <the token in state/api-token>)"
   }
 }
 

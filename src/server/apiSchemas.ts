@@ -20,5 +20,12 @@ export const InputBody = Schema.Struct({
 /** `POST /v1/drain` */
 export const DrainBody = Schema.Struct({ on: Schema.Boolean })
 
-/** `POST /v1/sessions/:bead/cancel` and `/retry` take no fields. */
-export const EmptyBody = Schema.Struct({})
+/**
+ * `POST /v1/sessions/:bead/cancel` and `/retry` take no fields. (An empty `Schema.Struct({})` takes any
+ * object, excess properties included, whatever `onExcessProperty` says: so the check is its own.)
+ */
+export const EmptyBody = Schema.Struct({}).pipe(
+  Schema.filter((body) => Object.keys(body).length === 0 || `this request takes no fields; got ${Object.keys(body).join(", ")}`, {
+    jsonSchema: { type: "object", additionalProperties: false }
+  })
+)

@@ -154,8 +154,13 @@ export class Feed {
     const unknown = requested.filter((t) => !this.topics.includes(t as FeedTopic))
     const sinceText = url.searchParams.get("since")
     let since = sinceText === null ? null : Number(sinceText)
-    if (unknown.length > 0 || (since !== null && (!Number.isInteger(since) || since < 0))) {
-      const reason = unknown.length > 0 ? `unknown topics: ${unknown.join(", ")}` : "since must be a sequence number"
+    if (requested.length === 0 || unknown.length > 0 || (since !== null && (!Number.isInteger(since) || since < 0))) {
+      const reason =
+        requested.length === 0
+          ? `topics names none: give some of ${this.topics.join(", ")}, or leave it out for all of them`
+          : unknown.length > 0
+            ? `unknown topics: ${unknown.join(", ")}`
+            : "since must be a sequence number"
       refuseUpgrade(socket, 400, reason)
       return
     }

@@ -51,7 +51,8 @@ export const authorize = (
   if (origin !== undefined && !allowedOrigins.includes(origin)) return Effect.fail(new OriginRefused({ origin }))
   const query = isUpgrade(request.headers) ? (parseTarget(request.url)?.searchParams.get("token") ?? null) : null
   const header = request.headers.authorization ?? (query === null ? undefined : `Bearer ${query}`)
-  return tokenMatches(header, token) ? Effect.void : Effect.fail(new Unauthorized())
+  if (tokenMatches(header, token)) return Effect.void
+  return Effect.fail(new Unauthorized({ reason: header === undefined || !/^bearer[ \t]+\S/i.test(header) ? "missing" : "wrong" }))
 }
 
 const readBody = (req: http.IncomingMessage): Promise<Either.Either<string, BodyTooLarge>> =>
