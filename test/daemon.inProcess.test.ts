@@ -5,6 +5,7 @@ import { DaemonOperations } from "../src/daemon/operations.js"
 import { DaemonSettings, apiTokenLayer, quarantineLayer, workspaceLockLayer } from "../src/daemon/resources.js"
 import { SnapshotStore, memorySnapshotStoreLayer } from "../src/daemon/SnapshotStore.js"
 import { DaemonEventSink, Supervision, operationsLayer, supervisionLayer } from "../src/daemon/supervisionLayer.js"
+import { snapshotSaverLayer } from "../src/daemon/snapshotPersistence.js"
 import { WorkQueue, memoryWorkQueueLayer } from "../src/daemon/WorkQueue.js"
 import { testWorld } from "./support/testLayers.js"
 import { eventually } from "./support/workspace.js"
@@ -33,6 +34,7 @@ const setUp = () => {
     const scope = Effect.runSync(Scope.make())
     const layer = operationsLayer.pipe(
       Layer.provideMerge(supervisionLayer),
+      Layer.provideMerge(snapshotSaverLayer),
       Layer.provideMerge(Layer.mergeAll(services, stores, Layer.succeed(DaemonEventSink, { publish: (topic, type, data) => void events.push({ topic, type, data }) }))),
       Layer.provideMerge(apiTokenLayer),
       Layer.provideMerge(quarantineLayer),

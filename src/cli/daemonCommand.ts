@@ -1,6 +1,7 @@
 import { Effect, Layer } from "effect"
 import { DaemonSettings, apiTokenLayer, quarantineLayer, storesLayer, workspaceLockLayer } from "../daemon/resources.js"
 import { Supervision, operationsLayer, supervisionLayer } from "../daemon/supervisionLayer.js"
+import { snapshotSaverLayer } from "../daemon/snapshotPersistence.js"
 import type { DaemonInfo } from "../daemon/runningDaemon.js"
 import { systemdNotifier } from "../daemon/systemdNotify.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
@@ -80,14 +81,15 @@ const readyLayer = (env: CliEnvironment, options: DaemonCommandOptions) =>
  * The daemon as layers, built in this order and released in the reverse one:
  * the port; the log; the workspace lock (held for the daemon's life); the
  * state files checked (corrupt ones quarantined); the API token; the services
- * and the stores the config chooses; the feed; the actor tree; the
- * operations; the API; ready.
+ * and the stores the config chooses; the feed; snapshot persistence; the
+ * actor tree; the operations; the API; ready.
  */
 export const daemonLayer = (env: CliEnvironment, options: DaemonCommandOptions) =>
   readyLayer(env, options).pipe(
     Layer.provideMerge(apiLayer({ allowedOrigins: options.allowedOrigins })),
     Layer.provideMerge(operationsLayer),
     Layer.provideMerge(supervisionLayer),
+    Layer.provideMerge(snapshotSaverLayer),
     Layer.provideMerge(feedLayer({ paths: env.paths, window: options.feedWindow })),
     Layer.provideMerge(
       Layer.mergeAll(liveLayer(env.config, env.paths), storesLayer(env.config, env.paths))

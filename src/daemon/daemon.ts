@@ -98,7 +98,6 @@ export class Daemon {
   private readonly memoryTimer: NodeJS.Timeout
   private stopping = false
 
-  private readonly persistence: SnapshotPersistence
   private readonly machineEvents = new MachineEventSource()
 
   /**
@@ -108,6 +107,8 @@ export class Daemon {
   constructor(
     private readonly options: DaemonOptions,
     private readonly runtime: EffectRunner<DaemonServices>,
+    /** Saves each live session's snapshot (one per bead, behind `SnapshotStore`). */
+    private readonly persistence: SnapshotPersistence,
     /** State files that did not decode at start-up, moved aside (shown by `/healthz`). */
     readonly quarantined: ReadonlyArray<QuarantinedFile>
   ) {
@@ -121,7 +122,6 @@ export class Daemon {
           )
         )
     )
-    this.persistence = new SnapshotPersistence(this.runtime, options.log)
     const lookup = (bead: string): SessionEntry => {
       const session = this.sessions.get(bead)
       if (session === undefined) throw new Error(`no session of ${bead} is supervised`)
@@ -525,7 +525,6 @@ export class Daemon {
   async stop(): Promise<void> {
     this.stopping = true
     clearInterval(this.memoryTimer)
-    this.persistence.stop()
     // Stopping the root stops every child; `detaching` tells their interrupted effects to leave the agents alone.
     this.supervisor.stop()
     await Promise.all([...this.sessions.values()].map((session) => session.recorder.flush()))

@@ -1,8 +1,9 @@
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type { HistoryEntry } from "../records/buildRecords.js"
 import type { DispatchBody } from "../sessions/dispatchBody.js"
 import { SNAPSHOT_VERSION, SnapshotStore } from "./SnapshotStore.js"
-import type { EffectRunner } from "../sessions/effectRunner.js"
+import { DaemonSettings } from "./resources.js"
+import { runnerOf, type EffectRunner } from "../sessions/effectRunner.js"
 
 /** What a snapshot is made from: the bead's request, its actor's persisted snapshot, its state history. */
 export interface PersistSource {
@@ -86,3 +87,18 @@ export class SnapshotPersistence {
     this.timers.clear()
   }
 }
+
+/** The daemon's snapshot persistence, as a service: stopped (no save after it) when its layer ends. */
+export class SnapshotSaver extends Context.Tag("warden/SnapshotSaver")<SnapshotSaver, SnapshotPersistence>() {}
+
+export const snapshotSaverLayer = Layer.scoped(
+  SnapshotSaver,
+  Effect.gen(function* () {
+    const { log } = yield* DaemonSettings
+    const runtime = yield* Effect.runtime<SnapshotStore>()
+    return yield* Effect.acquireRelease(
+      Effect.sync(() => new SnapshotPersistence(runnerOf(runtime), log)),
+      (persistence) => Effect.sync(() => persistence.stop())
+    )
+  })
+)

@@ -6,6 +6,7 @@ import { runnerOf } from "../sessions/effectRunner.js"
 import { Daemon, type DaemonEvents, type DaemonServices } from "./daemon.js"
 import { DaemonOperations, operationsFromDaemon } from "./operations.js"
 import { ApiToken, DaemonSettings, QuarantinedState, WorkspaceLock } from "./resources.js"
+import { SnapshotSaver } from "./snapshotPersistence.js"
 
 /** Where the daemon reports what happens: the feed's streams, provided by the server's feed layer (or a test's list). */
 export class DaemonEventSink extends Context.Tag("warden/DaemonEventSink")<DaemonEventSink, { readonly publish: DaemonEvents }>() {}
@@ -32,7 +33,8 @@ export const supervisionLayer = Layer.scoped(
     for (const file of removeStaleTemps([files.snapshots, path.dirname(files.queue), settings.paths.runs, settings.paths.results])) {
       settings.log("removed a temporary file a killed process left", { file })
     }
-    const daemon = new Daemon({ ...settings, events: sink.publish }, runnerOf(runtime), quarantined)
+    const persistence = yield* SnapshotSaver
+    const daemon = new Daemon({ ...settings, events: sink.publish }, runnerOf(runtime), persistence, quarantined)
     yield* Effect.addFinalizer(() => Effect.promise(() => daemon.stop()))
     return daemon
   })
