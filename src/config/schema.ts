@@ -144,6 +144,56 @@ export const RetentionSchema = Schema.Struct({
 })
 export type RetentionConfig = typeof RetentionSchema.Type
 
+/** A service's health probe: HTTP (its status and, optionally, a body pattern: an open port is not health) or TCP. */
+const HealthSchema = Schema.Struct({
+  http: Schema.optional(Schema.String.pipe(Schema.pattern(/^https?:\/\//, { message: () => "an http:// or https:// URL" }))),
+  expectStatus: Schema.optionalWith(Schema.Int.pipe(Schema.between(100, 599)), { default: () => 200 }),
+  bodyPattern: Schema.optional(RegexText),
+  tcp: Schema.optional(Schema.Int.pipe(Schema.between(1, 65535))),
+  intervalSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0)), { default: () => 10 }),
+  timeoutSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0)), { default: () => 3 }),
+  /** Consecutive failed probes that make a running service unhealthy enough to restart. */
+  unhealthyAfter: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 100)), { default: () => 3 })
+}).pipe(Schema.filter((h) => (h.http === undefined) !== (h.tcp === undefined) || "give exactly one of http and tcp"))
+
+/** How a service is restarted: exponential backoff with a cap, and an intensity limit (`maxRestarts` within `withinSeconds`). */
+const RestartSchema = Schema.Struct({
+  backoffInitialMs: Schema.optionalWith(Millis, { default: () => 1_000 }),
+  backoffFactor: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThanOrEqualTo(1)), { default: () => 2 }),
+  backoffMaxMs: Schema.optionalWith(Millis, { default: () => 60_000 }),
+  maxRestarts: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(0)), { default: () => 5 }),
+  withinSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0)), { default: () => 60 }),
+  /** A run healthy this long resets the backoff. */
+  healthyResetMs: Schema.optionalWith(Millis, { default: () => 30_000 })
+})
+
+/** A service the daemon supervises: a program it runs itself (`process`), or a systemd unit it watches (`systemd`). */
+export const ServiceSchema = Schema.Struct({
+  mode: Schema.optionalWith(Schema.Literal("process", "systemd"), { default: () => "process" as const }),
+  command: Schema.optional(Schema.NonEmptyString),
+  args: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  cwd: Schema.optional(Schema.NonEmptyString),
+  env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { default: () => ({}) }),
+  unit: Schema.optional(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9:_.@-]+\.service$/, { message: () => "a unit name such as openclaw-gateway.service" }))),
+  health: Schema.optional(HealthSchema),
+  restart: Schema.optionalWith(RestartSchema, { default: () => Schema.decodeSync(RestartSchema)({}) }),
+  /** Exit codes that mean "do not restart" (systemd's RestartPreventExitStatus; 78 is a bad config): straight to failed. */
+  preventRestartExitCodes: Schema.optionalWith(Schema.Array(Schema.Int), { default: () => [] }),
+  /** Keep the process running across a daemon restart (re-adopted by pid and start time); by default it stops with the daemon. */
+  detach: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /** Between SIGTERM and SIGKILL to the service's process group. */
+  stopGraceMs: Schema.optionalWith(Millis, { default: () => 5_000 }),
+  /** The service's log (state/services/<name>.log) is rotated past this size, one generation kept. */
+  logMaxBytes: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1024)), { default: () => 5 * 1024 * 1024 })
+}).pipe(
+  Schema.filter((s) =>
+    s.mode === "process"
+      ? s.command !== undefined || "a process service needs its command"
+      : s.unit !== undefined || "a systemd service needs its unit"
+  )
+)
+export type ServiceConfig = typeof ServiceSchema.Type
+
 export const ConfigSchema = Schema.Struct({
   $schema: Schema.optional(Schema.String),
   /** Workspace directory; `--workspace` and `WARDEN_WORKSPACE` win over it. */
@@ -182,7 +232,15 @@ export const ConfigSchema = Schema.Struct({
   minFreeMemoryMb: Schema.optionalWith(Schema.Int, { default: () => 512 }),
   defaults: Schema.optionalWith(DefaultsSchema, { default: () => Schema.decodeSync(DefaultsSchema)({}) }),
   verification: Schema.optionalWith(VerificationSchema, { default: () => Schema.decodeSync(VerificationSchema)({}) }),
-  profiles: Schema.optionalWith(Schema.Record({ key: Schema.String, value: ProfileSchema }), { default: () => ({}) })
+  profiles: Schema.optionalWith(Schema.Record({ key: Schema.String, value: ProfileSchema }), { default: () => ({}) }),
+  /** Long-lived services the daemon supervises (`warden services`), by name. */
+  services: Schema.optionalWith(
+    Schema.Record({
+      key: Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9-]{0,39}$/, { message: () => "a service name is lowercase letters, digits and -, at most 40" })),
+      value: ServiceSchema
+    }),
+    { default: () => ({}) }
+  )
 })
 
 export type WardenConfig = typeof ConfigSchema.Type
