@@ -38,6 +38,15 @@ export interface SessionChildInput {
 /** The system id of a bead's session actor: `system.get(sessionSystemId(bead))` finds it while it is not over. */
 export const sessionSystemId = (bead: string): string => `session:${bead}`
 
+/** A supervised service's input (opaque here: the service machine's own input). */
+export interface ServiceChildInput {
+  readonly name: string
+  readonly [key: string]: unknown
+}
+
+/** The system id of a supervised service's actor. */
+export const serviceSystemId = (name: string): string => `service:${name}`
+
 export interface SupervisorLimits {
   /** Sessions that may hold a slot at once (the seed's figure is 10). */
   readonly concurrency: number
@@ -63,6 +72,8 @@ export interface SupervisorContext {
   readonly sessions: Readonly<Record<string, string>>
   /** Children spawned so far: the next child's id is `session:<bead>#<spawned>`. */
   readonly spawned: number
+  /** The supervised services with a child, by name (a service child lives as long as the daemon). */
+  readonly services: ReadonlyArray<string>
 }
 
 /** A bead that went into the queue, as the feed reports it. */
@@ -89,6 +100,8 @@ export type SupervisorEvent =
   | { readonly type: "SPAWN"; readonly input: SessionChildInput }
   /** The session `id` is over and its records are on disk: the child is let go. */
   | { readonly type: "SESSION.OVER"; readonly bead: string; readonly id: string }
+  /** Start supervising a configured service (once per name for the daemon's life). */
+  | { readonly type: "SPAWN.SERVICE"; readonly input: ServiceChildInput }
 
 export type SupervisorEmitted =
   | { readonly type: "admit"; readonly item: AdmittedItem }
@@ -96,6 +109,8 @@ export type SupervisorEmitted =
   | { readonly type: "spawnRefused"; readonly bead: string }
   /** A session child failed (an exception in its machine): the root lets it go and frees its slot. */
   | { readonly type: "sessionFailed"; readonly bead: string; readonly id: string; readonly error: unknown }
+  /** A service child failed (an exception in its machine): it is no longer supervised until the daemon restarts. */
+  | { readonly type: "serviceFailed"; readonly name: string; readonly error: unknown }
 
 const notProvided = () => {
   throw new Error('supervisor: actor "claimNext" is not provided; use machine.provide()')
@@ -120,7 +135,9 @@ export const supervisorMachine = setup({
     /** Takes the most urgent admissible item from the queue; `blocked` lists the profiles at their quota. */
     claimNext: fromPromise<AdmittedItem | null, { blocked: ReadonlyArray<string> }>(notProvided),
     /** A bead's session (the lifecycle machine with its effects), provided by the daemon; its input is a `SessionChildInput`. */
-    session: fromPromise<unknown, SessionChildInput>(notProvided) as AnyActorLogic
+    session: fromPromise<unknown, SessionChildInput>(notProvided) as AnyActorLogic,
+    /** A supervised service (the service machine with its effects), provided by the daemon. */
+    service: fromPromise<unknown, ServiceChildInput>(notProvided) as AnyActorLogic
   },
   guards: {
     canAdmit: ({ context }) => context.mayHaveWork && hasSlot(context),
@@ -181,6 +198,13 @@ export const supervisorMachine = setup({
       enqueue.spawnChild("session", { id, systemId: sessionSystemId(bead), input: event.input })
       enqueue.assign({ sessions: { ...context.sessions, [bead]: id }, spawned: context.spawned + 1 })
     }),
+    spawnService: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, "SPAWN.SERVICE")
+      const name = event.input.name
+      if (context.services.includes(name)) return
+      enqueue.spawnChild("service", { id: serviceSystemId(name), systemId: serviceSystemId(name), input: event.input })
+      enqueue.assign({ services: [...context.services, name] })
+    }),
     letGo: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "SESSION.OVER")
       if (context.sessions[event.bead] !== event.id) return
@@ -191,7 +215,14 @@ export const supervisorMachine = setup({
     childFailed: enqueueActions(({ context, event, enqueue }) => {
       const id = event.type.slice("xstate.error.actor.".length)
       const bead = beadOfChild(context, id)
-      if (bead === undefined) return
+      if (bead === undefined) {
+        const service = context.services.find((name) => serviceSystemId(name) === id)
+        if (service !== undefined) {
+          enqueue.emit({ type: "serviceFailed", name: service, error: (event as unknown as { error: unknown }).error })
+          enqueue.assign({ services: context.services.filter((name) => name !== service) })
+        }
+        return
+      }
       enqueue.emit({ type: "sessionFailed", bead, id, error: (event as unknown as { error: unknown }).error })
       const { [bead]: _failed, ...sessions } = context.sessions
       enqueue.assign({ sessions, running: context.running.filter((r) => r.bead !== bead), mayHaveWork: true, wakes: context.wakes + 1 })
@@ -209,11 +240,13 @@ export const supervisorMachine = setup({
     wakesAtClaim: 0,
     draining: input.draining ?? false,
     sessions: {},
-    spawned: 0
+    spawned: 0,
+    services: []
   }),
   on: {
     SPAWN: { actions: "spawnSession" },
     "SESSION.OVER": { actions: "letGo" },
+    "SPAWN.SERVICE": { actions: "spawnService" },
     // A child's exception reaches the root only as this event; unhandled, it would stop the whole tree.
     "xstate.error.actor.*": { actions: "childFailed" },
     ENQUEUED: { actions: "wake" },

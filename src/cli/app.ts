@@ -18,6 +18,7 @@ import { runSignal } from "./signalCore.js"
 import type { DispatchRequest } from "../sessions/buildSpec.js"
 import { doctorCommand } from "./doctorCommand.js"
 import { attachCommand, drainCommand, logsCommand, retryCommand, tailCommand } from "./followCommands.js"
+import { serviceVerbCommand, servicesCommand } from "./servicesCommand.js"
 import { daemonCommand } from "./daemonCommand.js"
 
 const workspace = Options.text("workspace").pipe(
@@ -256,11 +257,25 @@ const drain = Command.make(
   (a) => withEnvironment((env) => drainCommand(env, !a.off, a.json))
 ).pipe(Command.withDescription("stop admitting new work before maintenance (running sessions go on)"))
 
-const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, doctor }
+const serviceName = Args.text({ name: "name" }).pipe(Args.withDescription("the service's name (services.<name> in the config)"))
+const serviceVerb = (verb: "restart" | "stop" | "start", description: string) =>
+  Command.make(verb, { json, name: serviceName }, (a) => withEnvironment((env) => serviceVerbCommand(env, verb, a.name, a.json))).pipe(
+    Command.withDescription(description)
+  )
+const services = Command.make("services", { json }, (a) => withEnvironment((env) => servicesCommand(env, a.json))).pipe(
+  Command.withDescription("the supervised services: state, pid, restarts, last exit, health"),
+  Command.withSubcommands([
+    serviceVerb("restart", "restart a service now (not counted towards its restart limit)"),
+    serviceVerb("stop", "stop a service (its whole process group) until started again"),
+    serviceVerb("start", "start a stopped or failed service")
+  ])
+)
+
+const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, doctor }
 
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
-  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, doctor])
+  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, doctor])
 )
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })

@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Cause, Effect, Either, Exit, Option } from "effect"
-import { createActor, fromPromise, type Actor, type AnyActorRef, type InspectionEvent } from "xstate"
+import { createActor, fromPromise, type Actor, type AnyActorLogic, type AnyActorRef, type InspectionEvent } from "xstate"
 import { supervisorMachine, type AdmittedItem } from "../../machines/supervisor.machine.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
 import { RecordStore } from "../records/RecordStore.js"
@@ -45,6 +45,8 @@ import { SnapshotPersistence } from "./snapshotPersistence.js"
 import { followSession, type FollowedSession } from "./sessionSlots.js"
 import { feedOfRootEmitted, feedOfRootEvent, recordsWrittenData, sessionStateData } from "./treeFeed.js"
 import { checkDispatchTarget } from "./dispatchChecks.js"
+import { ServiceSupervision } from "./serviceSupervision.js"
+import type { ServiceConfig } from "../config/schema.js"
 import { endUnresumable, endUnsupervisable, requestOfSnapshot, snapshotOutlivedSession } from "./restoreChecks.js"
 
 /** A run record that is in the workspace but cannot be read (truncated, corrupt). */
@@ -57,7 +59,7 @@ export interface UnreadableRecord {
 const unreadableRecord = (file: string): UnreadableRecord => ({ bead: path.basename(file, ".json"), file, unreadable: true })
 
 /** Where the daemon reports what happens (the websocket feed); one observer for everything visible. */
-export type DaemonEvents = (topic: "sessions" | "records" | "queue" | "daemon" | "machines", type: string, data: unknown) => void
+export type DaemonEvents = (topic: "sessions" | "records" | "queue" | "daemon" | "machines" | "services", type: string, data: unknown) => void
 
 export interface DaemonOptions {
   readonly events?: DaemonEvents
@@ -99,6 +101,8 @@ export class Daemon {
   private stopping = false
 
   private readonly machineEvents = new MachineEventSource()
+  /** The supervised services: children of the same root (`service:<name>`). */
+  readonly services: ServiceSupervision
 
   /**
    * Built by `supervisionLayer` (the workspace lock held, the state files checked and the corrupt ones
@@ -110,7 +114,9 @@ export class Daemon {
     /** Saves each live session's snapshot (one per bead, behind `SnapshotStore`). */
     private readonly persistence: SnapshotPersistence,
     /** State files that did not decode at start-up, moved aside (shown by `/healthz`). */
-    readonly quarantined: ReadonlyArray<QuarantinedFile>
+    readonly quarantined: ReadonlyArray<QuarantinedFile>,
+    /** The service machine with its effects, and each configured service's policy (its input). */
+    serviceLogic: { readonly logic: AnyActorLogic; readonly policyOf: (name: string, config: ServiceConfig) => Record<string, unknown> } | null = null
   ) {
     const files = options.paths.daemon
     const claimNext = fromPromise<AdmittedItem | null, { blocked: ReadonlyArray<string> }>(
@@ -128,7 +134,9 @@ export class Daemon {
       return { spec: session.spec, hooks: { records: () => session.recorder.records(), log: options.log, detaching: () => this.stopping } }
     }
     this.supervisor = createActor(
-      supervisorMachine.provide({ actors: { claimNext, session: sessionChildLogic(lookup, this.runtime) } }),
+      supervisorMachine.provide({
+        actors: { claimNext, session: sessionChildLogic(lookup, this.runtime), ...(serviceLogic === null ? {} : { service: serviceLogic.logic }) }
+      }),
       {
         input: {
           limits: { concurrency: options.concurrency, quotas: options.quotas, minFreeMemoryMb: options.config.minFreeMemoryMb },
@@ -144,6 +152,16 @@ export class Daemon {
     })
     this.supervisor.on("spawnRefused", (event) => options.log("a second session of a live bead was refused", { bead: event.bead }))
     this.supervisor.on("sessionFailed", (event) => this.sessionFailed(event.bead, event.error))
+    this.supervisor.on("serviceFailed", (event) =>
+      options.log("service actor failed: no longer supervised until the daemon restarts", { service: event.name, reason: String(event.error) })
+    )
+    this.services = new ServiceSupervision(
+      this.supervisor,
+      serviceLogic === null ? {} : options.config.services,
+      serviceLogic?.policyOf ?? (() => ({})),
+      (type, data) => this.options.events?.("services", type, data),
+      options.log
+    )
     // Started at once: it waits in `starting` (admitting nothing) until restore has put back every session.
     this.supervisor.start()
     this.memoryTimer = setInterval(() => this.supervisor.send({ type: "MEMORY", freeMb: availableMemoryMb() }), 5_000)
@@ -154,6 +172,7 @@ export class Daemon {
   start(restored: ReadonlyArray<string>): void {
     this.supervisor.send({ type: "MEMORY", freeMb: availableMemoryMb() })
     this.supervisor.send({ type: "START", restored })
+    this.services.spawnAll()
   }
 
   /**
@@ -271,6 +290,7 @@ export class Daemon {
     if (this.stopping) return
     const rootItem = feedOfRootEvent(inspection, process.pid)
     if (rootItem !== null) this.options.events?.(rootItem.topic, rootItem.type, rootItem.data)
+    this.services.observe(inspection)
     const machineEvent = this.machineEvents.take(inspection)
     if (machineEvent !== null) this.machineEvent(machineEvent)
     if (inspection.type !== "@xstate.snapshot") return

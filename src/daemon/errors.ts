@@ -127,6 +127,18 @@ export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()
   }
 }
 
+/** No service of that name is configured (`services.<name>` in the config). */
+export class UnknownService extends Schema.TaggedError<UnknownService>()("UnknownService", {
+  name: Schema.String,
+  configured: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return this.configured.length === 0
+      ? `no service ${this.name}: none is configured (services.<name> in the config)`
+      : `no service ${this.name}; configured: ${[...this.configured].sort().join(", ")}`
+  }
+}
+
 /** Every refusal of the daemon's operations. */
 export const DaemonError = Schema.Union(
   UnknownBead,
@@ -142,7 +154,8 @@ export const DaemonError = Schema.Union(
   NoRetryRequest,
   RecordUnreadable,
   SendFailed,
-  ServiceUnavailable
+  ServiceUnavailable,
+  UnknownService
 )
 export type DaemonError = typeof DaemonError.Type
 

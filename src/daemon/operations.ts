@@ -18,8 +18,10 @@ import {
   type RepoNotAllowed,
   type SendFailed,
   type UnknownBead,
-  type UnknownProfile
+  type UnknownProfile,
+  type UnknownService
 } from "./errors.js"
+import type { ServiceView } from "./serviceSupervision.js"
 import type { QueueItem } from "./WorkQueue.js"
 import type { QuarantinedFile } from "./stateFiles.js"
 
@@ -77,6 +79,10 @@ export class DaemonOperations extends Context.Tag("warden/DaemonOperations")<
     readonly health: Effect.Effect<Health>
     /** The transcript of a bead's current attempt (for the terminal stream), or `NoSession`. */
     readonly transcriptOf: (bead: string) => Effect.Effect<string, NoSession>
+    /** The supervised services, by name. */
+    readonly services: Effect.Effect<ReadonlyArray<ServiceView>>
+    /** The operator's verb for a service: `restart` (not counted towards its restart limit), `stop`, `start`. */
+    readonly serviceCommand: (name: string, verb: "restart" | "stop" | "start") => Effect.Effect<ServiceView, UnknownService>
     /** The Prometheus exposition of the daemon's metrics. */
     readonly metrics: Effect.Effect<{ contentType: string; body: string }, ServiceUnavailable>
   }
@@ -112,5 +118,7 @@ export const operationsFromDaemon = (
     const transcript = daemon.transcriptOf(bead)
     return transcript === null ? Effect.fail(new NoSession({ bead })) : Effect.succeed(transcript)
   },
+  services: Effect.sync(() => daemon.services.list()),
+  serviceCommand: (name, verb) => call(() => daemon.services.command(name, verb)),
   metrics: Effect.tryPromise({ try: metrics, catch: (error) => new ServiceUnavailable({ reason: `metrics: ${(error as Error).message}` }) })
 })

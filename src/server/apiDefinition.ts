@@ -19,6 +19,7 @@ import {
   RepoNotAllowed,
   SendFailed,
   ServiceUnavailable,
+  UnknownService,
   UnknownBead,
   UnknownProfile
 } from "../daemon/errors.js"
@@ -67,6 +68,7 @@ const wire = {
   RecordUnreadable: onTheWire(RecordUnreadable),
   SendFailed: onTheWire(SendFailed),
   ServiceUnavailable: onTheWire(ServiceUnavailable),
+  UnknownService: onTheWire(UnknownService),
   BodyTooLarge: onTheWire(BodyTooLarge),
   UpgradeRequired: onTheWire(UpgradeRequired)
 }
@@ -175,6 +177,28 @@ export class StreamsGroup extends HttpApiGroup.make("streams")
   )
   .middleware(Authorization) {}
 
+const ServiceView = Schema.Struct({
+  name: Schema.String,
+  mode: Schema.Literal("process", "systemd"),
+  state: Schema.String,
+  pid: Schema.NullOr(Schema.Number),
+  restarts: Schema.Number,
+  last_exit: Schema.NullOr(Schema.Struct({ code: Schema.NullOr(Schema.Number), signal: Schema.NullOr(Schema.String), at: Schema.String })),
+  health: Schema.NullOr(Schema.Struct({ ok: Schema.Boolean, detail: Schema.String, at: Schema.String })),
+  since: Schema.NullOr(Schema.String)
+})
+
+/** The supervised services: their states, and the operator's verbs. */
+export class ServicesGroup extends HttpApiGroup.make("services")
+  .add(HttpApiEndpoint.get("services", "/v1/services").addSuccess(Schema.Struct({ services: Schema.Array(ServiceView) })))
+  .add(
+    withBody(HttpApiEndpoint.post("serviceCommand", "/v1/services/:name/:verb"), EmptyBody)
+      .setPath(Schema.Struct({ name: Schema.String, verb: Schema.Literal("restart", "stop", "start") }))
+      .addSuccess(ServiceView, { status: 202 })
+      .addError(wire.UnknownService)
+  )
+  .middleware(Authorization) {}
+
 export class OperationsGroup extends HttpApiGroup.make("operations")
   .add(HttpApiEndpoint.get("metrics", "/metrics").addSuccess(HttpApiSchema.Text({ contentType: "text/plain; version=0.0.4; charset=utf-8" })).addError(wire.ServiceUnavailable))
   .add(HttpApiEndpoint.get("openapi", "/v1/openapi.json").addSuccess(Schema.Unknown.annotations({ description: "this document" })))
@@ -185,6 +209,7 @@ export class WardenApi extends HttpApi.make("warden")
   .add(DispatchGroup)
   .add(SessionsGroup)
   .add(StreamsGroup)
+  .add(ServicesGroup)
   .add(OperationsGroup)
   .addError(onTheWire(Unauthorized))
   .addError(onTheWire(OriginRefused))

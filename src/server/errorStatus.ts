@@ -18,6 +18,7 @@ export const ERROR_STATUS: { readonly [Tag in ApiRefusal["_tag"]]: 400 | 401 | 4
   UnknownBead: 404,
   NoSession: 404,
   NoRetryRequest: 404,
+  UnknownService: 404,
   NoSuchEndpoint: 404,
   MethodNotAllowed: 405,
   BeadBusy: 409,

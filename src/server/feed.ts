@@ -8,9 +8,9 @@ import { refuseUpgrade } from "./wireGuards.js"
 /** The feed's wire format version: every event carries it as `v`. */
 export const FEED_VERSION = 1
 
-export type FeedTopic = "sessions" | "records" | "queue" | "daemon" | "machines"
+export type FeedTopic = "sessions" | "records" | "queue" | "daemon" | "services" | "machines"
 /** The topics of the main stream; `machines` is a stream of its own (see `FeedStreams`). */
-export const FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon"]
+export const FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon", "services"]
 
 export interface FeedEvent {
   readonly v: typeof FEED_VERSION

@@ -201,6 +201,11 @@ export const makeApiServer = (
           })
         )
     )
+    const ServicesLive = HttpApiBuilder.group(WardenApi, "services", (handlers) =>
+      handlers
+        .handle("services", () => Effect.map(ops.services, (services) => ({ services })))
+        .handleRaw("serviceCommand", ({ path, request }) => Effect.zipRight(decodeBody(request, EmptyBody), ops.serviceCommand(path.name, path.verb)))
+    )
     const StreamsLive = HttpApiBuilder.group(WardenApi, "streams", (handlers) =>
       handlers
         .handleRaw("feed", ({ request }) =>
@@ -288,7 +293,7 @@ export const makeApiServer = (
     )
 
     const layer = Layer.mergeAll(HttpApiBuilder.api(WardenApi), Gateway).pipe(
-      Layer.provide([HealthLive, DispatchLive, SessionsLive, StreamsLive, OperationsLive]),
+      Layer.provide([HealthLive, DispatchLive, SessionsLive, ServicesLive, StreamsLive, OperationsLive]),
       Layer.provide(AuthorizationLive),
       Layer.provideMerge(HttpApiBuilder.Router.Live),
       Layer.provideMerge(HttpApiBuilder.Middleware.layer)
