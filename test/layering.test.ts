@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest"
 const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["machines"],
   ["src/workspace", "src/config", "src/system", "src/templates", "src/terminals", "src/processes", "src/git", "src/records", "src/agents"],
-  ["src/sessions"],
+  ["src/sessions", "src/services"],
   ["src/runtime"],
   ["src/daemon"],
   ["src/server"],
@@ -53,7 +53,7 @@ const layeringProblems = (files: ReadonlyArray<{ readonly file: string; readonly
     const from = folderOf(file)
     const name = path.relative(root, file)
     if (from === null || layerOf(from) === -1) {
-      problems.push(`${name}: its folder ${from ?? "(none)"} is in no layer: add it to LAYERS and notes/layers.md`)
+      problems.push(`${name}: its folder ${from ?? "(none)"} is in no layer: add it to LAYERS here and to the README's Architecture section`)
       continue
     }
     for (const specifier of specifiers(source)) {
