@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest"
  */
 const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["machines"],
-  ["src/workspace", "src/config", "src/system", "src/templates", "src/terminals", "src/processes", "src/git", "src/records", "src/agents"],
+  ["src/workspace", "src/config", "src/system", "src/templates", "src/terminals", "src/processes", "src/services", "src/git", "src/records", "src/agents"],
   ["src/sessions"],
   ["src/runtime"],
   ["src/daemon"],
