@@ -66,7 +66,7 @@ const checkHttp = (url: string, health: HealthCheck): Effect.Effect<HealthResult
   return Effect.tryPromise({
     try: async (signal) => {
       const timeout = AbortSignal.timeout(timeoutMs)
-      const response = await fetch(url, { signal: AbortSignal.any([signal, timeout]), redirect: "manual", headers: { connection: "close" } })
+      const response = await fetch(url, { signal: AbortSignal.any([signal, timeout]), redirect: "manual" })
       const body = await readBody(response)
       return { status: response.status, body }
     },
