@@ -6,6 +6,9 @@ import type { DaemonInfo } from "../daemon/runningDaemon.js"
 import { systemdNotifier } from "../daemon/systemdNotify.js"
 import { writeFileAtomic } from "../records/RecordStore.js"
 import { liveLayer } from "../runtime/liveLayer.js"
+import { HealthProbesLive } from "../services/HealthProbes.js"
+import { ServiceProcessesLive } from "../services/ServiceProcesses.js"
+import { SystemdUnitsLive } from "../services/SystemdUnits.js"
 import { HttpListener, apiLayer, feedLayer, listenLayer } from "../server/serverLayers.js"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { tmuxSocketProblem } from "../terminals/socketSafety.js"
@@ -92,7 +95,7 @@ export const daemonLayer = (env: CliEnvironment, options: DaemonCommandOptions) 
     Layer.provideMerge(snapshotSaverLayer),
     Layer.provideMerge(feedLayer({ paths: env.paths, window: options.feedWindow })),
     Layer.provideMerge(
-      Layer.mergeAll(liveLayer(env.config, env.paths), storesLayer(env.config, env.paths))
+      Layer.mergeAll(liveLayer(env.config, env.paths), storesLayer(env.config, env.paths), ServiceProcessesLive, HealthProbesLive, SystemdUnitsLive)
     ),
     Layer.provideMerge(apiTokenLayer),
     Layer.provideMerge(quarantineLayer),

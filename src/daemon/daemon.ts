@@ -116,7 +116,12 @@ export class Daemon {
     /** State files that did not decode at start-up, moved aside (shown by `/healthz`). */
     readonly quarantined: ReadonlyArray<QuarantinedFile>,
     /** The service machine with its effects, and each configured service's policy (its input). */
-    serviceLogic: { readonly logic: AnyActorLogic; readonly policyOf: (name: string, config: ServiceConfig) => Record<string, unknown> } | null = null
+    private readonly serviceLogic: {
+      readonly logic: AnyActorLogic
+      readonly policyOf: (name: string, config: ServiceConfig) => Record<string, unknown>
+      /** Stops, with the daemon, the services that do not outlive it. */
+      readonly stopWithDaemon: (running: ReadonlyArray<{ readonly name: string; readonly pid: number | null }>) => Promise<void>
+    } | null = null
   ) {
     const files = options.paths.daemon
     const claimNext = fromPromise<AdmittedItem | null, { blocked: ReadonlyArray<string> }>(
@@ -290,7 +295,8 @@ export class Daemon {
     if (this.stopping) return
     const rootItem = feedOfRootEvent(inspection, process.pid)
     if (rootItem !== null) this.options.events?.(rootItem.topic, rootItem.type, rootItem.data)
-    this.services.observe(inspection)
+    // The root's first inspection events come while it is being created, before `services` is set.
+    ;(this.services as ServiceSupervision | undefined)?.observe(inspection)
     const machineEvent = this.machineEvents.take(inspection)
     if (machineEvent !== null) this.machineEvent(machineEvent)
     if (inspection.type !== "@xstate.snapshot") return
@@ -545,8 +551,11 @@ export class Daemon {
   async stop(): Promise<void> {
     this.stopping = true
     clearInterval(this.memoryTimer)
+    const services = this.services.running()
     // Stopping the root stops every child; `detaching` tells their interrupted effects to leave the agents alone.
     this.supervisor.stop()
+    // Then the services' processes (their actors no longer watch, so nothing restarts them).
+    await this.serviceLogic?.stopWithDaemon(services).catch((error) => this.options.log("services not stopped", { reason: String(error) }))
     await Promise.all([...this.sessions.values()].map((session) => session.recorder.flush()))
   }
 }

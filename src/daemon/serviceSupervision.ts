@@ -105,6 +105,11 @@ export class ServiceSupervision {
       })
   }
 
+  /** Each service's current pid (null when none runs), for stopping them with the daemon. */
+  running(): ReadonlyArray<{ readonly name: string; readonly pid: number | null }> {
+    return [...this.refs].map(([name, ref]) => ({ name, pid: (ref.getSnapshot() as { context?: ServiceContextLike }).context?.pid ?? null }))
+  }
+
   /** The operator's verb, carried to the service's actor: `restart` (not counted towards its limit), `stop`, `start`. */
   command(name: string, verb: "restart" | "stop" | "start"): ServiceView {
     const ref = this.refs.get(name)

@@ -7,6 +7,10 @@ import { Daemon, type DaemonEvents, type DaemonServices } from "./daemon.js"
 import { DaemonOperations, operationsFromDaemon } from "./operations.js"
 import { ApiToken, DaemonSettings, QuarantinedState, WorkspaceLock } from "./resources.js"
 import { SnapshotSaver } from "./snapshotPersistence.js"
+import { serviceChildLogic, servicePolicy, stopServicesWithDaemon } from "../services/serviceActors.js"
+import type { ServiceProcesses } from "../services/ServiceProcesses.js"
+import type { HealthProbes } from "../services/HealthProbes.js"
+import type { SystemdUnits } from "../services/SystemdUnits.js"
 
 /** Where the daemon reports what happens: the feed's streams, provided by the server's feed layer (or a test's list). */
 export class DaemonEventSink extends Context.Tag("warden/DaemonEventSink")<DaemonEventSink, { readonly publish: DaemonEvents }>() {}
@@ -28,13 +32,19 @@ export const supervisionLayer = Layer.scoped(
     yield* WorkspaceLock
     const quarantined = yield* QuarantinedState
     const sink = yield* DaemonEventSink
-    const runtime = yield* Effect.runtime<DaemonServices>()
+    const runtime = yield* Effect.runtime<DaemonServices | ServiceProcesses | HealthProbes | SystemdUnits>()
     const files = settings.paths.daemon
     for (const file of removeStaleTemps([files.snapshots, path.dirname(files.queue), settings.paths.runs, settings.paths.results])) {
       settings.log("removed a temporary file a killed process left", { file })
     }
     const persistence = yield* SnapshotSaver
-    const daemon = new Daemon({ ...settings, events: sink.publish }, runnerOf(runtime), persistence, quarantined)
+    const runner = runnerOf(runtime)
+    const services = settings.config.services
+    const daemon = new Daemon({ ...settings, events: sink.publish }, runner, persistence, quarantined, {
+      logic: serviceChildLogic(runner, services, settings.paths),
+      policyOf: (_name, config) => ({ ...servicePolicy(config) }),
+      stopWithDaemon: (running) => stopServicesWithDaemon(runner, services, settings.paths, running)
+    })
     yield* Effect.addFinalizer(() => Effect.promise(() => daemon.stop()))
     return daemon
   })

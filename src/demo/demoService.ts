@@ -1,15 +1,24 @@
 /**
  * The demo's service: a small HTTP server the daemon supervises in process
  * mode. `GET /health` answers `ok`; `POST /crash` makes it exit 1, so the
- * demo can show it restarted after its backoff. Not part of Warden itself.
+ * demo can show it restarted after its backoff; `POST /sick` keeps its port
+ * open but makes /health answer 500. Not part of Warden itself.
  */
 import * as http from "node:http"
 
 const port = Number(process.argv[2] ?? "0")
+/** Set by `POST /sick`: the port stays open, /health answers 500 (a wedged service). */
+let sick = false
 const server = http.createServer((req, res) => {
   if (req.method === "GET" && req.url === "/health") {
-    res.writeHead(200, { "content-type": "text/plain" })
-    res.end("ok\n")
+    res.writeHead(sick ? 500 : 200, { "content-type": "text/plain" })
+    res.end(sick ? "wedged\n" : "ok\n")
+    return
+  }
+  if (req.method === "POST" && req.url === "/sick") {
+    sick = true
+    res.writeHead(202)
+    res.end()
     return
   }
   if (req.method === "POST" && req.url === "/crash") {

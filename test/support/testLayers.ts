@@ -9,6 +9,9 @@ import { makeAgentProcessesTest } from "../../src/processes/agentProcesses.js"
 import { makeMemoryRecordStore } from "../../src/records/RecordStore.js"
 import { makeMemoryTerminals } from "../../src/terminals/memoryTerminals.js"
 import { workspacePaths } from "../../src/workspace/paths.js"
+import { makeHealthProbesTest } from "../../src/services/HealthProbes.js"
+import { makeServiceProcessesTest } from "../../src/services/ServiceProcesses.js"
+import { SystemdUnitsLive } from "../../src/services/SystemdUnits.js"
 
 /**
  * A world on the test layers: a temp dir with a repo, the config that allows it, in-memory terminals,
@@ -27,12 +30,17 @@ export const testWorld = (prefix: string, extra: Partial<ResolvedConfig> = {}) =
   }
   const terminals = makeMemoryTerminals()
   const records = makeMemoryRecordStore()
+  const serviceProcesses = makeServiceProcessesTest()
+  const probes = makeHealthProbesTest()
   const layer = Layer.mergeAll(
     terminals.layer,
     makeProcessesTest([], ["node"]).layer,
     makeGitTest({ [repo]: { head: "abc123", changes: { newCommits: ["abc124 did it"], status: [], diffStat: " f | 1 +" } } }),
     records.layer,
-    makeAgentProcessesTest().layer
+    makeAgentProcessesTest().layer,
+    serviceProcesses.layer,
+    probes.layer,
+    SystemdUnitsLive
   )
-  return { dir, repo, config, paths: workspacePaths(config.workspaceDir), terminals, records, layer }
+  return { dir, repo, config, paths: workspacePaths(config.workspaceDir), terminals, records, serviceProcesses, probes, layer }
 }
