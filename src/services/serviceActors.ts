@@ -78,6 +78,9 @@ export const serviceChildLogic = (runtime: ServiceRunner, services: Readonly<Rec
           config.mode === "systemd"
             ? Effect.gen(function* () {
                 const units = yield* SystemdUnits
+                // A unit that runs is watched as it is; only one that does not is started.
+                const before = yield* units.show(config.unit!)
+                if (before.activeState === "active" || before.activeState === "activating") return { ok: true as const, pid: before.mainPid ?? 0, at: Date.now() }
                 yield* units.start(config.unit!)
                 const shown = yield* units.show(config.unit!)
                 return { ok: true as const, pid: shown.mainPid ?? 0, at: Date.now() }
