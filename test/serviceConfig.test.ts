@@ -47,4 +47,12 @@ describe("services in the config", () => {
     expect(refusal({ services: { "Web Server": { command: "node" } } })).toMatch(/services\.Web Server: is unexpected, expected: a string matching the pattern/)
     expect(refusal({ services: { web: { command: "node", health: { tcp: 80, bodyPattern: "(" } } } })).toMatch(/not a valid regular expression/)
   })
+
+  it("the example in config/ (the seed's two services in systemd mode) decodes", () => {
+    const example = path.resolve(new URL("..", import.meta.url).pathname, "config", "services.example.json")
+    const loaded = loadConfigSync({ config: example, env: {} })
+    const config = Either.getOrThrow(loaded)
+    expect(config.services["openclaw-gateway"]).toMatchObject({ mode: "systemd", unit: "openclaw-gateway.service", health: { tcp: 18500 } })
+    expect(config.services["mcp-agent-mail"]).toMatchObject({ mode: "systemd", unit: "mcp-agent-mail.service", health: { tcp: 8765 } })
+  })
 })

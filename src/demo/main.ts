@@ -8,6 +8,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as readline from "node:readline"
+import * as net from "node:net"
+import { fileURLToPath } from "node:url"
 import { wardenCliEntry } from "../workspace/paths.js"
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "warden-demo-"))
@@ -19,6 +21,18 @@ const isRoot = process.getuid?.() === 0
 const keep = process.argv.includes("--keep")
 
 const say = (text = "") => process.stdout.write(`${text}\n`)
+
+/** A free port on 127.0.0.1, for the demo's service. */
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no free port"))))
+    })
+  })
+const servicePort = await freePort()
+const serviceScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "demoService.js")
 
 const makeRepo = (name: string): string => {
   const repo = path.join(scratch, name)
@@ -40,7 +54,17 @@ fs.writeFileSync(
       // The demo's machine may well be a root-only container; a real server should not run agents as root.
       allowRoot: isRoot,
       minFreeDiskMb: 100,
-      minFreeMemoryMb: 100
+      minFreeMemoryMb: 100,
+      // One small service the daemon supervises in process mode; the demo makes it crash once.
+      services: {
+        "demo-web": {
+          command: process.execPath,
+          args: [serviceScript, String(servicePort)],
+          health: { http: `http://127.0.0.1:${servicePort}/health`, bodyPattern: "^ok", intervalSeconds: 0.5 },
+          restart: { backoffInitialMs: 1_000, backoffFactor: 2, backoffMaxMs: 10_000, maxRestarts: 3, withinSeconds: 60 },
+          stopGraceMs: 2_000
+        }
+      }
     },
     null,
     2
@@ -134,6 +158,8 @@ const main = async () => {
   say("$ warden show bd-demo-retry")
   say(spawnSync(process.execPath, cli(["show", "bd-demo-retry"]), { encoding: "utf8" }).stdout.trimEnd())
   say()
+  const serviceOk = await serviceDemo()
+  say()
   const root = keep ? workspace : "<workspace>"
   say("The records (the seed's schema version 1, plus Warden's fields):")
   say(`  ${root}/state/runs/<bead>.json`)
@@ -152,7 +178,58 @@ const main = async () => {
     ok &&= match
     say(`${match ? "ok  " : "FAIL"} ${demo.bead}: ${outcome} (expected ${demo.expect})`)
   })
-  process.exitCode = ok ? 0 : 1
+  say(`${serviceOk ? "ok  " : "FAIL"} demo-web: crashed once, restarted after its backoff (expected)`)
+  process.exitCode = ok && serviceOk ? 0 : 1
+}
+
+interface ServiceRow {
+  readonly name: string
+  readonly state: string
+  readonly pid: number | null
+  readonly restarts: number
+}
+
+/**
+ * The services part: a daemon supervises `demo-web` (a small HTTP server with a
+ * /health probe); the demo makes it crash once and shows it restarted after its
+ * backoff, then stops the daemon, which stops the service with it.
+ */
+const serviceDemo = async (): Promise<boolean> => {
+  say("Services: the daemon supervises demo-web, a small HTTP server (src/demo/demoService.ts) with a /health probe.")
+  const daemon = spawn(process.execPath, cli(["daemon", "--port", "0"]), { stdio: "ignore" })
+  const gone = new Promise<void>((resolve) => daemon.once("exit", () => resolve()))
+  const listServices = (): ReadonlyArray<ServiceRow> => {
+    const listed = spawnSync(process.execPath, cli(["services", "--json"]), { encoding: "utf8" })
+    if (listed.status !== 0) return []
+    return (JSON.parse(listed.stdout) as { services: ReadonlyArray<ServiceRow> }).services
+  }
+  const until = async (what: string, condition: (row: ServiceRow) => boolean): Promise<ServiceRow | null> => {
+    const deadline = Date.now() + 20_000
+    while (Date.now() < deadline) {
+      const row = listServices().find((s) => s.name === "demo-web")
+      if (row !== undefined && condition(row)) return row
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    say(`  demo-web did not get ${what} within 20 s`)
+    return null
+  }
+  try {
+    const first = await until("running", (s) => s.state === "running.healthy")
+    if (first === null) return false
+    say(`  demo-web is running.healthy (pid ${first.pid}); now it crashes: POST /crash makes it exit 1`)
+    await fetch(`http://127.0.0.1:${servicePort}/crash`, { method: "POST" }).catch(() => undefined)
+    const backingOff = await until("backing off", (s) => s.state === "backingOff" || s.restarts > 0)
+    if (backingOff !== null) say(`  demo-web: ${backingOff.state} (restarted after a 1 s backoff, doubling up to 10 s; failed after 3 restarts within 60 s)`)
+    const again = await until("restarted", (s) => s.state === "running.healthy" && s.restarts === 1 && s.pid !== first.pid)
+    if (again === null) return false
+    say("$ warden services")
+    say(spawnSync(process.execPath, cli(["services"]), { encoding: "utf8" }).stdout.trimEnd())
+    return true
+  } finally {
+    daemon.kill("SIGTERM")
+    await gone
+    say("  the daemon stopped (SIGTERM), and demo-web's process group with it")
+  }
 }
 
 /** Nothing outlives the demo: its tmux server and agents end; its scratch directory goes unless --keep. */
