@@ -23,7 +23,9 @@ const README_ROUTES = [
   "GET /v1/queue",
   "GET /v1/feed",
   "GET /v1/sessions/{bead}/terminal",
-  "GET /v1/openapi.json"
+  "GET /v1/openapi.json",
+  "GET /v1/services",
+  "POST /v1/services/{name}/{verb}"
 ].sort()
 
 /** The routes of the API definition itself, as OpenAPI writes paths. */
