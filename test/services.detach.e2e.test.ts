@@ -1,19 +1,9 @@
 import * as fs from "node:fs"
-import * as net from "node:net"
-import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { exited, makeWorkspace } from "./support/workspace.js"
+import { demoServiceScript, exited, freePort, makeWorkspace } from "./support/workspace.js"
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no port"))))
-    })
-  })
 const port = await freePort()
-const serviceScript = path.resolve(new URL("..", import.meta.url).pathname, "dist", "src", "demo", "demoService.js")
+const serviceScript = demoServiceScript
 const ws = makeWorkspace({
   services: { kept: { command: process.execPath, args: [serviceScript, String(port)], detach: true, health: { tcp: port, intervalSeconds: 0.2 }, stopGraceMs: 1_000 } }
 })

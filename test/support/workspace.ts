@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
+import * as net from "node:net"
 import * as path from "node:path"
 import { afterAll, beforeAll } from "vitest"
 
@@ -207,3 +208,16 @@ export const useDaemon = (ws: Workspace, ...args: string[]) => {
   }
 }
 
+
+/** A free port on 127.0.0.1 (asked of the kernel, then let go) for a service a test configures. */
+export const freePort = (): Promise<number> =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => (typeof address === "object" && address !== null ? resolve(address.port) : reject(new Error("no free port"))))
+    })
+  })
+
+/** The demo's small HTTP service (`src/demo/demoService.ts`, built): /health, POST /crash, POST /sick. */
+export const demoServiceScript = path.join(root, "dist", "src", "demo", "demoService.js")
