@@ -26,7 +26,7 @@ export const ALERT_PERCENT = 90
 export const LOG_PERCENT = 80
 export const STALLED_ALERT_SECONDS = 15 * 60
 export const ALERT_DEDUP_MS = 60 * 60 * 1000
-/** After Argus's 1st restart of a service within the hour: 60 s; after the 2nd: 300 s; after the 3rd: an hour. */
+/** After Argus's 1st restart of a service: 60 s; after the 2nd: 300 s; after the 3rd: an hour (the seed's ladder). */
 export const RESTART_COOLDOWNS_MS: ReadonlyArray<number> = [60_000, 300_000, 60 * 60 * 1000]
 export const RESTART_WINDOW_MS = 60 * 60 * 1000
 
@@ -70,12 +70,28 @@ export const countSightings = (obs: Observations, memory: ArgusMemory): Observat
   orphans: obs.orphans.map((orphan) => ({ ...orphan, seenCycles: sightings(memory, orphanKey(orphan)) }))
 })
 
-/** When a restart of `service` is allowed again (null: now). */
+/**
+ * Argus's restarts of a service that still count: the latest ones, each within an hour of the next, the last
+ * within the hour of `now` (at most three: the ladder has three rungs). A quiet hour starts the ladder afresh.
+ */
+export const restartChain = (times: ReadonlyArray<number>, now: number): number[] => {
+  const sorted = [...times].sort((a, b) => a - b)
+  const chain: number[] = []
+  let next = now
+  for (let i = sorted.length - 1; i >= 0 && chain.length < RESTART_COOLDOWNS_MS.length; i -= 1) {
+    if (next - sorted[i]! >= RESTART_WINDOW_MS) break
+    chain.unshift(sorted[i]!)
+    next = sorted[i]!
+  }
+  return chain
+}
+
+/** When a restart of `service` is allowed again (null: now): 60 s after Argus's 1st, 300 s after its 2nd, an hour after its 3rd. */
 export const restartAllowedAt = (memory: ArgusMemory, service: string, now: number): number | null => {
-  const recent = (own(memory.restartsDone, service) ?? []).filter((at) => now - at < RESTART_WINDOW_MS)
-  if (recent.length === 0) return null
-  const last = Math.max(...recent)
-  const cooldown = RESTART_COOLDOWNS_MS[Math.min(recent.length, RESTART_COOLDOWNS_MS.length) - 1]!
+  const chain = restartChain(own(memory.restartsDone, service) ?? [], now)
+  if (chain.length === 0) return null
+  const last = chain[chain.length - 1]!
+  const cooldown = RESTART_COOLDOWNS_MS[chain.length - 1]!
   return now - last >= cooldown ? null : last + cooldown
 }
 
@@ -269,8 +285,8 @@ export const rememberCycle = (memory: ArgusMemory, obs: Observations, decisions:
   for (const session of obs.tmux) if (!session.live) orphanSeen[tmuxKey(session.session)] = sightings(memory, tmuxKey(session.session))
   const restartsDone: Record<string, number[]> = Object.create(null)
   for (const [service, times] of Object.entries(memory.restartsDone)) {
-    const recent = times.filter((at) => now - at < RESTART_WINDOW_MS)
-    if (recent.length > 0) restartsDone[service] = recent
+    const chain = restartChain(times, now)
+    if (chain.length > 0) restartsDone[service] = chain
   }
   const alertsSent: Record<string, number> = Object.create(null)
   for (const [key, at] of Object.entries(memory.alertsSent)) if (now - at < ALERT_DEDUP_MS) alertsSent[key] = at

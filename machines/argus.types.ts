@@ -93,7 +93,7 @@ export interface ArgusPolicy {
 export interface ArgusMemory {
   /** `${pid}:${startTicks}` (or `tmux:<session>`) -> consecutive cycles seen; a key not seen in a cycle is dropped. */
   readonly orphanSeen: Readonly<Record<string, number>>
-  /** Service -> when Argus restarted it (within the last hour): cooldown 60 s, then 300 s, then none for an hour. */
+  /** Service -> when Argus restarted it (its last restarts, each within an hour of the next): cooldown 60 s, then 300 s, then none for an hour. */
   readonly restartsDone: Readonly<Record<string, ReadonlyArray<number>>>
   /** Problem key -> when it was last alerted (dedup: one hour). */
   readonly alertsSent: Readonly<Record<string, number>>
