@@ -102,6 +102,8 @@ export type SupervisorEvent =
   | { readonly type: "SESSION.OVER"; readonly bead: string; readonly id: string }
   /** Start supervising a configured service (once per name for the daemon's life). */
   | { readonly type: "SPAWN.SERVICE"; readonly input: ServiceChildInput }
+  /** Start Argus, the watchdog (once for the daemon's life; `systemId` `argus`). */
+  | { readonly type: "SPAWN.ARGUS"; readonly input: Readonly<Record<string, unknown>> }
 
 export type SupervisorEmitted =
   | { readonly type: "admit"; readonly item: AdmittedItem }
@@ -137,7 +139,9 @@ export const supervisorMachine = setup({
     /** A bead's session (the lifecycle machine with its effects), provided by the daemon; its input is a `SessionChildInput`. */
     session: fromPromise<unknown, SessionChildInput>(notProvided) as AnyActorLogic,
     /** A supervised service (the service machine with its effects), provided by the daemon. */
-    service: fromPromise<unknown, ServiceChildInput>(notProvided) as AnyActorLogic
+    service: fromPromise<unknown, ServiceChildInput>(notProvided) as AnyActorLogic,
+    /** Argus, the watchdog (its machine with allowlisted effects), provided by the daemon. */
+    argus: fromPromise<unknown, Readonly<Record<string, unknown>>>(notProvided) as AnyActorLogic
   },
   guards: {
     canAdmit: ({ context }) => context.mayHaveWork && hasSlot(context),
@@ -205,6 +209,11 @@ export const supervisorMachine = setup({
       enqueue.spawnChild("service", { id: serviceSystemId(name), systemId: serviceSystemId(name), input: event.input })
       enqueue.assign({ services: [...context.services, name] })
     }),
+    spawnArgus: enqueueActions(({ event, enqueue, system }) => {
+      assertEvent(event, "SPAWN.ARGUS")
+      if (system.get("argus") !== undefined) return
+      enqueue.spawnChild("argus", { id: "argus", systemId: "argus", input: event.input })
+    }),
     letGo: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, "SESSION.OVER")
       if (context.sessions[event.bead] !== event.id) return
@@ -247,6 +256,7 @@ export const supervisorMachine = setup({
     SPAWN: { actions: "spawnSession" },
     "SESSION.OVER": { actions: "letGo" },
     "SPAWN.SERVICE": { actions: "spawnService" },
+    "SPAWN.ARGUS": { actions: "spawnArgus" },
     // A child's exception reaches the root only as this event; unhandled, it would stop the whole tree.
     "xstate.error.actor.*": { actions: "childFailed" },
     ENQUEUED: { actions: "wake" },

@@ -25,7 +25,9 @@ const README_ROUTES = [
   "GET /v1/sessions/{bead}/terminal",
   "GET /v1/openapi.json",
   "GET /v1/services",
-  "POST /v1/services/{name}/{verb}"
+  "POST /v1/services/{name}/{verb}",
+  "GET /v1/argus",
+  "POST /v1/argus/cycle"
 ].sort()
 
 /** The routes of the API definition itself, as OpenAPI writes paths. */

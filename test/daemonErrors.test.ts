@@ -17,6 +17,7 @@ import {
   UnknownBead,
   UnknownProfile,
   UnknownService,
+  ArgusDisabled,
   isDaemonError
 } from "../src/daemon/errors.js"
 import { ApiRefusal, ERROR_STATUS, statusOf } from "../src/server/errorStatus.js"
@@ -43,7 +44,8 @@ const CASES: ReadonlyArray<readonly [DaemonError, number, string]> = [
   [new RecordUnreadable({ bead: "bd-1", file: "/w/runs/bd-1.json", reason: "bad JSON" }), 409, "the record /w/runs/bd-1.json of bd-1 is unreadable: bad JSON"],
   [new SendFailed({ session: "agent-bd-1", reason: "no session" }), 409, "could not send to agent-bd-1: no session"],
   [new ServiceUnavailable({ reason: "disk full" }), 503, "the daemon cannot do this now: disk full"],
-  [new UnknownService({ name: "nope", configured: ["web", "gw"] }), 404, "no service nope; configured: gw, web"]
+  [new UnknownService({ name: "nope", configured: ["web", "gw"] }), 404, "no service nope; configured: gw, web"],
+  [new ArgusDisabled(), 409, "Argus is not enabled: set argus.enabled in the config and restart the daemon"]
 ]
 
 describe("the daemon's domain errors", () => {

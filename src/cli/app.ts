@@ -19,6 +19,7 @@ import type { DispatchRequest } from "../sessions/buildSpec.js"
 import { doctorCommand } from "./doctorCommand.js"
 import { attachCommand, drainCommand, logsCommand, retryCommand, tailCommand } from "./followCommands.js"
 import { serviceVerbCommand, servicesCommand } from "./servicesCommand.js"
+import { argusCommand } from "./argusCommand.js"
 import { daemonCommand } from "./daemonCommand.js"
 
 const workspace = Options.text("workspace").pipe(
@@ -271,11 +272,17 @@ const services = Command.make("services", { json }, (a) => withEnvironment((env)
   ])
 )
 
-const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, doctor }
+const argus = Command.make(
+  "argus",
+  { once: Options.boolean("once").pipe(Options.withDescription("run a cycle now and print it")), json },
+  (a) => withEnvironment((env) => argusCommand(env, a.once, a.json))
+).pipe(Command.withDescription("Argus's last cycles: what it observed, decided, carried out or refused, and why"))
+
+const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor }
 
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
-  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, doctor])
+  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor])
 )
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })

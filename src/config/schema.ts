@@ -194,6 +194,21 @@ export const ServiceSchema = Schema.Struct({
 )
 export type ServiceConfig = typeof ServiceSchema.Type
 
+/** Argus, the watchdog: a cycle on an interval, deciding by rules, acting only within its allowlist. */
+const ArgusSchema = Schema.Struct({
+  enabled: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  intervalSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0)), { default: () => 300 }),
+  /** `rules` (deterministic, documented thresholds); an LLM decider comes with a later release. */
+  decider: Schema.optionalWith(Schema.Literal("rules"), { default: () => "rules" as const }),
+  /** Audit every decision, carry out none. */
+  dryRun: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  maxActionsPerCycle: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 100)), { default: () => 5 }),
+  /** An orphan younger than this is never killed. */
+  graceSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThanOrEqualTo(0)), { default: () => 300 }),
+  /** Cycles an orphan must be seen in before it may be killed. */
+  orphanCycles: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 100)), { default: () => 3 })
+})
+
 export const ConfigSchema = Schema.Struct({
   $schema: Schema.optional(Schema.String),
   /** Workspace directory; `--workspace` and `WARDEN_WORKSPACE` win over it. */
@@ -233,6 +248,7 @@ export const ConfigSchema = Schema.Struct({
   defaults: Schema.optionalWith(DefaultsSchema, { default: () => Schema.decodeSync(DefaultsSchema)({}) }),
   verification: Schema.optionalWith(VerificationSchema, { default: () => Schema.decodeSync(VerificationSchema)({}) }),
   profiles: Schema.optionalWith(Schema.Record({ key: Schema.String, value: ProfileSchema }), { default: () => ({}) }),
+  argus: Schema.optionalWith(ArgusSchema, { default: () => Schema.decodeSync(ArgusSchema)({}) }),
   /** Long-lived services the daemon supervises (`warden services`), by name. */
   services: Schema.optionalWith(
     Schema.Record({

@@ -2,7 +2,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Cause, Effect, Either, Exit, Option } from "effect"
-import { createActor, fromPromise, type Actor, type AnyActorLogic, type AnyActorRef, type InspectionEvent } from "xstate"
+import { createActor, fromPromise, waitFor, type Actor, type AnyActorLogic, type AnyActorRef, type InspectionEvent } from "xstate"
+import type { ArgusCycle } from "../../machines/argus.machine.js"
+import { summarizeCycle, type ArgusWorld } from "./argusActors.js"
 import { supervisorMachine, type AdmittedItem } from "../../machines/supervisor.machine.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
 import { RecordStore } from "../records/RecordStore.js"
@@ -37,6 +39,7 @@ import {
   SendFailed,
   ServiceUnavailable,
   UnknownBead,
+  ArgusDisabled,
   isDaemonError
 } from "./errors.js"
 import type { HistoryEntry, SessionView } from "../records/buildRecords.js"
@@ -59,7 +62,7 @@ export interface UnreadableRecord {
 const unreadableRecord = (file: string): UnreadableRecord => ({ bead: path.basename(file, ".json"), file, unreadable: true })
 
 /** Where the daemon reports what happens (the websocket feed); one observer for everything visible. */
-export type DaemonEvents = (topic: "sessions" | "records" | "queue" | "daemon" | "machines" | "services", type: string, data: unknown) => void
+export type DaemonEvents = (topic: "sessions" | "records" | "queue" | "daemon" | "machines" | "services" | "argus", type: string, data: unknown) => void
 
 export interface DaemonOptions {
   readonly events?: DaemonEvents
@@ -121,7 +124,9 @@ export class Daemon {
       readonly policyOf: (name: string, config: ServiceConfig) => Record<string, unknown>
       /** Stops, with the daemon, the services that do not outlive it. */
       readonly stopWithDaemon: (running: ReadonlyArray<{ readonly name: string; readonly pid: number | null }>) => Promise<void>
-    } | null = null
+    } | null = null,
+    /** Argus, when the config enables it: its logic made from what it may see and do of this daemon, and its input. */
+    private readonly argusOf: { readonly logic: (world: ArgusWorld) => AnyActorLogic; readonly input: Readonly<Record<string, unknown>> } | null = null
   ) {
     const files = options.paths.daemon
     const claimNext = fromPromise<AdmittedItem | null, { blocked: ReadonlyArray<string> }>(
@@ -140,7 +145,12 @@ export class Daemon {
     }
     this.supervisor = createActor(
       supervisorMachine.provide({
-        actors: { claimNext, session: sessionChildLogic(lookup, this.runtime), ...(serviceLogic === null ? {} : { service: serviceLogic.logic }) }
+        actors: {
+          claimNext,
+          session: sessionChildLogic(lookup, this.runtime),
+          ...(serviceLogic === null ? {} : { service: serviceLogic.logic }),
+          ...(argusOf === null ? {} : { argus: argusOf.logic(this.argusWorld()) })
+        }
       }),
       {
         input: {
@@ -178,6 +188,44 @@ export class Daemon {
     this.supervisor.send({ type: "MEMORY", freeMb: availableMemoryMb() })
     this.supervisor.send({ type: "START", restored })
     this.services.spawnAll()
+    if (this.argusOf !== null) this.supervisor.send({ type: "SPAWN.ARGUS", input: this.argusOf.input })
+  }
+
+  /** What Argus may see of this daemon, and the one way it acts on a service (the operator's restart). */
+  private argusWorld(): ArgusWorld {
+    const live = () => [...this.sessions.values()].filter((s) => !s.over && s.ref !== null)
+    return {
+      services: () => this.services.list(),
+      liveAttempts: () => new Set(live().flatMap((s) => (this.viewOf(s).context.attemptId === null ? [] : [this.viewOf(s).context.attemptId!]))),
+      liveBeads: () => new Set(live().map((s) => s.body.bead)),
+      stalled: () =>
+        live().flatMap((s) => {
+          const state = this.viewOf(s).state
+          const since = s.recorder.history[s.recorder.history.length - 1]?.at ?? Date.now()
+          return state === "running.stalled" || state === "running.waitingInput" ? [{ bead: s.body.bead, state, forSeconds: Math.round((Date.now() - since) / 1000) }] : []
+        }),
+      restartService: (name) => void this.services.command(name, "restart"),
+      publish: (type, data) => this.options.events?.("argus", type, data),
+      log: this.options.log
+    }
+  }
+
+  /** Argus's last cycles (newest last), or null when it is not enabled. */
+  argus(): { readonly enabled: boolean; readonly cycles: ReadonlyArray<ReturnType<typeof summarizeCycle>> } {
+    const ref = this.supervisor.system.get("argus")
+    if (ref === undefined) return { enabled: false, cycles: [] }
+    const cycles = (ref.getSnapshot() as { context: { cycles: ReadonlyArray<ArgusCycle> } }).context.cycles
+    return { enabled: true, cycles: cycles.map(summarizeCycle) }
+  }
+
+  /** Runs an Argus cycle now and gives it once audited. */
+  async argusCycle(): Promise<ReturnType<typeof summarizeCycle>> {
+    const ref = this.supervisor.system.get("argus")
+    if (ref === undefined) throw new ArgusDisabled()
+    const before = (ref.getSnapshot() as { context: { cycles: ReadonlyArray<ArgusCycle> } }).context.cycles.at(-1)
+    ref.send({ type: "CYCLE", at: Date.now() })
+    const done = await waitFor(ref, (snapshot: { value: unknown; context: { cycles: ReadonlyArray<ArgusCycle> } }) => snapshot.value === "idle" && snapshot.context.cycles.at(-1) !== before, { timeout: 60_000 })
+    return summarizeCycle(done.context.cycles.at(-1)!)
   }
 
   /**

@@ -139,6 +139,13 @@ export class UnknownService extends Schema.TaggedError<UnknownService>()("Unknow
   }
 }
 
+/** Argus is not enabled in the config (`argus.enabled`). */
+export class ArgusDisabled extends Schema.TaggedError<ArgusDisabled>()("ArgusDisabled", {}) {
+  override get message(): string {
+    return "Argus is not enabled: set argus.enabled in the config and restart the daemon"
+  }
+}
+
 /** Every refusal of the daemon's operations. */
 export const DaemonError = Schema.Union(
   UnknownBead,
@@ -155,7 +162,8 @@ export const DaemonError = Schema.Union(
   RecordUnreadable,
   SendFailed,
   ServiceUnavailable,
-  UnknownService
+  UnknownService,
+  ArgusDisabled
 )
 export type DaemonError = typeof DaemonError.Type
 

@@ -19,7 +19,8 @@ import {
   type SendFailed,
   type UnknownBead,
   type UnknownProfile,
-  type UnknownService
+  type UnknownService,
+  type ArgusDisabled
 } from "./errors.js"
 import type { ServiceView } from "./serviceSupervision.js"
 import type { QueueItem } from "./WorkQueue.js"
@@ -83,6 +84,10 @@ export class DaemonOperations extends Context.Tag("warden/DaemonOperations")<
     readonly services: Effect.Effect<ReadonlyArray<ServiceView>>
     /** The operator's verb for a service: `restart` (not counted towards its restart limit), `stop`, `start`. */
     readonly serviceCommand: (name: string, verb: "restart" | "stop" | "start") => Effect.Effect<ServiceView, UnknownService>
+    /** Argus's last cycles, each decision with its action, target, source, verdict and reason. */
+    readonly argus: Effect.Effect<ReturnType<Daemon["argus"]>>
+    /** Runs an Argus cycle now and gives it once audited. */
+    readonly argusCycle: Effect.Effect<Awaited<ReturnType<Daemon["argusCycle"]>>, ArgusDisabled>
     /** The Prometheus exposition of the daemon's metrics. */
     readonly metrics: Effect.Effect<{ contentType: string; body: string }, ServiceUnavailable>
   }
@@ -119,6 +124,8 @@ export const operationsFromDaemon = (
     return transcript === null ? Effect.fail(new NoSession({ bead })) : Effect.succeed(transcript)
   },
   services: Effect.sync(() => daemon.services.list()),
+  argus: Effect.sync(() => daemon.argus()),
+  argusCycle: call(() => daemon.argusCycle()),
   serviceCommand: (name, verb) => call(() => daemon.services.command(name, verb)),
   metrics: Effect.tryPromise({ try: metrics, catch: (error) => new ServiceUnavailable({ reason: `metrics: ${(error as Error).message}` }) })
 })

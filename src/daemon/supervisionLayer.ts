@@ -7,6 +7,9 @@ import { Daemon, type DaemonEvents, type DaemonServices } from "./daemon.js"
 import { DaemonOperations, operationsFromDaemon } from "./operations.js"
 import { ApiToken, DaemonSettings, QuarantinedState, WorkspaceLock } from "./resources.js"
 import { SnapshotSaver } from "./snapshotPersistence.js"
+import { argusLogic, argusPolicy } from "./argusActors.js"
+import type { EffectRunner } from "../sessions/effectRunner.js"
+import type { Terminals } from "../terminals/Terminals.js"
 import { serviceChildLogic, servicePolicy, stopServicesWithDaemon } from "../services/serviceActors.js"
 import type { ServiceProcesses } from "../services/ServiceProcesses.js"
 import type { HealthProbes } from "../services/HealthProbes.js"
@@ -44,11 +47,17 @@ export const supervisionLayer = Layer.scoped(
       logic: serviceChildLogic(runner, services, settings.paths),
       policyOf: (_name, config) => ({ ...servicePolicy(config) }),
       stopWithDaemon: (running) => stopServicesWithDaemon(runner, services, settings.paths, running)
-    })
+    }, settings.config.argus.enabled ? argusFor(runner, settings) : null)
     yield* Effect.addFinalizer(() => Effect.promise(() => daemon.stop()))
     return daemon
   })
 )
+
+/** Argus, as the config enables it: its policy (the allowlist's facts) fixed at start, its logic made from the daemon's world. */
+const argusFor = (runner: EffectRunner<Terminals>, settings: { readonly config: Parameters<typeof argusPolicy>[0]; readonly paths: Parameters<typeof argusLogic>[2] }) => {
+  const policy = argusPolicy(settings.config)
+  return { logic: (world: Parameters<typeof argusLogic>[1]) => argusLogic(runner, world, settings.paths, policy), input: { policy } }
+}
 
 /** The daemon's Prometheus metrics: the process's defaults and the tree's sessions and slots. */
 const daemonMetrics = (daemon: Daemon) => {

@@ -20,6 +20,7 @@ import {
   SendFailed,
   ServiceUnavailable,
   UnknownService,
+  ArgusDisabled,
   UnknownBead,
   UnknownProfile
 } from "../daemon/errors.js"
@@ -69,6 +70,7 @@ const wire = {
   SendFailed: onTheWire(SendFailed),
   ServiceUnavailable: onTheWire(ServiceUnavailable),
   UnknownService: onTheWire(UnknownService),
+  ArgusDisabled: onTheWire(ArgusDisabled),
   BodyTooLarge: onTheWire(BodyTooLarge),
   UpgradeRequired: onTheWire(UpgradeRequired)
 }
@@ -199,6 +201,20 @@ export class ServicesGroup extends HttpApiGroup.make("services")
   )
   .middleware(Authorization) {}
 
+const ArgusCycleView = Schema.Struct({
+  at: Schema.String,
+  observations: Schema.Unknown,
+  decisions: Schema.Array(
+    Schema.Struct({ action: Schema.Unknown, target: Schema.Unknown, source: Schema.Literal("rules", "llm"), verdict: Schema.Literal("done", "refused", "dry-run"), reason: Schema.String })
+  )
+})
+
+/** Argus, the watchdog: its last cycles, and a cycle now. */
+export class ArgusGroup extends HttpApiGroup.make("argus")
+  .add(HttpApiEndpoint.get("argus", "/v1/argus").addSuccess(Schema.Struct({ enabled: Schema.Boolean, cycles: Schema.Array(ArgusCycleView) })))
+  .add(withBody(HttpApiEndpoint.post("argusCycle", "/v1/argus/cycle"), EmptyBody).addSuccess(ArgusCycleView).addError(wire.ArgusDisabled))
+  .middleware(Authorization) {}
+
 export class OperationsGroup extends HttpApiGroup.make("operations")
   .add(HttpApiEndpoint.get("metrics", "/metrics").addSuccess(HttpApiSchema.Text({ contentType: "text/plain; version=0.0.4; charset=utf-8" })).addError(wire.ServiceUnavailable))
   .add(HttpApiEndpoint.get("openapi", "/v1/openapi.json").addSuccess(Schema.Unknown.annotations({ description: "this document" })))
@@ -210,6 +226,7 @@ export class WardenApi extends HttpApi.make("warden")
   .add(SessionsGroup)
   .add(StreamsGroup)
   .add(ServicesGroup)
+  .add(ArgusGroup)
   .add(OperationsGroup)
   .addError(onTheWire(Unauthorized))
   .addError(onTheWire(OriginRefused))

@@ -19,6 +19,7 @@ export const ERROR_STATUS: { readonly [Tag in ApiRefusal["_tag"]]: 400 | 401 | 4
   NoSession: 404,
   NoRetryRequest: 404,
   UnknownService: 404,
+  ArgusDisabled: 409,
   NoSuchEndpoint: 404,
   MethodNotAllowed: 405,
   BeadBusy: 409,

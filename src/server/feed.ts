@@ -8,9 +8,9 @@ import { refuseUpgrade } from "./wireGuards.js"
 /** The feed's wire format version: every event carries it as `v`. */
 export const FEED_VERSION = 1
 
-export type FeedTopic = "sessions" | "records" | "queue" | "daemon" | "services" | "machines"
+export type FeedTopic = "sessions" | "records" | "queue" | "daemon" | "services" | "argus" | "machines"
 /** The topics of the main stream; `machines` is a stream of its own (see `FeedStreams`). */
-export const FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon", "services"]
+export const FEED_TOPICS: ReadonlyArray<FeedTopic> = ["sessions", "records", "queue", "daemon", "services", "argus"]
 
 export interface FeedEvent {
   readonly v: typeof FEED_VERSION

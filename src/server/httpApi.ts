@@ -206,6 +206,9 @@ export const makeApiServer = (
         .handle("services", () => Effect.map(ops.services, (services) => ({ services })))
         .handleRaw("serviceCommand", ({ path, request }) => Effect.zipRight(decodeBody(request, EmptyBody), ops.serviceCommand(path.name, path.verb)))
     )
+    const ArgusLive = HttpApiBuilder.group(WardenApi, "argus", (handlers) =>
+      handlers.handle("argus", () => ops.argus).handleRaw("argusCycle", ({ request }) => Effect.zipRight(decodeBody(request, EmptyBody), ops.argusCycle))
+    )
     const StreamsLive = HttpApiBuilder.group(WardenApi, "streams", (handlers) =>
       handlers
         .handleRaw("feed", ({ request }) =>
@@ -293,7 +296,7 @@ export const makeApiServer = (
     )
 
     const layer = Layer.mergeAll(HttpApiBuilder.api(WardenApi), Gateway).pipe(
-      Layer.provide([HealthLive, DispatchLive, SessionsLive, ServicesLive, StreamsLive, OperationsLive]),
+      Layer.provide([HealthLive, DispatchLive, SessionsLive, ServicesLive, ArgusLive, StreamsLive, OperationsLive]),
       Layer.provide(AuthorizationLive),
       Layer.provideMerge(HttpApiBuilder.Router.Live),
       Layer.provideMerge(HttpApiBuilder.Middleware.layer)

@@ -1,0 +1,115 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+
+/** One process as /proc shows it, with what Argus needs to judge it. */
+export interface ScannedProcess {
+  readonly pid: number
+  /** Field 22 of /proc/PID/stat: with the pid, names the process (a recycled pid has another). */
+  readonly startTicks: number
+  /** The executable (/proc/PID/exe), never the command line; null when it cannot be read (another user's, a kernel thread). */
+  readonly exe: string | null
+  readonly uid: number
+  readonly ageSeconds: number
+  /** `WARDEN_ATTEMPT` from its environment, or null. */
+  readonly attemptId: string | null
+  /** Its cgroup v2 path (from /proc/PID/cgroup), or null. */
+  readonly cgroup: string | null
+}
+
+const CLOCK_TICKS = 100
+
+const bootTime = (): number => {
+  const match = /^btime (\d+)$/m.exec(fs.readFileSync("/proc/stat", "utf8"))
+  return match === null ? Math.floor(Date.now() / 1000 - os.uptime()) : Number(match[1])
+}
+
+/** One process, or null when it is gone (or unreadable) by the time it is read. */
+export const scanProcess = (pid: number, now = Date.now(), boot = bootTime()): ScannedProcess | null => {
+  let stat: string
+  let status: string
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    status = fs.readFileSync(`/proc/${pid}/status`, "utf8")
+  } catch {
+    // gone since the listing: nothing to judge
+    return null
+  }
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  if (fields[0] === "Z") return null
+  const startTicks = Number(fields[19])
+  const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1)
+  let exe: string | null = null
+  try {
+    exe = fs.readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, "")
+  } catch {
+    // a kernel thread, or not ours to read: no executable to match
+    exe = null
+  }
+  let attemptId: string | null = null
+  try {
+    const environ = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")
+    const entry = environ.find((e) => e.startsWith("WARDEN_ATTEMPT="))
+    attemptId = entry === undefined ? null : entry.slice("WARDEN_ATTEMPT=".length)
+  } catch {
+    // not ours to read: it carries no attempt we can see
+    attemptId = null
+  }
+  let cgroup: string | null = null
+  try {
+    cgroup = /^0::(.*)$/m.exec(fs.readFileSync(`/proc/${pid}/cgroup`, "utf8"))?.[1] ?? null
+  } catch {
+    // gone, or no cgroup v2
+    cgroup = null
+  }
+  const ageSeconds = Math.max(0, Math.round(now / 1000 - (boot + startTicks / CLOCK_TICKS)))
+  return { pid, startTicks, exe, uid, ageSeconds, attemptId, cgroup }
+}
+
+/** Every process whose executable is one of `executables` (absolute paths). */
+export const processesRunning = (executables: ReadonlyArray<string>): ReadonlyArray<ScannedProcess> => {
+  const wanted = new Set(executables)
+  const now = Date.now()
+  const boot = bootTime()
+  const out: ScannedProcess[] = []
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    let exe: string
+    try {
+      exe = fs.readlinkSync(`/proc/${entry}/exe`).replace(/ \(deleted\)$/, "")
+    } catch {
+      // unreadable or gone: not one of ours to judge
+      continue
+    }
+    if (!wanted.has(exe)) continue
+    const scanned = scanProcess(Number(entry), now, boot)
+    if (scanned !== null) out.push(scanned)
+  }
+  return out
+}
+
+/** The machine's load: memory and disk used (percent), the 1-minute load and the cores. */
+export const machineLoad = (diskPath: string) => {
+  let memoryUsedPercent = 100 - (os.freemem() / os.totalmem()) * 100
+  try {
+    const info = fs.readFileSync("/proc/meminfo", "utf8")
+    const total = Number(/^MemTotal:\s+(\d+) kB$/m.exec(info)?.[1])
+    const available = Number(/^MemAvailable:\s+(\d+) kB$/m.exec(info)?.[1])
+    if (total > 0 && Number.isFinite(available)) memoryUsedPercent = 100 - (available / total) * 100
+  } catch {
+    // not Linux: free memory stands
+  }
+  let diskUsedPercent = 0
+  try {
+    const disk = fs.statfsSync(diskPath)
+    diskUsedPercent = disk.blocks === 0 ? 0 : 100 - (disk.bavail / disk.blocks) * 100
+  } catch {
+    // the path is gone: the disk is not judged this cycle
+    diskUsedPercent = 0
+  }
+  return {
+    memoryUsedPercent: Math.round(memoryUsedPercent * 10) / 10,
+    diskUsedPercent: Math.round(diskUsedPercent * 10) / 10,
+    load1: os.loadavg()[0]!,
+    cores: os.cpus().length
+  }
+}
