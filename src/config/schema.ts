@@ -194,6 +194,34 @@ export const ServiceSchema = Schema.Struct({
 )
 export type ServiceConfig = typeof ServiceSchema.Type
 
+/** Where alerts go (a failed service, Argus's alerts): Telegram, a webhook, a command; secrets come from the environment, by name. */
+const AlertsSchema = Schema.Struct({
+  telegram: Schema.optional(
+    Schema.Struct({
+      baseUrl: Schema.optionalWith(Schema.String.pipe(Schema.pattern(/^https?:\/\//, { message: () => "an http:// or https:// URL" })), { default: () => "https://api.telegram.org" }),
+      tokenEnv: Schema.optionalWith(Schema.NonEmptyString, { default: () => "TELEGRAM_BOT_TOKEN" }),
+      chatEnv: Schema.optionalWith(Schema.NonEmptyString, { default: () => "TELEGRAM_CHAT_ID" })
+    })
+  ),
+  webhook: Schema.optional(
+    Schema.Struct({
+      url: Schema.String.pipe(Schema.pattern(/^https?:\/\//, { message: () => "an http:// or https:// URL" })),
+      secretEnv: Schema.optionalWith(Schema.NonEmptyString, { default: () => "WARDEN_WEBHOOK_SECRET" }),
+      attempts: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 10)), { default: () => 3 }),
+      backoffMs: Schema.optionalWith(Millis, { default: () => 500 })
+    })
+  ),
+  command: Schema.optional(
+    Schema.Struct({
+      /** The program and its arguments, `{text}` replaced by the alert's text in its one argument; never a shell. */
+      argv: Schema.NonEmptyArray(Schema.String),
+      timeoutMs: Schema.optionalWith(Millis, { default: () => 10_000 })
+    })
+  ),
+  /** The same problem is sent once within this window. */
+  dedupMinutes: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThanOrEqualTo(0)), { default: () => 60 })
+})
+
 /** Argus, the watchdog: a cycle on an interval, deciding by rules, acting only within its allowlist. */
 const ArgusSchema = Schema.Struct({
   enabled: Schema.optionalWith(Schema.Boolean, { default: () => false }),
@@ -249,6 +277,7 @@ export const ConfigSchema = Schema.Struct({
   verification: Schema.optionalWith(VerificationSchema, { default: () => Schema.decodeSync(VerificationSchema)({}) }),
   profiles: Schema.optionalWith(Schema.Record({ key: Schema.String, value: ProfileSchema }), { default: () => ({}) }),
   argus: Schema.optionalWith(ArgusSchema, { default: () => Schema.decodeSync(ArgusSchema)({}) }),
+  alerts: Schema.optionalWith(AlertsSchema, { default: () => Schema.decodeSync(AlertsSchema)({}) }),
   /** Long-lived services the daemon supervises (`warden services`), by name. */
   services: Schema.optionalWith(
     Schema.Record({

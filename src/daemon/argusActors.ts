@@ -21,6 +21,8 @@ export interface ArgusWorld {
   readonly stalled: () => ReadonlyArray<{ readonly bead: string; readonly state: string; readonly forSeconds: number }>
   readonly restartService: (name: string) => void
   readonly publish: (type: string, data: unknown) => void
+  /** The configured alert channels (Telegram, webhook, command). */
+  readonly alert: (problem: string, text: string) => void
   readonly log: (message: string, detail?: Record<string, unknown>) => void
 }
 
@@ -154,10 +156,10 @@ export const argusLogic = (runtime: EffectRunner<Terminals>, world: ArgusWorld, 
           await runtime.runPromise(Effect.flatMap(Terminals, (t) => t.kill(String(action.target))))
           results.push({ index, ok: true, detail: `ended tmux session ${action.target} on the agents' socket` })
         } else if (action.type === "alert") {
-          // The alert channels (Telegram, webhook, command) come with the Notifier; until then the log and the feed carry it.
           world.log("argus alert", { problem: action.target, message: action.message })
           world.publish("argus.alert", { problem: action.target, message: action.message, reason: action.reason })
-          results.push({ index, ok: true, detail: "alerted (log and feed)" })
+          world.alert(String(action.target), `warden argus: ${action.message ?? action.reason}`)
+          results.push({ index, ok: true, detail: "alerted (the configured channels, the log and the feed)" })
         } else if (action.type === "log") {
           fs.mkdirSync(files.dir, { recursive: true })
           fs.appendFileSync(files.observations, `- ${new Date().toISOString()} ${action.target}: ${action.message}\n`)

@@ -66,6 +66,8 @@ export type DaemonEvents = (topic: "sessions" | "records" | "queue" | "daemon" |
 
 export interface DaemonOptions {
   readonly events?: DaemonEvents
+  /** Where alerts go (the configured channels): a failed service, Argus's alerts. */
+  readonly alert?: (problem: string, text: string) => void
   readonly config: ResolvedConfig
   readonly paths: WorkspacePaths
   readonly concurrency: number
@@ -175,7 +177,8 @@ export class Daemon {
       serviceLogic === null ? {} : options.config.services,
       serviceLogic?.policyOf ?? (() => ({})),
       (type, data) => this.options.events?.("services", type, data),
-      options.log
+      options.log,
+      (name, reason) => this.options.alert?.(`service:${name}`, `warden: service ${name} failed: ${reason}`)
     )
     // Started at once: it waits in `starting` (admitting nothing) until restore has put back every session.
     this.supervisor.start()
@@ -206,6 +209,7 @@ export class Daemon {
         }),
       restartService: (name) => void this.services.command(name, "restart"),
       publish: (type, data) => this.options.events?.("argus", type, data),
+      alert: (problem, text) => this.options.alert?.(problem, text),
       log: this.options.log
     }
   }

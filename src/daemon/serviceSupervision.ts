@@ -43,7 +43,8 @@ export class ServiceSupervision {
     private readonly services: Readonly<Record<string, ServiceConfig>>,
     private readonly policyOf: (name: string, config: ServiceConfig) => Record<string, unknown>,
     private readonly publish: (type: string, data: unknown) => void,
-    private readonly log: (message: string, detail?: Record<string, unknown>) => void
+    private readonly log: (message: string, detail?: Record<string, unknown>) => void,
+    private readonly alert: (name: string, reason: string) => void = () => undefined
   ) {}
 
   /** Every configured service becomes a child of the root. */
@@ -57,6 +58,7 @@ export class ServiceSupervision {
         if (emitted.type !== "alert") return
         this.log("service alert", { service: name, reason: emitted.reason })
         this.publish("service.alert", { name, reason: emitted.reason ?? null })
+        this.alert(name, emitted.reason ?? "failed")
       })
     }
   }
