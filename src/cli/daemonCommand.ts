@@ -9,6 +9,8 @@ import { liveLayer } from "../runtime/liveLayer.js"
 import { HealthProbesLive } from "../services/HealthProbes.js"
 import { ServiceProcessesLive } from "../services/ServiceProcesses.js"
 import { SystemdUnitsLive } from "../services/SystemdUnits.js"
+import { notifierConfigOf, notifierLayer } from "../services/Notifier.js"
+import { ProcessesLive } from "../processes/Processes.js"
 import { HttpListener, apiLayer, feedLayer, listenLayer } from "../server/serverLayers.js"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { tmuxSocketProblem } from "../terminals/socketSafety.js"
@@ -95,7 +97,14 @@ export const daemonLayer = (env: CliEnvironment, options: DaemonCommandOptions) 
     Layer.provideMerge(snapshotSaverLayer),
     Layer.provideMerge(feedLayer({ paths: env.paths, window: options.feedWindow })),
     Layer.provideMerge(
-      Layer.mergeAll(liveLayer(env.config, env.paths), storesLayer(env.config, env.paths), ServiceProcessesLive, HealthProbesLive, SystemdUnitsLive)
+      Layer.mergeAll(
+        liveLayer(env.config, env.paths),
+        storesLayer(env.config, env.paths),
+        ServiceProcessesLive,
+        HealthProbesLive,
+        SystemdUnitsLive,
+        notifierLayer(notifierConfigOf(env.config.alerts), process.env).pipe(Layer.provide(ProcessesLive))
+      )
     ),
     Layer.provideMerge(apiTokenLayer),
     Layer.provideMerge(quarantineLayer),

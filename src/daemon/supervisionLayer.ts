@@ -14,6 +14,7 @@ import { serviceChildLogic, servicePolicy, stopServicesWithDaemon } from "../ser
 import type { ServiceProcesses } from "../services/ServiceProcesses.js"
 import type { HealthProbes } from "../services/HealthProbes.js"
 import type { SystemdUnits } from "../services/SystemdUnits.js"
+import { Notifier } from "../services/Notifier.js"
 
 /** Where the daemon reports what happens: the feed's streams, provided by the server's feed layer (or a test's list). */
 export class DaemonEventSink extends Context.Tag("warden/DaemonEventSink")<DaemonEventSink, { readonly publish: DaemonEvents }>() {}
@@ -35,7 +36,7 @@ export const supervisionLayer = Layer.scoped(
     yield* WorkspaceLock
     const quarantined = yield* QuarantinedState
     const sink = yield* DaemonEventSink
-    const runtime = yield* Effect.runtime<DaemonServices | ServiceProcesses | HealthProbes | SystemdUnits>()
+    const runtime = yield* Effect.runtime<DaemonServices | ServiceProcesses | HealthProbes | SystemdUnits | Notifier>()
     const files = settings.paths.daemon
     for (const file of removeStaleTemps([files.snapshots, path.dirname(files.queue), settings.paths.runs, settings.paths.results])) {
       settings.log("removed a temporary file a killed process left", { file })
@@ -43,7 +44,14 @@ export const supervisionLayer = Layer.scoped(
     const persistence = yield* SnapshotSaver
     const runner = runnerOf(runtime)
     const services = settings.config.services
-    const daemon = new Daemon({ ...settings, events: sink.publish }, runner, persistence, quarantined, {
+    // An alert goes out on every configured channel; a channel that fails is logged, never fatal.
+    const alert = (problem: string, text: string) =>
+      void runner
+        .runPromise(Effect.flatMap(Notifier, (notifier) => notifier.notify({ problem, text, at: Date.now() })))
+        .then((deliveries) => {
+          for (const d of deliveries) if (!d.ok) settings.log("alert not delivered", { problem, channel: d.channel, reason: d.detail })
+        })
+    const daemon = new Daemon({ ...settings, events: sink.publish, alert }, runner, persistence, quarantined, {
       logic: serviceChildLogic(runner, services, settings.paths),
       policyOf: (_name, config) => ({ ...servicePolicy(config) }),
       stopWithDaemon: (running) => stopServicesWithDaemon(runner, services, settings.paths, running)

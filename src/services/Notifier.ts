@@ -266,3 +266,16 @@ export const notifierLayer = (config: NotifierConfig, env: Record<string, string
     Notifier,
     Effect.map(Processes, (processes) => makeNotifier(config, env, { ...options, processes }))
   )
+
+/** The channels as the config's `alerts` names them. */
+export const notifierConfigOf = (alerts: {
+  readonly telegram?: TelegramChannelConfig
+  readonly webhook?: WebhookChannelConfig
+  readonly command?: CommandChannelConfig
+  readonly dedupMinutes: number
+}): NotifierConfig => ({
+  ...(alerts.telegram === undefined ? {} : { telegram: alerts.telegram }),
+  ...(alerts.webhook === undefined ? {} : { webhook: alerts.webhook }),
+  ...(alerts.command === undefined ? {} : { command: alerts.command }),
+  dedupMs: alerts.dedupMinutes * 60_000
+})

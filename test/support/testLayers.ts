@@ -12,6 +12,7 @@ import { workspacePaths } from "../../src/workspace/paths.js"
 import { makeHealthProbesTest } from "../../src/services/HealthProbes.js"
 import { makeServiceProcessesTest } from "../../src/services/ServiceProcesses.js"
 import { SystemdUnitsLive } from "../../src/services/SystemdUnits.js"
+import { Notifier, makeNotifier } from "../../src/services/Notifier.js"
 
 /**
  * A world on the test layers: a temp dir with a repo, the config that allows it, in-memory terminals,
@@ -40,7 +41,8 @@ export const testWorld = (prefix: string, extra: Partial<ResolvedConfig> = {}) =
     makeAgentProcessesTest().layer,
     serviceProcesses.layer,
     probes.layer,
-    SystemdUnitsLive
+    SystemdUnitsLive,
+    Layer.succeed(Notifier, makeNotifier({ dedupMs: 3_600_000 }, {}))
   )
   return { dir, repo, config, paths: workspacePaths(config.workspaceDir), terminals, records, serviceProcesses, probes, layer }
 }
