@@ -35,6 +35,7 @@ import type {
   SessionInput,
   SessionOutput,
   SessionTag,
+  NotifyOutput,
   StepOutput,
   VerifyInput,
   VerifyOutput,
@@ -67,7 +68,7 @@ export const agentSessionMachine = setup({
     capture: fromPromise<CaptureOutput, CaptureInput>(notProvided("capture")),
     verify: fromPromise<VerifyOutput, VerifyInput>(notProvided("verify")),
     clean: fromPromise<StepOutput, CleanInput>(notProvided("clean")),
-    notify: fromPromise<StepOutput, ReportInput>(notProvided("notify")),
+    notify: fromPromise<NotifyOutput, ReportInput>(notProvided("notify")),
     remember: fromPromise<StepOutput, ReportInput>(notProvided("remember"))
   },
   delays: {
@@ -92,6 +93,7 @@ export const agentSessionMachine = setup({
     ignoreSignal: assign(reduce.ignoreSignal),
     requestCancel: assign(reduce.requestCancel),
     stamp: assign(reduce.stamp),
+    recordNotify: assign(reduce.recordNotify),
     decideRetry: assign(reduce.decideRetry),
     scheduleRetry: assign(reduce.scheduleRetry),
     archiveAttempt: assign(reduce.archiveAttempt),
@@ -287,7 +289,7 @@ export const agentSessionMachine = setup({
           attemptId: context.attemptId,
           context
         }),
-        onDone: { target: "remembering", actions: "stamp" },
+        onDone: { target: "remembering", actions: "recordNotify" },
         onError: { target: "remembering" }
       },
       on: { CANCEL: { actions: ["requestCancel", "decideRetry"] } }

@@ -17,6 +17,7 @@ import type {
   DecisionSource,
   FailureReason,
   LaunchOutput,
+  NotifyOutput,
   PreflightOutput,
   SessionContext,
   SessionEvent,
@@ -67,7 +68,8 @@ const attemptFields = {
   waiting: null,
   evidence: [],
   ignored: [],
-  willRetry: false
+  willRetry: false,
+  notifyDelivery: null
 } as const
 
 /** The failure reason a failed decision stands for. */
@@ -342,6 +344,12 @@ export const recordVerification = ({ event }: ReducerArgs): Update => {
 }
 
 export const stamp = ({ event }: ReducerArgs): Update => ({ now: out<StepOutput>(event).at })
+
+/** The notifying step's delivery (or none), kept for the run record. */
+export const recordNotify = ({ event }: ReducerArgs): Update => {
+  const output = out<Partial<NotifyOutput> & StepOutput>(event)
+  return { now: output.at, notifyDelivery: output.delivery ?? null }
+}
 
 export const decideRetry = ({ context }: ReducerArgs): Update => {
   const policy = context.policy.retry

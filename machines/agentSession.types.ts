@@ -164,6 +164,20 @@ export interface StepOutput {
   readonly at: number
 }
 
+/** How the `notifying` step reached the coordinator: the configured command's delivery of the wake text (a failure never fails the bead). */
+export interface NotifyDelivery {
+  readonly channel: "command"
+  readonly ok: boolean
+  readonly detail: string
+  readonly text: string
+  readonly at: number
+}
+
+/** The `notify` actor's output: its time, and the delivery when a command is configured. */
+export interface NotifyOutput extends StepOutput {
+  readonly delivery: NotifyDelivery | null
+}
+
 /** What an earlier attempt showed, kept so a retry does not erase it. */
 export interface AttemptSummary {
   readonly attempt: number
@@ -218,6 +232,8 @@ export interface SessionContext {
   readonly ignored: ReadonlyArray<IgnoredSignal>
   readonly attempts: ReadonlyArray<AttemptSummary>
   readonly willRetry: boolean
+  /** The notifying step's delivery for this attempt, when a command is configured. */
+  readonly notifyDelivery: NotifyDelivery | null
   readonly cancelRequested: boolean
 }
 

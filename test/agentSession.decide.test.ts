@@ -47,6 +47,7 @@ describe("agentSession decisions", () => {
       "ignoreSignal",
       "requestCancel",
       "stamp",
+      "recordNotify",
       "decideRetry",
       "scheduleRetry",
       "archiveAttempt",

@@ -277,6 +277,18 @@ export const ConfigSchema = Schema.Struct({
   verification: Schema.optionalWith(VerificationSchema, { default: () => Schema.decodeSync(VerificationSchema)({}) }),
   profiles: Schema.optionalWith(Schema.Record({ key: Schema.String, value: ProfileSchema }), { default: () => ({}) }),
   argus: Schema.optionalWith(ArgusSchema, { default: () => Schema.decodeSync(ArgusSchema)({}) }),
+  /**
+   * The sessions' notifying step: a command run once per finished attempt with the seed's wake text
+   * (`Agent <bead> <status> (<s>s, <agent>, attempt <n>/<max>, reason: <reason>)`) as `{text}`, e.g.
+   * `["openclaw", "cron", "wake", "{text}"]`; an argv, never a shell. Its delivery is in the run record; a
+   * failure never fails the bead.
+   */
+  notify: Schema.optionalWith(
+    Schema.Struct({
+      command: Schema.optional(Schema.Struct({ argv: Schema.NonEmptyArray(Schema.String), timeoutMs: Schema.optionalWith(Millis, { default: () => 10_000 }) }))
+    }),
+    { default: () => ({}) }
+  ),
   alerts: Schema.optionalWith(AlertsSchema, { default: () => Schema.decodeSync(AlertsSchema)({}) }),
   /** Long-lived services the daemon supervises (`warden services`), by name. */
   services: Schema.optionalWith(

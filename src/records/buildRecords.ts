@@ -170,6 +170,8 @@ export const buildRecords = (
     final_message: c.finalMessage,
     usage: c.usage,
     cost_usd: c.costUsd,
+    // Restored snapshots from before this field carry none.
+    notify: (c.notifyDelivery ?? null) === null ? null : { ...c.notifyDelivery!, at: iso(c.notifyDelivery!.at) },
     supervisor: {
       pid: spec.supervisor.pid,
       proc_start: spec.supervisor.procStart,

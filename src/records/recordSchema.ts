@@ -88,6 +88,8 @@ const Extras = {
   /** Token usage and cost when the agent reports them (null otherwise). */
   usage: Schema.NullOr(Schema.Unknown),
   cost_usd: Schema.NullOr(Schema.Number),
+  /** How the notifying step told the coordinator of this attempt (the configured command's delivery of the wake text), or null. */
+  notify: Schema.NullOr(Schema.Struct({ channel: Schema.Literal("command"), ok: Schema.Boolean, detail: Schema.String, text: Schema.String, at: IsoTime })),
   /** Who supervises the session: the daemon or a foreground `dispatch --wait`. */
   supervisor: Schema.Struct({
     pid: Schema.Int,

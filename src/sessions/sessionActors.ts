@@ -8,6 +8,7 @@ import type {
   AttemptRef,
   CaptureOutput,
   LaunchOutput,
+  NotifyOutput,
   PreflightOutput,
   SessionContext,
   SessionEvent,
@@ -55,6 +56,12 @@ const repoPath = (spec: DispatchSpec): string => {
     return resolved
   }
 }
+
+/** The seed's wake text for a finished attempt: `Agent <bead> <status> (<s>s, <agent>, attempt <n>/<max>, reason: <reason>)`. */
+export const wakeText = (
+  run: { readonly bead: string; readonly status: string; readonly duration_seconds?: number | null; readonly agent: string; readonly attempt: number; readonly max_retries?: number },
+  result: { readonly reason: string }
+): string => `Agent ${run.bead} ${run.status} (${run.duration_seconds ?? 0}s, ${run.agent}, attempt ${run.attempt}/${run.max_retries ?? run.attempt}, reason: ${result.reason})`
 
 /** The output summary: the last 500 characters of the screen (the transcript's tail when the screen is gone). */
 export const outputSummaryOf = (screen: ReadonlyArray<string>): string | null => {
@@ -210,10 +217,39 @@ export const sessionImplementations = (lookup: SessionLookup, runtime: EffectRun
           signal
         )
       }),
-      notify: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(({ signal }) =>
-        // The coordinator hears of it through the observer's feed for now; webhooks and agent mail come with the coordinator integration.
-        run(Effect.map(Clock.currentTimeMillis, (at) => ({ at })), signal)
-      ),
+      notify: fromPromise<NotifyOutput, AttemptRef & { context: SessionContext }>(({ input, signal }) => {
+        const { spec, hooks } = lookup(input.bead)
+        const command = spec.config.notify.command
+        return run(
+          Effect.gen(function* () {
+            // The coordinator hears of every state through the feed; a configured command is woken once per attempt.
+            if (command === undefined) return { at: yield* Clock.currentTimeMillis, delivery: null }
+            const { run: record, result } = hooks.records()
+            const text = wakeText(record, result)
+            const [program, ...args] = command.argv.map((arg) => arg.split("{text}").join(text))
+            const processes = yield* Processes
+            const ran = yield* processes
+              .run(program!, args, { cwd: spec.paths.root, timeoutMs: command.timeoutMs, tailChars: 300 })
+              .pipe(Effect.either)
+            const at = yield* Clock.currentTimeMillis
+            const delivery =
+              ran._tag === "Left"
+                ? { channel: "command" as const, ok: false, detail: ran.left.message, text, at }
+                : ran.right.exitCode === 0
+                  ? { channel: "command" as const, ok: true, detail: `${program} exited 0`, text, at }
+                  : {
+                      channel: "command" as const,
+                      ok: false,
+                      detail: `${program} ${ran.right.timedOut ? `timed out after ${command.timeoutMs} ms` : `exited ${ran.right.exitCode ?? ran.right.signal}`}: ${ran.right.outputTail.trim()}`,
+                      text,
+                      at
+                    }
+            if (!delivery.ok) hooks.log("the notify command failed (the bead's outcome stands)", { detail: delivery.detail })
+            return { at, delivery }
+          }),
+          signal
+        )
+      }),
       remember: fromPromise<StepOutput, AttemptRef & { context: SessionContext }>(({ input, signal }) => {
         const { spec, hooks } = lookup(input.bead)
         return run(
