@@ -21,14 +21,16 @@ const alive = (pid: number) => {
     return false
   }
 }
-const orphan = (command: string, args: string[]): ChildProcess =>
-  spawn(command, args, { detached: true, stdio: "ignore", env: { ...process.env, WARDEN_ATTEMPT: "att-0000000000dead00" } })
+const orphan = (command: string, args: string[], workspace = ws.workspace): ChildProcess =>
+  spawn(command, args, { detached: true, stdio: "ignore", env: { ...process.env, WARDEN_ATTEMPT: "att-0000000000dead00", WARDEN_WORKSPACE: workspace } })
 
 describe("Argus (rules, the allowlist, real processes)", () => {
   it("kills an orphan agent program only after the cycles and the grace age, never an orphan sleep, and audits every decision", async () => {
     const started = Date.now()
     const agent = orphan("bash", ["-c", "sleep 600; true"])
     const sleeper = orphan("sleep", ["600"])
+    // An agent program of another workspace: never this daemon's to judge (a chaos run of the suite found one killed).
+    const foreign = orphan("bash", ["-c", "sleep 600; true"], "/tmp/some-other-workspace")
     const d = await ws.startDaemon()
     try {
       const decisions = path.join(ws.workspace, "argus", "decisions.jsonl")
@@ -49,6 +51,8 @@ describe("Argus (rules, the allowlist, real processes)", () => {
       // The sleep is not an agent program: never even proposed, still running.
       expect(kills().some((k) => k.target === sleeper.pid)).toBe(false)
       expect(alive(sleeper.pid!)).toBe(true)
+      expect(kills().some((k) => k.target === foreign.pid)).toBe(false)
+      expect(alive(foreign.pid!)).toBe(true)
       // A cycle on demand, printed with each decision's verdict.
       const once = await ws.warden("argus", "--once")
       expect(once.status).toBe(0)
@@ -56,7 +60,7 @@ describe("Argus (rules, the allowlist, real processes)", () => {
     } finally {
       d.child.kill("SIGTERM")
       await exited(d.child)
-      for (const pid of [agent.pid, sleeper.pid]) {
+      for (const pid of [agent.pid, sleeper.pid, foreign.pid]) {
         try {
           process.kill(-pid!, "SIGKILL")
         } catch {

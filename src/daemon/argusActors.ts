@@ -65,6 +65,17 @@ export const agentExecutables = (config: ResolvedConfig, env: NodeJS.ProcessEnv 
   return [...found].sort()
 }
 
+/** The cgroup path (as /proc/PID/cgroup shows it) under which this daemon puts its agents' cgroups. */
+const ownAgentCgroups = (): string | null => {
+  try {
+    const own = /^0::(.*)$/m.exec(fs.readFileSync("/proc/self/cgroup", "utf8"))?.[1]
+    return own === undefined ? null : `${own === "/" ? "" : own}/warden-agents/`
+  } catch {
+    // no cgroup v2: agents are judged by their environment alone
+    return null
+  }
+}
+
 /** This process and its ancestors, and pid 1: never Argus's to kill. */
 export const protectedPids = (): ReadonlyArray<number> => {
   const pids = new Set<number>([1, process.pid])
@@ -103,6 +114,8 @@ export const argusPolicy = (config: ResolvedConfig): ArgusPolicy => ({
  */
 export const argusLogic = (runtime: EffectRunner<Terminals>, world: ArgusWorld, paths: WorkspacePaths, policy: ArgusPolicy) => {
   const files = argusFiles(paths)
+  /** Where this daemon's agents' cgroups are (`warden-agents` under its own cgroup), or null without cgroup v2. */
+  const agentCgroups = ownAgentCgroups()
   /** The orphans of the last collection, by pid: a kill must find the same process (pid and start time). */
   let lastOrphans = new Map<number, ProcessObservation>()
   const collect = async (): Promise<Observations> => {
@@ -110,9 +123,13 @@ export const argusLogic = (runtime: EffectRunner<Terminals>, world: ArgusWorld, 
     const protectedSet = new Set(policy.protectedPids)
     const orphans = processesRunning(policy.agentExecutables)
       .filter((p) => !protectedSet.has(p.pid))
-      .map((p) => ({ ...p, inAgentCgroup: p.cgroup !== null && p.cgroup.includes("/warden-agents/") }))
-      // An agent process Argus may judge: it carries an attempt (or sits in an agent's cgroup) that no live session has.
-      .filter((p) => (p.attemptId !== null || p.inAgentCgroup) && (p.attemptId === null || !live.has(p.attemptId)))
+      .map((p) => ({ ...p, inAgentCgroup: p.cgroup !== null && agentCgroups !== null && p.cgroup.startsWith(agentCgroups) }))
+      // An agent process Argus may judge: one of THIS workspace's (its WARDEN_WORKSPACE), carrying an attempt
+      // (or sitting in an agent's cgroup) that no live session has. Another workspace's agents are never this
+      // daemon's to judge.
+      // (The cgroup alone is not enough: daemons of several workspaces may share a parent cgroup.)
+      .filter((p) => p.workspace === paths.root && (p.attemptId !== null || p.inAgentCgroup))
+      .filter((p) => p.attemptId === null || !live.has(p.attemptId))
       .map((p): ProcessObservation => ({ pid: p.pid, startTicks: p.startTicks, exe: p.exe ?? "", ageSeconds: p.ageSeconds, attemptId: p.attemptId, inAgentCgroup: p.inAgentCgroup, uid: p.uid, seenCycles: 0 }))
     lastOrphans = new Map(orphans.map((o) => [o.pid, o]))
     const liveBeads = world.liveBeads()

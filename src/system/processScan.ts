@@ -12,6 +12,8 @@ export interface ScannedProcess {
   readonly ageSeconds: number
   /** `WARDEN_ATTEMPT` from its environment, or null. */
   readonly attemptId: string | null
+  /** `WARDEN_WORKSPACE` from its environment (the workspace whose agent it is), or null. */
+  readonly workspace: string | null
   /** Its cgroup v2 path (from /proc/PID/cgroup), or null. */
   readonly cgroup: string | null
 }
@@ -46,10 +48,15 @@ export const scanProcess = (pid: number, now = Date.now(), boot = bootTime()): S
     exe = null
   }
   let attemptId: string | null = null
+  let workspace: string | null = null
   try {
     const environ = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")
-    const entry = environ.find((e) => e.startsWith("WARDEN_ATTEMPT="))
-    attemptId = entry === undefined ? null : entry.slice("WARDEN_ATTEMPT=".length)
+    const value = (name: string) => {
+      const entry = environ.find((e) => e.startsWith(`${name}=`))
+      return entry === undefined ? null : entry.slice(name.length + 1)
+    }
+    attemptId = value("WARDEN_ATTEMPT")
+    workspace = value("WARDEN_WORKSPACE")
   } catch {
     // not ours to read: it carries no attempt we can see
     attemptId = null
@@ -62,7 +69,7 @@ export const scanProcess = (pid: number, now = Date.now(), boot = bootTime()): S
     cgroup = null
   }
   const ageSeconds = Math.max(0, Math.round(now / 1000 - (boot + startTicks / CLOCK_TICKS)))
-  return { pid, startTicks, exe, uid, ageSeconds, attemptId, cgroup }
+  return { pid, startTicks, exe, uid, ageSeconds, attemptId, workspace, cgroup }
 }
 
 /** Every process whose executable is one of `executables` (absolute paths). */
