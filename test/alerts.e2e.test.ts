@@ -54,6 +54,8 @@ fs.writeFileSync(path.join(bin, "openclaw"), `#!/bin/sh\nfor a in "$@"; do print
 const ws = makeWorkspace(
   {
     services: { flaky: { command: process.execPath, args: ["-e", "process.exit(1)"], restart: { backoffInitialMs: 100, maxRestarts: 1, withinSeconds: 60 } } },
+    // Argus's interval is an hour: a cycle within the test can only come from the service's failure.
+    argus: { enabled: true, intervalSeconds: 3600 },
     alerts: {
       telegram: { baseUrl: telegram.url },
       webhook: { url: `${webhook.url}/hook` },
@@ -84,6 +86,10 @@ describe("alerts", () => {
       expect(received.telegram).toHaveLength(1)
       expect(received.webhook).toHaveLength(1)
       expect(fs.readFileSync(argvLog, "utf8").split("\n").filter((l) => l === "--")).toHaveLength(1)
+      // The failure woke Argus at once: its cycle saw the failed service, and its own alert of the same problem was deduplicated.
+      const argus = JSON.parse((await ws.warden("argus", "--json")).stdout) as { cycles: Array<{ observations: { services: Array<{ name: string; state: string }> }; decisions: Array<{ action: string; target: string }> }> }
+      expect(argus.cycles.length).toBeGreaterThanOrEqual(1)
+      expect(argus.cycles.some((c) => c.observations.services.some((s) => s.name === "flaky" && s.state === "failed"))).toBe(true)
       // The token never reaches the log.
       const logFile = path.join(ws.workspace, "state", "warden.log")
       const log = fs.readFileSync(logFile, "utf8")

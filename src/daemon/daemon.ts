@@ -178,7 +178,11 @@ export class Daemon {
       serviceLogic?.policyOf ?? (() => ({})),
       (type, data) => this.options.events?.("services", type, data),
       options.log,
-      (name, reason) => this.options.alert?.(`service:${name}`, `warden: service ${name} failed: ${reason}`)
+      (name, reason) => {
+        this.options.alert?.(`service:${name}`, `warden: service ${name} failed: ${reason}`)
+        // An important event: Argus looks at once rather than at its next interval.
+        this.supervisor.system.get("argus")?.send({ type: "CYCLE", at: Date.now() })
+      }
     )
     // Started at once: it waits in `starting` (admitting nothing) until restore has put back every session.
     this.supervisor.start()
