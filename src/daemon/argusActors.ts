@@ -7,7 +7,7 @@ import { decideByRules } from "../../machines/argus.rules.js"
 import type { ArgusPolicy, Observations, ProcessObservation } from "../../machines/argus.types.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
 import type { EffectRunner } from "../sessions/effectRunner.js"
-import { machineLoad, processesRunning, scanProcess } from "../system/processScan.js"
+import { machineLoad, procStat, processesRunning, scanProcess } from "../system/processScan.js"
 import { Terminals } from "../terminals/Terminals.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
 import type { ServiceView } from "./serviceSupervision.js"
@@ -82,13 +82,10 @@ export const protectedPids = (): ReadonlyArray<number> => {
   let pid = process.ppid
   while (pid > 1 && !pids.has(pid)) {
     pids.add(pid)
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-      pid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-    } catch {
-      // the chain ends here
-      break
-    }
+    const stat = procStat(pid)
+    // The chain ends where a parent cannot be read.
+    if (stat === null) break
+    pid = stat.ppid
   }
   return [...pids].sort((a, b) => a - b)
 }

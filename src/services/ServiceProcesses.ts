@@ -3,6 +3,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import { ServiceError } from "./serviceErrors.js"
+import { procStat, type ProcStat } from "../system/processScan.js"
 
 /** What to run for a service in process mode, and where its output goes. */
 export interface ServiceSpec {
@@ -50,25 +51,6 @@ export class ServiceProcesses extends Context.Tag("warden/ServiceProcesses")<
 /** How often `/proc` is looked at while waiting for an adopted process or for a group to empty. */
 const POLL_MS = 50
 
-interface ProcStat {
-  readonly state: string
-  readonly pgrp: number
-  readonly startTicks: number
-}
-
-/** The fields of `/proc/<pid>/stat` Warden needs, or null when there is no such process. */
-const procStat = (pid: number): ProcStat | null => {
-  let stat: string
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-  } catch {
-    // no such process (any more)
-    return null
-  }
-  // The command name (field 2) may hold spaces and parentheses: count the fields after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return { state: fields[0] ?? "", pgrp: Number(fields[2]), startTicks: Number(fields[19]) }
-}
 
 /** A zombie (or a dead entry) has ended; it waits only for its parent to collect it. */
 const ended = (stat: ProcStat | null): boolean => stat === null || stat.state === "Z" || stat.state === "X"

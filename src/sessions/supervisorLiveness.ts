@@ -1,16 +1,10 @@
-import * as fs from "node:fs"
+import { procStat } from "../system/processScan.js"
 
 /** The kernel's start time of a process (clock ticks since boot), which tells a reused pid apart. */
 export const processStartTicks = (pid: number): string | null => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return fields[19] ?? null
-  } catch {
-    // no such process (or no /proc): its start time is unknown
-    return null
-  }
+  const stat = procStat(pid)
+  // The records keep it as text (the seed's tools read it so); no such process: unknown.
+  return stat === null ? null : String(stat.startTicks)
 }
 
 /** Whether the supervisor that wrote a record is still that same process. */

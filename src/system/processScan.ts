@@ -20,6 +20,30 @@ export interface ScannedProcess {
 
 const CLOCK_TICKS = 100
 
+/** The fields of `/proc/<pid>/stat` Warden needs. */
+export interface ProcStat {
+  /** `R`, `S`, ... `Z` for a zombie, `X` for a dead entry. */
+  readonly state: string
+  readonly ppid: number
+  readonly pgrp: number
+  /** Field 22: clock ticks since boot when it started; with the pid, it names the process (a recycled pid has another). */
+  readonly startTicks: number
+}
+
+/** `/proc/<pid>/stat`, read once and parsed; null when there is no such process (any more). */
+export const procStat = (pid: number): ProcStat | null => {
+  let stat: string
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  } catch {
+    // no such process (any more), or no /proc
+    return null
+  }
+  // The command name (field 2) may hold spaces and parentheses: count the fields after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return { state: fields[0] ?? "", ppid: Number(fields[1]), pgrp: Number(fields[2]), startTicks: Number(fields[19]) }
+}
+
 const bootTime = (): number => {
   const match = /^btime (\d+)$/m.exec(fs.readFileSync("/proc/stat", "utf8"))
   return match === null ? Math.floor(Date.now() / 1000 - os.uptime()) : Number(match[1])
@@ -27,18 +51,16 @@ const bootTime = (): number => {
 
 /** One process, or null when it is gone (or unreadable) by the time it is read. */
 export const scanProcess = (pid: number, now = Date.now(), boot = bootTime()): ScannedProcess | null => {
-  let stat: string
+  const stat = procStat(pid)
+  if (stat === null || stat.state === "Z" || stat.state === "X") return null
   let status: string
   try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
     status = fs.readFileSync(`/proc/${pid}/status`, "utf8")
   } catch {
     // gone since the listing: nothing to judge
     return null
   }
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  if (fields[0] === "Z") return null
-  const startTicks = Number(fields[19])
+  const startTicks = stat.startTicks
   const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1)
   let exe: string | null = null
   try {
