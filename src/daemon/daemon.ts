@@ -106,6 +106,8 @@ export class Daemon {
   private stopping = false
 
   private readonly machineEvents = new MachineEventSource()
+  /** The history folder exists (made at the first machine event, not at every one). */
+  private historyReady = false
   /** The supervised services: children of the same root (`service:<name>`). */
   readonly services: ServiceSupervision
 
@@ -145,6 +147,19 @@ export class Daemon {
       if (session === undefined) throw new Error(`no session of ${bead} is supervised`)
       return { spec: session.spec, hooks: { records: () => session.recorder.records(), log: options.log, detaching: () => this.stopping } }
     }
+    // Made before the root: the root's inspection reaches it from the root's creation on.
+    this.services = new ServiceSupervision(
+      () => this.supervisor,
+      serviceLogic === null ? {} : options.config.services,
+      serviceLogic?.policyOf ?? (() => ({})),
+      (type, data) => this.options.events?.("services", type, data),
+      options.log,
+      (name, reason) => {
+        this.options.alert?.(`service:${name}`, `warden: service ${name} failed: ${reason}`)
+        // An important event: Argus looks at once rather than at its next interval.
+        this.supervisor.system.get("argus")?.send({ type: "CYCLE", at: Date.now() })
+      }
+    )
     this.supervisor = createActor(
       supervisorMachine.provide({
         actors: {
@@ -171,18 +186,6 @@ export class Daemon {
     this.supervisor.on("sessionFailed", (event) => this.sessionFailed(event.bead, event.error))
     this.supervisor.on("serviceFailed", (event) =>
       options.log("service actor failed: no longer supervised until the daemon restarts", { service: event.name, reason: String(event.error) })
-    )
-    this.services = new ServiceSupervision(
-      this.supervisor,
-      serviceLogic === null ? {} : options.config.services,
-      serviceLogic?.policyOf ?? (() => ({})),
-      (type, data) => this.options.events?.("services", type, data),
-      options.log,
-      (name, reason) => {
-        this.options.alert?.(`service:${name}`, `warden: service ${name} failed: ${reason}`)
-        // An important event: Argus looks at once rather than at its next interval.
-        this.supervisor.system.get("argus")?.send({ type: "CYCLE", at: Date.now() })
-      }
     )
     // Started at once: it waits in `starting` (admitting nothing) until restore has put back every session.
     this.supervisor.start()
@@ -351,8 +354,7 @@ export class Daemon {
     if (this.stopping) return
     const rootItem = feedOfRootEvent(inspection, process.pid)
     if (rootItem !== null) this.options.events?.(rootItem.topic, rootItem.type, rootItem.data)
-    // The root's first inspection events come while it is being created, before `services` is set.
-    ;(this.services as ServiceSupervision | undefined)?.observe(inspection)
+    this.services.observe(inspection)
     const machineEvent = this.machineEvents.take(inspection)
     if (machineEvent !== null) this.machineEvent(machineEvent)
     if (inspection.type !== "@xstate.snapshot") return
@@ -431,7 +433,10 @@ export class Daemon {
     const bead = beadOfActor(event.actor)
     if (bead === null) return
     try {
-      fs.mkdirSync(this.options.paths.history, { recursive: true })
+      if (!this.historyReady) {
+        fs.mkdirSync(this.options.paths.history, { recursive: true })
+        this.historyReady = true
+      }
       fs.appendFileSync(this.options.paths.historyFile(bead), `${JSON.stringify(event)}\n`)
     } catch (error) {
       // The history serves replay only: a full disk must not stop supervision. Said once per failure in the log.

@@ -39,7 +39,8 @@ export class ServiceSupervision {
   private readonly states = new Map<string, string>()
 
   constructor(
-    private readonly root: { send(event: { type: "SPAWN.SERVICE"; input: { name: string; [key: string]: unknown } }): void; system: { get(id: string): AnyActorRef | undefined } },
+    /** The root actor, once it exists (this observer is made before it, since the root's inspection calls it from its creation on). */
+    private readonly rootOf: () => { send(event: { type: "SPAWN.SERVICE"; input: { name: string; [key: string]: unknown } }): void; system: { get(id: string): AnyActorRef | undefined } },
     private readonly services: Readonly<Record<string, ServiceConfig>>,
     private readonly policyOf: (name: string, config: ServiceConfig) => Record<string, unknown>,
     private readonly publish: (type: string, data: unknown) => void,
@@ -49,9 +50,10 @@ export class ServiceSupervision {
 
   /** Every configured service becomes a child of the root. */
   spawnAll(): void {
+    const root = this.rootOf()
     for (const [name, config] of Object.entries(this.services)) {
-      this.root.send({ type: "SPAWN.SERVICE", input: { name, policy: this.policyOf(name, config) } })
-      const ref = this.root.system.get(serviceSystemId(name))
+      root.send({ type: "SPAWN.SERVICE", input: { name, policy: this.policyOf(name, config) } })
+      const ref = root.system.get(serviceSystemId(name))
       if (ref === undefined) continue
       this.refs.set(name, ref)
       ref.on("*", (emitted: { type: string; name?: string; reason?: string }) => {
