@@ -8,7 +8,8 @@
  *   processes, agent tmux sessions, stalled sessions, recent failures); each orphan's `seenCycles` is
  *   then counted from memory.
  * - `deciding`: the `decide` actor (the rules, or an LLM with the rules as fallback) answers a list of
- *   proposed actions: untrusted data.
+ *   proposed actions: untrusted data. What of an LLM's answer was refused whole (not JSON, past the cap of
+ *   proposals) comes along as `rejected` and is audited as refusals.
  * - `validating`: pure and transient; `validate` (the allowlist) turns every proposal into a Decision, and
  *   memory is updated (sightings, restarts, alerts or dry-run ones, refusals).
  * - `acting`: the `act` actor, the ONLY effect, receives the decisions `validate` accepted with verdict
@@ -45,6 +46,12 @@ export interface DecideInput {
 export interface DecideOutput {
   readonly actions: unknown
   readonly source: "rules" | "llm"
+  /** How the decision was come to, in words: the LLM answered, was not asked (all normal), or failed and the rules decided. */
+  readonly decider?: string
+  /** The LLM's own assessment (bounded text), kept for the audit; never acted on. */
+  readonly assessment?: string
+  /** What of the LLM's answer was refused whole (not JSON, no list of actions, actions past the cap it may propose): audited as refusals. */
+  readonly rejected?: ReadonlyArray<string>
 }
 export interface ActInput {
   /** Only decisions `validate` accepted with verdict `done`. */
@@ -59,6 +66,9 @@ export interface ArgusCycle {
   readonly observations: Observations
   readonly decisions: ReadonlyArray<Decision>
   readonly results?: ActOutput["results"]
+  /** The decider's account of itself (`DecideOutput.decider`). */
+  readonly decider?: string
+  readonly assessment?: string
 }
 export interface AuditInput {
   readonly cycle: ArgusCycle
@@ -77,6 +87,8 @@ export interface ArgusContext {
   readonly lastError: string | null
   /** The decider's answer between `deciding` and `validating` (untrusted; dropped once validated). */
   readonly proposal: DecideOutput | null
+  /** The cycle's decider's account and assessment, kept with the cycle. */
+  readonly lastDecider: Pick<DecideOutput, "decider" | "assessment"> | null
 }
 
 export const MAX_CYCLES = 20
@@ -95,8 +107,14 @@ const currentCycle = (context: ArgusContext): ArgusCycle => ({
   at: context.lastObservations!.at,
   observations: context.lastObservations!,
   decisions: context.lastDecisions,
-  ...(context.lastResults === null ? {} : { results: context.lastResults })
+  ...(context.lastResults === null ? {} : { results: context.lastResults }),
+  ...(context.lastDecider?.decider === undefined ? {} : { decider: context.lastDecider.decider }),
+  ...(context.lastDecider?.assessment === undefined ? {} : { assessment: context.lastDecider.assessment })
 })
+
+/** What of an answer was refused whole, as refusals of the allowlist (nothing in them is ever acted on). */
+const rejectedWhole = (proposal: DecideOutput | null): Decision[] =>
+  (Array.isArray(proposal?.rejected) ? proposal.rejected : []).map((why) => ({ action: { type: "(answer)" }, source: "llm", verdict: "refused", why: String(why) }))
 
 export const argusMachine = setup({
   types: {
@@ -117,7 +135,7 @@ export const argusMachine = setup({
     somethingToDo: ({ context }) => toAct(context.lastDecisions).length > 0
   },
   actions: {
-    beginCycle: assign({ lastResults: () => null, lastError: () => null }),
+    beginCycle: assign({ lastResults: () => null, lastError: () => null, lastDecider: () => null }),
     observe: assign({
       lastObservations: ({ context }, params: { observations: Observations }) => countSightings(params.observations, context.memory),
       lastDecisions: () => []
@@ -129,10 +147,15 @@ export const argusMachine = setup({
       const observations = context.lastObservations!
       const proposals = context.proposal === null ? [] : context.proposal.actions
       const source = context.proposal?.source === "llm" ? "llm" : "rules"
-      const decisions: Decision[] = Array.isArray(proposals)
-        ? validate(proposals, observations, context.policy, context.memory, observations.at, source)
-        : [{ action: { type: "(answer)" }, source, verdict: "refused", why: "the decider's answer is not a list of actions" }]
-      return { lastDecisions: decisions, memory: rememberCycle(context.memory, observations, decisions, observations.at), proposal: null }
+      const decisions: Decision[] = [
+        ...rejectedWhole(context.proposal),
+        ...(Array.isArray(proposals)
+          ? validate(proposals, observations, context.policy, context.memory, observations.at, source)
+          : [{ action: { type: "(answer)" }, source, verdict: "refused", why: "the decider's answer is not a list of actions" } satisfies Decision])
+      ]
+      const lastDecider =
+        context.proposal === null ? null : { decider: context.proposal.decider, assessment: context.proposal.assessment }
+      return { lastDecisions: decisions, memory: rememberCycle(context.memory, observations, decisions, observations.at), proposal: null, lastDecider }
     }),
     recordResults: assign({ lastResults: (_, params: { output: ActOutput }) => params.output.results }),
     keepCycle: assign({ cycles: ({ context }) => [...context.cycles, currentCycle(context)].slice(-MAX_CYCLES) })
@@ -147,7 +170,8 @@ export const argusMachine = setup({
     lastResults: null,
     cycles: [],
     lastError: null,
-    proposal: null
+    proposal: null,
+    lastDecider: null
   }),
   initial: "idle",
   states: {

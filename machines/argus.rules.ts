@@ -148,11 +148,11 @@ export const decideByRules = (obs: Observations, policy: ArgusPolicy, memory: Ar
 /** A bounded, JSON-safe summary of what was asked, for the audit of a refusal. */
 const summarize = (raw: unknown): Decision["action"] => {
   const clip = (value: unknown): unknown =>
-    typeof value === "string" ? value.slice(0, 200) : typeof value === "number" || typeof value === "boolean" || value === null ? value : `(${typeof value})`
+    typeof value === "string" ? value.slice(0, 200).replace(/[\u0000-\u001f\u007f-\u009f]/g, "?") : typeof value === "number" || typeof value === "boolean" || value === null ? value : `(${typeof value})`
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { type: `(${raw === null ? "null" : Array.isArray(raw) ? "array" : typeof raw})` }
   const record = raw as Record<string, unknown>
   const summary: { type: string; target?: unknown; reason?: unknown } = {
-    type: typeof record.type === "string" ? record.type.slice(0, 64) : `(${typeof record.type})`
+    type: typeof record.type === "string" ? record.type.slice(0, 64).replace(/[\u0000-\u001f\u007f-\u009f]/g, "?") : `(${typeof record.type})`
   }
   if ("target" in record) summary.target = clip(record.target)
   if ("reason" in record) summary.reason = clip(record.reason)

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest"
 const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["machines"],
   ["src/workspace", "src/config", "src/system", "src/templates", "src/terminals", "src/processes", "src/git", "src/records", "src/agents"],
-  ["src/sessions", "src/services"],
+  ["src/sessions", "src/services", "src/argus"],
   ["src/runtime"],
   ["src/daemon"],
   ["src/server"],

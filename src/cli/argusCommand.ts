@@ -5,6 +5,8 @@ import { CliError, type CliEnvironment } from "./environment.js"
 
 interface CycleView {
   readonly at: string
+  readonly decider: string
+  readonly assessment?: string
   readonly observations: { readonly memory_used_percent: number; readonly disk_used_percent: number; readonly load1: number; readonly orphans: ReadonlyArray<unknown> }
   readonly decisions: ReadonlyArray<{ readonly action: unknown; readonly target: unknown; readonly source: string; readonly verdict: string; readonly reason: string }>
 }
@@ -14,6 +16,8 @@ const printCycle = (cycle: CycleView) => {
   process.stdout.write(
     `${cycle.at}  memory ${o.memory_used_percent}%  disk ${o.disk_used_percent}%  load ${o.load1.toFixed(2)}  orphans ${o.orphans.length}  decisions ${cycle.decisions.length}\n`
   )
+  if (cycle.decider !== "rules") process.stdout.write(`  decided by ${cycle.decider}\n`)
+  if (cycle.assessment !== undefined) process.stdout.write(`  assessment: ${cycle.assessment.replace(/\s+/g, " ")}\n`)
   for (const d of cycle.decisions) process.stdout.write(`  ${d.verdict.padEnd(8)} ${String(d.action).padEnd(16)} ${String(d.target).padEnd(24)} ${d.source.padEnd(6)} ${d.reason}\n`)
 }
 

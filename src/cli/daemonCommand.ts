@@ -10,6 +10,7 @@ import { HealthProbesLive } from "../services/HealthProbes.js"
 import { ServiceProcessesLive } from "../services/ServiceProcesses.js"
 import { SystemdUnitsLive } from "../services/SystemdUnits.js"
 import { notifierConfigOf, notifierLayer } from "../services/Notifier.js"
+import { advisorLayer } from "../argus/ArgusAdvisor.js"
 import { ProcessesLive } from "../processes/Processes.js"
 import { HttpListener, apiLayer, feedLayer, listenLayer } from "../server/serverLayers.js"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
@@ -103,7 +104,8 @@ export const daemonLayer = (env: CliEnvironment, options: DaemonCommandOptions) 
         ServiceProcessesLive,
         HealthProbesLive,
         SystemdUnitsLive,
-        notifierLayer(notifierConfigOf(env.config.alerts), process.env).pipe(Layer.provide(ProcessesLive))
+        notifierLayer(notifierConfigOf(env.config.alerts), process.env).pipe(Layer.provide(ProcessesLive)),
+        advisorLayer(env.config.argus.decider, env.config.argus.llm, process.env).pipe(Layer.provide(ProcessesLive))
       )
     ),
     Layer.provideMerge(apiTokenLayer),

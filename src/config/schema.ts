@@ -222,12 +222,30 @@ const AlertsSchema = Schema.Struct({
   dedupMinutes: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThanOrEqualTo(0)), { default: () => 60 })
 })
 
+/**
+ * Argus's LLM decider: asked through the Messages API (`baseUrl`, default `ANTHROPIC_BASE_URL` when set, else
+ * Anthropic's) or through `claude -p`, with the key read from the environment variable `apiKeyEnv` (never from
+ * this file, never on a command line).
+ */
+const ArgusLlmSchema = Schema.Struct({
+  via: Schema.optionalWith(Schema.Literal("messages-api", "claude-cli"), { default: () => "messages-api" as const }),
+  baseUrl: Schema.optional(Schema.String.pipe(Schema.pattern(/^https?:\/\/[^\s]+$/, { message: () => "an http:// or https:// URL" }))),
+  model: Schema.optionalWith(Schema.NonEmptyString, { default: () => "claude-haiku-4-5" }),
+  apiKeyEnv: Schema.optionalWith(Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: () => "an environment variable's name" })), {
+    default: () => "ANTHROPIC_API_KEY"
+  }),
+  timeoutSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.between(1, 120)), { default: () => 30 }),
+  /** The `claude` program for `via: "claude-cli"` (a name on PATH or a path). */
+  command: Schema.optionalWith(Schema.NonEmptyString, { default: () => "claude" })
+})
+
 /** Argus, the watchdog: a cycle on an interval, deciding by rules, acting only within its allowlist. */
 const ArgusSchema = Schema.Struct({
   enabled: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   intervalSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0)), { default: () => 300 }),
-  /** `rules` (deterministic, documented thresholds); an LLM decider comes with a later release. */
-  decider: Schema.optionalWith(Schema.Literal("rules"), { default: () => "rules" as const }),
+  /** `rules` (deterministic, documented thresholds), or `llm` (a model's advice, validated like the rules'; the rules decide when it fails). */
+  decider: Schema.optionalWith(Schema.Literal("rules", "llm"), { default: () => "rules" as const }),
+  llm: Schema.optionalWith(ArgusLlmSchema, { default: () => Schema.decodeSync(ArgusLlmSchema)({}) }),
   /** Audit every decision, carry out none. */
   dryRun: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   maxActionsPerCycle: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 100)), { default: () => 5 }),

@@ -3,7 +3,6 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { fromPromise } from "xstate"
 import { argusMachine, type ActOutput, type ArgusCycle } from "../../machines/argus.machine.js"
-import { decideByRules } from "../../machines/argus.rules.js"
 import type { ArgusPolicy, Observations, ProcessObservation } from "../../machines/argus.types.js"
 import type { ResolvedConfig } from "../config/loadConfig.js"
 import type { EffectRunner } from "../sessions/effectRunner.js"
@@ -11,6 +10,8 @@ import { machineLoad, procStat, processesRunning, scanProcess } from "../system/
 import { Terminals } from "../terminals/Terminals.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
 import type { ServiceView } from "./serviceSupervision.js"
+import type { ArgusAdvisor } from "../argus/ArgusAdvisor.js"
+import { decideWithAdvisor } from "../argus/llmDecider.js"
 
 /** What Argus sees of the daemon, and the one way it may act on a service. */
 export interface ArgusWorld {
@@ -19,6 +20,8 @@ export interface ArgusWorld {
   readonly liveAttempts: () => ReadonlySet<string>
   readonly liveBeads: () => ReadonlySet<string>
   readonly stalled: () => ReadonlyArray<{ readonly bead: string; readonly state: string; readonly forSeconds: number }>
+  /** Failed attempts of the last hour, counted by reason. */
+  readonly recentFailures: () => ReadonlyArray<{ readonly reason: string; readonly count: number }>
   readonly restartService: (name: string) => void
   readonly publish: (type: string, data: unknown) => void
   /** The configured alert channels (Telegram, webhook, command). */
@@ -104,12 +107,13 @@ export const argusPolicy = (config: ResolvedConfig): ArgusPolicy => ({
 })
 
 /**
- * Argus's effects. `collect` observes; `decide` asks the rules; `act` carries
+ * Argus's effects. `collect` observes; `decide` asks the rules, or the configured LLM (its answer only
+ * advice, the rules deciding when it fails); `act` carries
  * out only what `validate` accepted (a kill re-checks its pid and start time
  * right before the signal; no shell command is ever run); `audit` writes
  * every decision and tells the feed.
  */
-export const argusLogic = (runtime: EffectRunner<Terminals>, world: ArgusWorld, paths: WorkspacePaths, policy: ArgusPolicy) => {
+export const argusLogic = (runtime: EffectRunner<Terminals | ArgusAdvisor>, world: ArgusWorld, paths: WorkspacePaths, policy: ArgusPolicy) => {
   const files = argusFiles(paths)
   /** Where this daemon's agents' cgroups are (`warden-agents` under its own cgroup), or null without cgroup v2. */
   const agentCgroups = ownAgentCgroups()
@@ -144,7 +148,7 @@ export const argusLogic = (runtime: EffectRunner<Terminals>, world: ArgusWorld, 
       orphans,
       tmux,
       stalledSessions: world.stalled(),
-      recentFailures: []
+      recentFailures: world.recentFailures()
     }
   }
   const act = async (decisions: ReadonlyArray<{ readonly action: unknown }>): Promise<ActOutput> => {
@@ -207,7 +211,7 @@ export const argusLogic = (runtime: EffectRunner<Terminals>, world: ArgusWorld, 
   return argusMachine.provide({
     actors: {
       collect: fromPromise(() => collect()),
-      decide: fromPromise(async ({ input }) => ({ actions: decideByRules(input.observations, input.policy, input.memory), source: "rules" as const })),
+      decide: fromPromise(({ input }) => runtime.runPromise(decideWithAdvisor(input))),
       act: fromPromise(({ input }) => act(input.decisions)),
       audit: fromPromise(async ({ input }) => audit(input.cycle))
     }
@@ -217,6 +221,8 @@ export const argusLogic = (runtime: EffectRunner<Terminals>, world: ArgusWorld, 
 /** A cycle as `warden argus` and the feed show it: its observations' summary, and each decision with its verdict and why. */
 export const summarizeCycle = (cycle: ArgusCycle) => ({
   at: new Date(cycle.at).toISOString(),
+  decider: cycle.decider ?? "rules",
+  ...(cycle.assessment === undefined ? {} : { assessment: cycle.assessment }),
   observations: {
     memory_used_percent: cycle.observations.memoryUsedPercent,
     disk_used_percent: cycle.observations.diskUsedPercent,
@@ -224,7 +230,8 @@ export const summarizeCycle = (cycle: ArgusCycle) => ({
     services: cycle.observations.services,
     orphans: cycle.observations.orphans.map((o) => ({ pid: o.pid, exe: o.exe, age_seconds: o.ageSeconds, seen_cycles: o.seenCycles, attempt_id: o.attemptId })),
     tmux: cycle.observations.tmux,
-    stalled: cycle.observations.stalledSessions
+    stalled: cycle.observations.stalledSessions,
+    recent_failures: cycle.observations.recentFailures
   },
   decisions: cycle.decisions.map((d) => {
     const action = d.action as { type?: unknown; target?: unknown }

@@ -46,6 +46,9 @@ import type { HistoryEntry, SessionView } from "../records/buildRecords.js"
 import { MachineEventSource, beadOfActor, type MachineEvent } from "./machineEvents.js"
 import { SnapshotPersistence } from "./snapshotPersistence.js"
 import { followSession, type FollowedSession } from "./sessionSlots.js"
+import { StallWatch } from "./stallWatch.js"
+import { RecentFailures } from "./recentFailures.js"
+import { STALLED_ALERT_SECONDS } from "../../machines/argus.rules.js"
 import { feedOfRootEmitted, feedOfRootEvent, recordsWrittenData, sessionStateData } from "./treeFeed.js"
 import { checkDispatchTarget } from "./dispatchChecks.js"
 import { ServiceSupervision } from "./serviceSupervision.js"
@@ -106,6 +109,13 @@ export class Daemon {
   private stopping = false
 
   private readonly machineEvents = new MachineEventSource()
+  /** A session stalled or waiting for input as long as Argus's rules alert at wakes Argus then. */
+  private readonly stallWatch = new StallWatch(STALLED_ALERT_SECONDS * 1000, (bead, state) => {
+    this.options.log("a session stalled too long: Argus looks now", { bead, state })
+    this.supervisor.system.get("argus")?.send({ type: "CYCLE", at: Date.now() })
+  })
+  /** Failed attempts of the last hour, by reason: one of Argus's observations. */
+  private readonly failures = new RecentFailures(60 * 60 * 1000)
   /** The history folder exists (made at the first machine event, not at every one). */
   private historyReady = false
   /** The supervised services: children of the same root (`service:<name>`). */
@@ -214,6 +224,7 @@ export class Daemon {
           const since = s.recorder.history[s.recorder.history.length - 1]?.at ?? Date.now()
           return state === "running.stalled" || state === "running.waitingInput" ? [{ bead: s.body.bead, state, forSeconds: Math.round((Date.now() - since) / 1000) }] : []
         }),
+      recentFailures: () => this.failures.byReason(Date.now()),
       restartService: (name) => void this.services.command(name, "restart"),
       publish: (type, data) => this.options.events?.("argus", type, data),
       alert: (problem, text) => this.options.alert?.(problem, text),
@@ -235,7 +246,7 @@ export class Daemon {
     if (ref === undefined) throw new ArgusDisabled()
     const before = (ref.getSnapshot() as { context: { cycles: ReadonlyArray<ArgusCycle> } }).context.cycles.at(-1)
     ref.send({ type: "CYCLE", at: Date.now() })
-    const done = await waitFor(ref, (snapshot: { value: unknown; context: { cycles: ReadonlyArray<ArgusCycle> } }) => snapshot.value === "idle" && snapshot.context.cycles.at(-1) !== before, { timeout: 60_000 })
+    const done = await waitFor(ref, (snapshot: { value: unknown; context: { cycles: ReadonlyArray<ArgusCycle> } }) => snapshot.value === "idle" && snapshot.context.cycles.at(-1) !== before, { timeout: 180_000 })
     return summarizeCycle(done.context.cycles.at(-1)!)
   }
 
@@ -373,6 +384,10 @@ export class Daemon {
   private onSessionSnapshot(session: LiveSession, snapshot: ObservedSnapshot): void {
     const bead = session.body.bead
     const { view } = session.recorder.observe(snapshot)
+    this.stallWatch.note(bead, view.state)
+    // A failed attempt (retried from `backoff`, or final): counted once per attempt.
+    if ((view.state === "backoff" || view.final) && view.context.outcome !== null && view.context.outcome !== "done")
+      this.failures.note(`${bead}#${view.context.attempt}`, view.context.failureReason ?? view.context.outcome, Date.now())
     followSession(session.slot, snapshot, this.supervisor, (retry) => {
       void this.enqueue(session.body, retry).catch((error) => this.options.log("session not queued again", { bead, reason: (error as Error).message }))
     })
@@ -612,6 +627,7 @@ export class Daemon {
   async stop(): Promise<void> {
     this.stopping = true
     clearInterval(this.memoryTimer)
+    this.stallWatch.close()
     const services = this.services.running()
     // Stopping the root stops every child; `detaching` tells their interrupted effects to leave the agents alone.
     this.supervisor.stop()

@@ -15,6 +15,7 @@ import type { ServiceProcesses } from "../services/ServiceProcesses.js"
 import type { HealthProbes } from "../services/HealthProbes.js"
 import type { SystemdUnits } from "../services/SystemdUnits.js"
 import { Notifier } from "../services/Notifier.js"
+import type { ArgusAdvisor } from "../argus/ArgusAdvisor.js"
 
 /** Where the daemon reports what happens: the feed's streams, provided by the server's feed layer (or a test's list). */
 export class DaemonEventSink extends Context.Tag("warden/DaemonEventSink")<DaemonEventSink, { readonly publish: DaemonEvents }>() {}
@@ -36,7 +37,7 @@ export const supervisionLayer = Layer.scoped(
     yield* WorkspaceLock
     const quarantined = yield* QuarantinedState
     const sink = yield* DaemonEventSink
-    const runtime = yield* Effect.runtime<DaemonServices | ServiceProcesses | HealthProbes | SystemdUnits | Notifier>()
+    const runtime = yield* Effect.runtime<DaemonServices | ServiceProcesses | HealthProbes | SystemdUnits | Notifier | ArgusAdvisor>()
     const files = settings.paths.daemon
     for (const file of removeStaleTemps([files.snapshots, path.dirname(files.queue), settings.paths.runs, settings.paths.results])) {
       settings.log("removed a temporary file a killed process left", { file })
@@ -62,7 +63,7 @@ export const supervisionLayer = Layer.scoped(
 )
 
 /** Argus, as the config enables it: its policy (the allowlist's facts) fixed at start, its logic made from the daemon's world. */
-const argusFor = (runner: EffectRunner<Terminals>, settings: { readonly config: Parameters<typeof argusPolicy>[0]; readonly paths: Parameters<typeof argusLogic>[2] }) => {
+const argusFor = (runner: EffectRunner<Terminals | ArgusAdvisor>, settings: { readonly config: Parameters<typeof argusPolicy>[0]; readonly paths: Parameters<typeof argusLogic>[2] }) => {
   const policy = argusPolicy(settings.config)
   return { logic: (world: Parameters<typeof argusLogic>[1]) => argusLogic(runner, world, settings.paths, policy), input: { policy } }
 }

@@ -203,6 +203,10 @@ export class ServicesGroup extends HttpApiGroup.make("services")
 
 const ArgusCycleView = Schema.Struct({
   at: Schema.String,
+  /** Who decided: `rules`, `llm: <advisor>`, or `rules: ...` saying why the LLM was not asked or not followed. */
+  decider: Schema.String,
+  /** The LLM's assessment, when it gave one (never acted on). */
+  assessment: Schema.optional(Schema.String),
   observations: Schema.Unknown,
   decisions: Schema.Array(
     Schema.Struct({ action: Schema.Unknown, target: Schema.Unknown, source: Schema.Literal("rules", "llm"), verdict: Schema.Literal("done", "refused", "dry-run"), reason: Schema.String })

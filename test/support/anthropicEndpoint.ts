@@ -27,6 +27,8 @@ export interface AnthropicEndpoint {
 
 export interface EndpointOptions {
   usage?: { input_tokens: number; output_tokens: number }
+  /** Which Messages requests consume a step of the script (default: the task's main conversation, `isMainConversation`). */
+  mainWhen?: (body: any) => boolean
   /** Called for every request with its classification; for debugging and tests. */
   onRequest?: (request: { method: string; path: string; body: any; kind: RequestKind }) => void
 }
@@ -142,7 +144,7 @@ export const startAnthropicEndpoint = (
   }
 
   const onMessages = (res: http.ServerResponse, body: any): RequestKind => {
-    if (!isMainConversation(body)) {
+    if (!(options.mainWhen ?? isMainConversation)(body)) {
       answer(res, body, [{ type: "text", text: sideText(body) }], "end_turn")
       return "side"
     }

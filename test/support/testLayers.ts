@@ -13,6 +13,7 @@ import { makeHealthProbesTest } from "../../src/services/HealthProbes.js"
 import { makeServiceProcessesTest } from "../../src/services/ServiceProcesses.js"
 import { SystemdUnitsLive } from "../../src/services/SystemdUnits.js"
 import { Notifier, makeNotifier } from "../../src/services/Notifier.js"
+import { ArgusAdvisor, noAdvisor } from "../../src/argus/ArgusAdvisor.js"
 
 /**
  * A world on the test layers: a temp dir with a repo, the config that allows it, in-memory terminals,
@@ -42,7 +43,8 @@ export const testWorld = (prefix: string, extra: Partial<ResolvedConfig> = {}) =
     serviceProcesses.layer,
     probes.layer,
     SystemdUnitsLive,
-    Layer.succeed(Notifier, makeNotifier({ dedupMs: 3_600_000 }, {}))
+    Layer.succeed(Notifier, makeNotifier({ dedupMs: 3_600_000 }, {})),
+    Layer.succeed(ArgusAdvisor, noAdvisor)
   )
   return { dir, repo, config, paths: workspacePaths(config.workspaceDir), terminals, records, serviceProcesses, probes, layer }
 }
