@@ -9,7 +9,8 @@
  *   `stopped` (the operator's choice) nor `failed` (the restart limit's)): a `restart_service`, outside its cooldown;
  * - an orphan agent process seen in at least `orphanCycles` cycles and at least `graceSeconds` old: a `kill_pid`;
  * - an `agent-*` tmux session whose bead is not live, seen in at least `orphanCycles` cycles: a `kill_tmux`;
- * - a session stalled or waiting for input for 15 minutes or more: an `alert` (target `session:<bead>`).
+ * - a session stalled or waiting for input for `stalledSeconds` (15 minutes by default) or more: an `alert`
+ *   (target `session:<bead>`).
  * Alerts already sent within the hour and restarts within their cooldown are not proposed again.
  */
 import type {
@@ -24,7 +25,6 @@ import type {
 
 export const ALERT_PERCENT = 90
 export const LOG_PERCENT = 80
-export const STALLED_ALERT_SECONDS = 15 * 60
 export const ALERT_DEDUP_MS = 60 * 60 * 1000
 /** After Argus's 1st restart of a service: 60 s; after the 2nd: 300 s; after the 3rd: an hour (the seed's ladder). */
 export const RESTART_COOLDOWNS_MS: ReadonlyArray<number> = [60_000, 300_000, 60 * 60 * 1000]
@@ -139,8 +139,8 @@ export const decideByRules = (obs: Observations, policy: ArgusPolicy, memory: Ar
       })
   }
   for (const stalled of obs.stalledSessions) {
-    if (stalled.forSeconds >= STALLED_ALERT_SECONDS)
-      alert(`session:${stalled.bead}`, `${stalled.bead} ${stalled.state} for ${Math.round(stalled.forSeconds / 60)} min`, `over ${STALLED_ALERT_SECONDS / 60} min`)
+    if (stalled.forSeconds >= policy.stalledSeconds)
+      alert(`session:${stalled.bead}`, `${stalled.bead} ${stalled.state} for ${Math.round(stalled.forSeconds)} s`, `over ${policy.stalledSeconds} s`)
   }
   return actions
 }

@@ -80,6 +80,8 @@ export interface ArgusPolicy {
   readonly graceSeconds: number
   /** An orphan (or a dead bead's tmux session) must be seen in this many cycles before it may be killed (default 3). */
   readonly orphanCycles: number
+  /** A session stalled or waiting for input this long is alerted (and wakes Argus then; default 900). */
+  readonly stalledSeconds: number
   /** Names in config: `restart_service` only for these. */
   readonly services: ReadonlyArray<string>
   /** Absolute paths of the agents' programs (as `/proc/PID/exe` shows them). */

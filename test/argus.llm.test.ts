@@ -20,6 +20,7 @@ const policy: ArgusPolicy = {
   maxActionsPerCycle: 5,
   graceSeconds: 300,
   orphanCycles: 3,
+  stalledSeconds: 900,
   services: ["gateway"],
   agentExecutables: ["/usr/bin/claude"],
   agentsUid: 1000,

@@ -22,6 +22,7 @@ const policy = (over: Partial<ArgusPolicy> = {}): ArgusPolicy => ({
   maxActionsPerCycle: 5,
   graceSeconds: 300,
   orphanCycles: 3,
+  stalledSeconds: 900,
   services: ["gateway"],
   agentExecutables: [CLAUDE],
   agentsUid: 1000,

@@ -29,6 +29,7 @@ const policy = (over: Partial<ArgusPolicy> = {}): ArgusPolicy => ({
   maxActionsPerCycle: 5,
   graceSeconds: 300,
   orphanCycles: 3,
+  stalledSeconds: 900,
   services: ["gateway", "mail"],
   agentExecutables: [CLAUDE, CODEX],
   agentsUid: 1000,
@@ -156,6 +157,8 @@ describe("decideByRules", () => {
       { bead: "bd-8", state: "stalled", forSeconds: 899 }
     ]
     expect(types(decideByRules(obs({ stalledSessions }), policy(), emptyMemory))).toEqual(["alert:session:bd-7"])
+    // The age is the config's (argus.stalledSeconds).
+    expect(types(decideByRules(obs({ stalledSessions }), { ...policy(), stalledSeconds: 60 }, emptyMemory))).toEqual(["alert:session:bd-7", "alert:session:bd-8"])
   })
 })
 

@@ -5,7 +5,7 @@
  * or not. The answer is untrusted text: reading it only extracts proposals, which the allowlist
  * (`validate`) then judges like any rule's. Pure.
  */
-import { ALERT_PERCENT, LOG_PERCENT, STALLED_ALERT_SECONDS } from "../../machines/argus.rules.js"
+import { ALERT_PERCENT, LOG_PERCENT } from "../../machines/argus.rules.js"
 import type { ArgusMemory, ArgusPolicy, Observations } from "../../machines/argus.types.js"
 
 export const LLM_LIMITS = {
@@ -60,7 +60,7 @@ export const argusPrompt = (obs: Observations, policy: ArgusPolicy, memory: Argu
     grace_seconds: policy.graceSeconds,
     orphan_cycles: policy.orphanCycles,
     max_actions_per_cycle: policy.maxActionsPerCycle,
-    thresholds: { alert_percent: ALERT_PERCENT, log_percent: LOG_PERCENT, stalled_alert_seconds: STALLED_ALERT_SECONDS }
+    thresholds: { alert_percent: ALERT_PERCENT, log_percent: LOG_PERCENT, stalled_alert_seconds: policy.stalledSeconds }
   }
   const lately = {
     restarts_done: memory.restartsDone,

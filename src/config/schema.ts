@@ -251,6 +251,8 @@ const ArgusSchema = Schema.Struct({
   maxActionsPerCycle: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 100)), { default: () => 5 }),
   /** An orphan younger than this is never killed. */
   graceSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThanOrEqualTo(0)), { default: () => 300 }),
+  /** A session stalled or waiting for input this long is alerted, and wakes Argus then. */
+  stalledSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0)), { default: () => 900 }),
   /** Cycles an orphan must be seen in before it may be killed. */
   orphanCycles: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 100)), { default: () => 3 })
 })

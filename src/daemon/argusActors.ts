@@ -100,6 +100,7 @@ export const argusPolicy = (config: ResolvedConfig): ArgusPolicy => ({
   maxActionsPerCycle: config.argus.maxActionsPerCycle,
   graceSeconds: config.argus.graceSeconds,
   orphanCycles: config.argus.orphanCycles,
+  stalledSeconds: config.argus.stalledSeconds,
   services: Object.keys(config.services),
   agentExecutables: agentExecutables(config),
   agentsUid: process.getuid?.() ?? 0,

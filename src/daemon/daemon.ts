@@ -48,7 +48,6 @@ import { SnapshotPersistence } from "./snapshotPersistence.js"
 import { followSession, type FollowedSession } from "./sessionSlots.js"
 import { StallWatch } from "./stallWatch.js"
 import { RecentFailures } from "./recentFailures.js"
-import { STALLED_ALERT_SECONDS } from "../../machines/argus.rules.js"
 import { feedOfRootEmitted, feedOfRootEvent, recordsWrittenData, sessionStateData } from "./treeFeed.js"
 import { checkDispatchTarget } from "./dispatchChecks.js"
 import { ServiceSupervision } from "./serviceSupervision.js"
@@ -110,10 +109,7 @@ export class Daemon {
 
   private readonly machineEvents = new MachineEventSource()
   /** A session stalled or waiting for input as long as Argus's rules alert at wakes Argus then. */
-  private readonly stallWatch = new StallWatch(STALLED_ALERT_SECONDS * 1000, (bead, state) => {
-    this.options.log("a session stalled too long: Argus looks now", { bead, state })
-    this.supervisor.system.get("argus")?.send({ type: "CYCLE", at: Date.now() })
-  })
+  private readonly stallWatch: StallWatch
   /** Failed attempts of the last hour, by reason: one of Argus's observations. */
   private readonly failures = new RecentFailures(60 * 60 * 1000)
   /** The history folder exists (made at the first machine event, not at every one). */
@@ -157,6 +153,10 @@ export class Daemon {
       if (session === undefined) throw new Error(`no session of ${bead} is supervised`)
       return { spec: session.spec, hooks: { records: () => session.recorder.records(), log: options.log, detaching: () => this.stopping } }
     }
+    this.stallWatch = new StallWatch(options.config.argus.stalledSeconds * 1000, (bead, state) => {
+      options.log("a session stalled too long: Argus looks now", { bead, state })
+      this.supervisor.system.get("argus")?.send({ type: "CYCLE", at: Date.now() })
+    })
     // Made before the root: the root's inspection reaches it from the root's creation on.
     this.services = new ServiceSupervision(
       () => this.supervisor,
