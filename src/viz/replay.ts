@@ -12,8 +12,8 @@ import { eventLabel } from "./machineGraph.js"
 
 /** A decision (from the run record) made by the transition of a step. */
 export interface StepDecision extends DecisionRecord {
-  /** The decision that ended its attempt (the record's `completion`). */
-  readonly ended: boolean
+  /** The record's `completion` of its attempt: the decision that completed it (a verification may follow and decide again). */
+  readonly completion: boolean
 }
 
 export interface ReplayStep {
@@ -98,15 +98,15 @@ export const activeStateIds = (machine: AnyStateMachine, value: unknown): Parsed
   return problem === null ? { ok: true, value: ids } : { ok: false, problem }
 }
 
-/** Each attempt's decisions from a run record: every decision of the current attempt, the ending one of earlier attempts. */
+/** Each attempt's decisions from a run record: every decision of the current attempt, the completion of earlier attempts (all the record keeps of them). */
 export const attemptDecisions = (run: Pick<RunRecord, "attempt" | "evidence" | "completion" | "previous_attempts">): ReadonlyMap<number, ReadonlyArray<StepDecision>> => {
   const byAttempt = new Map<number, StepDecision[]>()
   const same = (a: DecisionRecord, b: DecisionRecord | null) => b !== null && a.at === b.at && a.kind === b.kind && a.source === b.source
   for (const earlier of run.previous_attempts) {
-    if (earlier.completion !== null) byAttempt.set(earlier.attempt, [{ ...earlier.completion, ended: true }])
+    if (earlier.completion !== null) byAttempt.set(earlier.attempt, [{ ...earlier.completion, completion: true }])
   }
-  const current = run.evidence.map((d) => ({ ...d, ended: same(d, run.completion) }))
-  if (run.completion !== null && !current.some((d) => d.ended)) current.push({ ...run.completion, ended: true })
+  const current = run.evidence.map((d) => ({ ...d, completion: same(d, run.completion) }))
+  if (run.completion !== null && !current.some((d) => d.completion)) current.push({ ...run.completion, completion: true })
   byAttempt.set(run.attempt, current)
   return byAttempt
 }
@@ -160,11 +160,34 @@ export const replaySteps = (
     if (ofAttempt.length === 0) continue
     for (const decision of list) {
       const at = Date.parse(decision.at)
-      const step = ofAttempt.find((s) => s.at >= at) ?? ofAttempt[ofAttempt.length - 1]!
+      // Several steps can share a millisecond (a capture, a verification): the one whose event can make such a decision wins.
+      const after = ofAttempt.filter((s) => s.at >= at)
+      const fits = DECIDING_EVENTS[decision.source]
+      const step = after.find((s) => fits?.test(s.event.type) === true) ?? after[0] ?? ofAttempt[ofAttempt.length - 1]!
       step.decisions.push(decision)
     }
   }
   return { ok: true, value: steps }
+}
+
+/** The events by which the session machine makes a decision of each source (`decide` in agentSession.machine.ts). */
+const DECIDING_EVENTS: Readonly<Record<string, RegExp>> = {
+  signal: /^AGENT\.SIGNAL$/,
+  hook: /^AGENT\.SIGNAL$/,
+  notify: /^AGENT\.SIGNAL$/,
+  "status-file": /^AGENT\.SIGNAL$/,
+  marker: /^AGENT\.MARKER$/,
+  "idle-prompt": /^AGENT\.IDLE$/,
+  exit: /^AGENT\.EXITED$/,
+  "session-lost": /^AGENT\.EXITED$/,
+  deadline: /^xstate\.after\.attemptDeadline\./,
+  "stall-timer": /^(xstate\.after\.stallTime\.|AGENT\.OUTPUT$)/,
+  dialog: /^AGENT\.DIALOG$/,
+  waiting: /^(AGENT\.DIALOG_CLEARED|AGENT\.OUTPUT)$/,
+  operator: /^(CANCEL|AGENT\.INPUT)$/,
+  preflight: /^xstate\.(done|error)\.actor\..*\.preflight$/,
+  launch: /^(xstate\.(done|error)\.actor\..*\.(launching|running)|AGENT\.DELIVERY_FAILED)$/,
+  verification: /^xstate\.(done|error)\.actor\..*\.verifying$/
 }
 
 /** What to light for step `n` (1-based; the last step when null): its states current, every earlier step's states visited. */
@@ -181,7 +204,7 @@ export const stepCaption = (step: ReplayStep, total: number): ReadonlyArray<stri
   const time = new Date(step.event.at ?? step.at).toISOString()
   const reached = step.states[step.states.length - 1] ?? "?"
   const lines = [`step ${step.n} of ${total} (attempt ${step.attempt}): ${step.event.label} -> ${reached} at ${time}${step.event.source === null ? "" : ` from ${step.event.source}`}`]
-  for (const decision of step.decisions) lines.push(`${decision.ended ? "decision (ended the attempt)" : "decision"}: ${decision.kind} by ${decision.source} at ${decision.at}${evidenceText(decision.detail)}`)
+  for (const decision of step.decisions) lines.push(`${decision.completion ? "completion" : "decision"}: ${decision.kind} by ${decision.source} at ${decision.at}${evidenceText(decision.detail)}`)
   return lines
 }
 
