@@ -270,6 +270,13 @@ describe("warden viz --session and --at", () => {
     expect([...marks.current]).toEqual(["agentSession.running", "agentSession.running.stalled"])
     expect([...marks.visited].sort()).toEqual(["agentSession.launching", "agentSession.preflight", "agentSession.queued", "agentSession.running.working"])
 
+    // the bead dispatched again after it ended (`warden retry`): the new run's attempts count from 1, and the record's decisions are its own
+    const again = replaySteps(agentSessionMachine, [...parsed.value, ...parsed.value], sessionSystemId(bead), attemptDecisions(run))
+    if (!again.ok) throw new Error(again.problem)
+    expect(again.value.map((s) => s.attempt)).toEqual([...steps.map((s) => s.attempt), ...steps.map((s) => s.attempt)])
+    expect(again.value.slice(0, steps.length).flatMap((s) => s.decisions)).toEqual([])
+    expect(again.value[steps.length + failed.n - 1]!.decisions).toEqual(failed.decisions)
+
     // the same files through the built CLI: no daemon runs here
     fs.mkdirSync(path.join(ws.workspace, "state", "history"), { recursive: true })
     fs.writeFileSync(path.join(ws.workspace, "state", "history", `${bead}.jsonl`), `${text}\n`)

@@ -116,7 +116,8 @@ export const attemptDecisions = (run: Pick<RunRecord, "attempt" | "evidence" | "
  * state line, its cause from the state line's event (with the event line
  * before it, when listed, for the event's own time and sender), its attempt
  * counted from entries into `preflight`. A decision is given to the first step
- * of its attempt that the daemon saw at or after the decision's time: the
+ * of its attempt (in the bead's last run) that the daemon saw at or after the
+ * decision's time and whose event can make a decision of that source: the
  * decision is made by the transition that step records. The history holds no
  * decision itself; without `decisions` (no run record) steps have none.
  */
@@ -130,6 +131,7 @@ export const replaySteps = (
   const steps: Array<Omit<ReplayStep, "decisions"> & { decisions: StepDecision[] }> = []
   let lastEvent: Extract<MachineEvent, { kind: "event" }> | null = null
   let attempt = 0
+  let lastRunStart = 0
   for (const event of events) {
     if (event.actor !== actor) continue
     if (event.kind === "event") {
@@ -140,6 +142,11 @@ export const replaySteps = (
     if (!states.ok) return { ok: false, problem: `step ${steps.length + 1} (${JSON.stringify(event.value)}): ${states.problem}` }
     const entersPreflight = preflightId !== undefined && states.value.includes(preflightId)
     const previous = steps[steps.length - 1]
+    // A step after one whose actor had ended is a new dispatch of the bead (`warden retry`): its attempts count from 1.
+    if (previous !== undefined && previous.status !== "active") {
+      attempt = 0
+      lastRunStart = steps.length
+    }
     if (entersPreflight && (previous === undefined || !previous.states.includes(preflightId))) attempt++
     const cause = lastEvent !== null && lastEvent.event.type === event.event ? lastEvent : null
     const sourceState = previous?.states[previous.states.length - 1] ?? machine.root.id
@@ -156,7 +163,8 @@ export const replaySteps = (
     lastEvent = null
   }
   for (const [n, list] of decisions) {
-    const ofAttempt = steps.filter((step) => step.attempt === n)
+    // The run record is the latest dispatch's: its decisions belong to the steps of the last run.
+    const ofAttempt = steps.slice(lastRunStart).filter((step) => step.attempt === n)
     if (ofAttempt.length === 0) continue
     for (const decision of list) {
       const at = Date.parse(decision.at)
