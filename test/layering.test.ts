@@ -15,6 +15,8 @@ const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["src/sessions", "src/services", "src/argus"],
   ["src/runtime"],
   ["src/daemon"],
+  // The statechart visualizer: machines' definitions drawn, a session's history replayed (the MachineEvent type is the daemon's).
+  ["src/viz"],
   ["src/server"],
   ["src/cli"],
   ["src/demo", "src/bench"]

@@ -21,6 +21,8 @@ import { attachCommand, drainCommand, logsCommand, retryCommand, tailCommand } f
 import { serviceVerbCommand, servicesCommand } from "./servicesCommand.js"
 import { argusCommand } from "./argusCommand.js"
 import { daemonCommand } from "./daemonCommand.js"
+import { vizCommand } from "./vizCommand.js"
+import { VIZ_FORMATS } from "../viz/render.js"
 
 const workspace = Options.text("workspace").pipe(
   Options.withDescription("the workspace directory (default ~/.openclaw/workspace)"),
@@ -278,11 +280,25 @@ const argus = Command.make(
   (a) => withEnvironment((env) => argusCommand(env, a.once, a.json))
 ).pipe(Command.withDescription("Argus's last cycles: what it observed, decided, carried out or refused, and why"))
 
-const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor }
+const viz = Command.make(
+  "viz",
+  {
+    format: Options.choice("format", VIZ_FORMATS).pipe(Options.withDescription("svg (default), json (the graph with its layout) or mermaid text"), Options.withDefault("svg" as const)),
+    session: optionalText("session", "mark the states this bead's session passed through and the one it is in (from its history)"),
+    at: Options.integer("at").pipe(Options.withDescription("with --session: replay step N (1-based) of its history, with its event and evidence"), Options.optional),
+    machine: Args.text({ name: "machine" }).pipe(Args.withDescription("agentSession, supervisor, service or argus"))
+  },
+  (a) => {
+    const options = { machine: a.machine, format: a.format, session: Option.getOrUndefined(a.session), at: Option.getOrUndefined(a.at) }
+    return options.session === undefined ? vizCommand(options, null) : withEnvironment((env) => vizCommand(options, env))
+  }
+).pipe(Command.withDescription("draw a statechart from its machine's definition, optionally marked with a session's history"))
+
+const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor, viz }
 
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
-  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor])
+  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor, viz])
 )
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })
