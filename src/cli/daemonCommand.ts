@@ -13,6 +13,7 @@ import { notifierConfigOf, notifierLayer } from "../services/Notifier.js"
 import { ProcessesLive } from "../processes/Processes.js"
 import { HttpListener, apiLayer, feedLayer, listenLayer } from "../server/serverLayers.js"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
+import { PtyViewersLive } from "../terminals/ptyViewer.js"
 import { tmuxSocketProblem } from "../terminals/socketSafety.js"
 import { startHousekeeping } from "../workspace/housekeeping.js"
 import * as fs from "node:fs"
@@ -92,6 +93,7 @@ const readyLayer = (env: CliEnvironment, options: DaemonCommandOptions) =>
 export const daemonLayer = (env: CliEnvironment, options: DaemonCommandOptions) =>
   readyLayer(env, options).pipe(
     Layer.provideMerge(apiLayer({ allowedOrigins: options.allowedOrigins })),
+    Layer.provideMerge(PtyViewersLive),
     Layer.provideMerge(operationsLayer),
     Layer.provideMerge(supervisionLayer),
     Layer.provideMerge(snapshotSaverLayer),
