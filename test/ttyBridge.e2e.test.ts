@@ -1,6 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { describe, expect, it } from "vitest"
+import { afterEach, describe, expect, it } from "vitest"
 import WebSocket from "ws"
 import { eventually, exited, makeWorkspace, useDaemon } from "./support/workspace.js"
 
@@ -15,6 +15,8 @@ const daemon = useDaemon(ws)
 const ASKER = `echo agent-says-hello; while true; do printf 'Proceed? [y/n] '; IFS= read -r a; echo "answer=$a" >> answers.txt; echo "got-answer-$a"; done`
 
 const repos = new Map<string, string>()
+/** Each agent's window size before any viewer attached. */
+const ownSize = new Map<string, string>()
 const answers = (bead: string): string => {
   try {
     return fs.readFileSync(path.join(repos.get(bead)!, "answers.txt"), "utf8")
@@ -29,6 +31,7 @@ const startAsker = async (bead: string) => {
   const out = await ws.warden("dispatch", bead, "--repo", repo, "--agent", "shell", "--prompt", "x", "--command", ASKER)
   expect(out.status, out.stderr).toBe(0)
   await eventually(() => ws.tmux("capture-pane", "-p", "-t", `=agent-${bead}:`).stdout.includes("Proceed? [y/n]"), 20_000, `${bead} asking`)
+  ownSize.set(bead, windowSize(bead))
 }
 
 interface Viewer {
@@ -40,11 +43,18 @@ interface Viewer {
   readonly closed: Promise<{ code: number; reason: string }>
 }
 
+/** Every viewer a test opened, closed after it (a failed test leaves no client to the next one). */
+const opened: Array<WebSocket> = []
+afterEach(() => {
+  for (const socket of opened.splice(0)) socket.terminate()
+})
+
 const ttyUrl = (bead: string, query = "") => `${daemon.base.replace("http", "ws")}/v1/sessions/${bead}/tty${query}`
 
 const view = (bead: string, query = "?cols=100&rows=30") =>
   new Promise<Viewer>((resolve, reject) => {
     const socket = new WebSocket(ttyUrl(bead, query), { headers: { authorization: `Bearer ${daemon.token}` } })
+    opened.push(socket)
     const chunks: Array<Buffer> = []
     const frames: Array<any> = []
     const closed = new Promise<{ code: number; reason: string }>((done) => socket.on("close", (code, reason) => done({ code, reason: reason.toString() })))
@@ -116,8 +126,10 @@ describe("a viewer", () => {
   })
 
   it("is resized to its own size only: a 40x15 viewer leaves the agent's window at its size; a bad size is refused, naming it", async () => {
-    const before = windowSize("bd-tty-a")
+    const before = ownSize.get("bd-tty-a")!
     expect(before).toMatch(/^\d+x\d+$/)
+    // An earlier viewer (100x30) came and went: the window is still at its own size.
+    expect(windowSize("bd-tty-a")).toBe(before)
     const viewer = await view("bd-tty-a", "?cols=40&rows=15")
     await eventually(() => ws.tmux("list-clients", "-F", "#{client_width}x#{client_height}").stdout.trim() === "40x15", 10_000, "the viewer's client at 40x15")
     expect(windowSize("bd-tty-a")).toBe(before)
