@@ -97,13 +97,24 @@ const windowSize = (bead: string) => ws.tmux("display-message", "-p", "-t", `=ag
 const settle = () => new Promise((resolve) => setTimeout(resolve, 700))
 
 describe("who may open a live terminal", () => {
-  it("refuses an upgrade without the token (401) or with a wrong one", async () => {
+  it("refuses an upgrade without the token (401) or with a wrong one, and takes it with the token (header or ?token=)", async () => {
     await startAsker("bd-tty-a")
     const none = await refusedUpgrade(ttyUrl("bd-tty-a"), {})
     expect(none.status).toBe(401)
     const wrong = await refusedUpgrade(ttyUrl("bd-tty-a"), { authorization: "Bearer not-the-token" })
     expect(wrong.status).toBe(401)
+    const wrongQuery = await refusedUpgrade(ttyUrl("bd-tty-a", "?token=not-the-token"), {})
+    expect(wrongQuery.status).toBe(401)
     expect(attachClients()).toEqual([])
+    // The same endpoint with the token: a browser's way (no headers on a websocket) and a client's.
+    const socket = new WebSocket(ttyUrl("bd-tty-a", `?token=${daemon.token}`))
+    opened.push(socket)
+    const first = await new Promise<any>((resolve, reject) => {
+      socket.once("message", (data) => resolve(JSON.parse(data.toString())))
+      socket.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
+    })
+    expect(first).toMatchObject({ type: "hello", bead: "bd-tty-a", cols: 80, rows: 24 })
+    socket.close()
   })
 
   it("refuses a bead with no live session (404 naming it) and a size out of bounds (422 naming it)", async () => {
