@@ -20,9 +20,6 @@ export interface PtyViewer {
   readonly onData: (listener: (data: Buffer) => void) => void
   /** The tmux client exited on its own (the session or the server ended, or someone detached it). */
   readonly onExit: (listener: (exit: { readonly exitCode: number; readonly signal?: number | undefined }) => void) => void
-  /** Stops reading the pty while the viewer's socket is full, and resumes when it drained. */
-  readonly pause: () => void
-  readonly resume: () => void
 }
 
 /** How long a tmux client has to leave after SIGHUP before it is killed. */
@@ -123,9 +120,7 @@ export const makePtyViewers = (socket: string, pty: NodePty): Context.Tag.Servic
           pid: client.pid,
           resize: (next) => client.resize(next.cols, next.rows),
           onData: (listener) => void client.onData((data) => listener(typeof data === "string" ? Buffer.from(data) : (data as Buffer))),
-          onExit: (listener) => void client.onExit(listener),
-          pause: () => client.pause(),
-          resume: () => client.resume()
+          onExit: (listener) => void client.onExit(listener)
         })
       )
     )
