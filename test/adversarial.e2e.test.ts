@@ -160,6 +160,7 @@ describe("raw-socket fuzz: every route and the upgrade path, with and without th
     "/v1/sessions/bd-x/signal",
     "/v1/sessions/bd-x/input",
     "/v1/sessions/bd-x/terminal",
+    "/v1/sessions/bd-x/tty",
     "/nothing"
   ]
   const methods = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH", "CONNECT", "TRACE", "G\u00e9T", "", "get", "GET GET"]

@@ -23,6 +23,7 @@ const README_ROUTES = [
   "GET /v1/queue",
   "GET /v1/feed",
   "GET /v1/sessions/{bead}/terminal",
+  "GET /v1/sessions/{bead}/tty",
   "GET /v1/openapi.json",
   "GET /v1/services",
   "POST /v1/services/{name}/{verb}",

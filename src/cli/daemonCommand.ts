@@ -14,6 +14,7 @@ import { advisorLayer } from "../argus/ArgusAdvisor.js"
 import { ProcessesLive } from "../processes/Processes.js"
 import { HttpListener, apiLayer, feedLayer, listenLayer } from "../server/serverLayers.js"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
+import { PtyViewersLive } from "../terminals/ptyViewer.js"
 import { tmuxSocketProblem } from "../terminals/socketSafety.js"
 import { startHousekeeping } from "../workspace/housekeeping.js"
 import * as fs from "node:fs"
@@ -93,6 +94,7 @@ const readyLayer = (env: CliEnvironment, options: DaemonCommandOptions) =>
 export const daemonLayer = (env: CliEnvironment, options: DaemonCommandOptions) =>
   readyLayer(env, options).pipe(
     Layer.provideMerge(apiLayer({ allowedOrigins: options.allowedOrigins })),
+    Layer.provideMerge(PtyViewersLive),
     Layer.provideMerge(operationsLayer),
     Layer.provideMerge(supervisionLayer),
     Layer.provideMerge(snapshotSaverLayer),

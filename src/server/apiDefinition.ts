@@ -26,7 +26,7 @@ import {
 } from "../daemon/errors.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { DispatchBody } from "../sessions/dispatchBody.js"
-import { BodyTooLarge, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, Unauthorized, UpgradeRequired } from "./apiErrors.js"
+import { BodyTooLarge, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, TerminalUnavailable, Unauthorized, UpgradeRequired } from "./apiErrors.js"
 import { DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
 import { onTheWire } from "./errorStatus.js"
 
@@ -72,7 +72,8 @@ const wire = {
   UnknownService: onTheWire(UnknownService),
   ArgusDisabled: onTheWire(ArgusDisabled),
   BodyTooLarge: onTheWire(BodyTooLarge),
-  UpgradeRequired: onTheWire(UpgradeRequired)
+  UpgradeRequired: onTheWire(UpgradeRequired),
+  TerminalUnavailable: onTheWire(TerminalUnavailable)
 }
 
 const withBody = <Name extends string, S extends Schema.Schema.Any>(endpoint: HttpApiEndpoint.HttpApiEndpoint<Name, "POST">, body: S) =>
@@ -175,6 +176,21 @@ export class StreamsGroup extends HttpApiGroup.make("streams")
       .setUrlParams(Schema.Struct({ input: Schema.optional(Schema.String), token: Schema.optional(Schema.String) }))
       .addSuccess(HttpApiSchema.NoContent.annotations({ description: "101 Switching Protocols: the session's terminal, as binary frames" }))
       .addError(wire.NoSession)
+      .addError(wire.UpgradeRequired)
+  )
+  .add(
+    HttpApiEndpoint.get("tty", "/v1/sessions/:bead/tty")
+      .setPath(beadPath)
+      .setUrlParams(Schema.Struct({ cols: Schema.optional(Schema.String), rows: Schema.optional(Schema.String), token: Schema.optional(Schema.String) }))
+      .addSuccess(
+        HttpApiSchema.NoContent.annotations({
+          description:
+            "101 Switching Protocols: the session's live terminal (a read-only tmux client sized to the viewer), as binary frames; the viewer sends JSON text frames: resize, input (with control), control"
+        })
+      )
+      .addError(wire.NoSession)
+      .addError(wire.TerminalUnavailable)
+      .addError(wire.InvalidRequest)
       .addError(wire.UpgradeRequired)
   )
   .middleware(Authorization) {}

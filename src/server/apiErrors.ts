@@ -61,5 +61,12 @@ export class BodyTooLarge extends Schema.TaggedError<BodyTooLarge>()("BodyTooLar
   }
 }
 
-export const HttpError = Schema.Union(Unauthorized, OriginRefused, MalformedRequest, NoSuchEndpoint, MethodNotAllowed, UpgradeRequired, BodyTooLarge)
+/** A bead's session is supervised but its tmux session is not there (not yet made, or already ended): no live terminal to show. */
+export class TerminalUnavailable extends Schema.TaggedError<TerminalUnavailable>()("TerminalUnavailable", { bead: Schema.String, session: Schema.String }) {
+  override get message(): string {
+    return `${this.bead} has no live terminal: its tmux session ${this.session} is not running`
+  }
+}
+
+export const HttpError = Schema.Union(Unauthorized, OriginRefused, MalformedRequest, NoSuchEndpoint, MethodNotAllowed, UpgradeRequired, BodyTooLarge, TerminalUnavailable)
 export type HttpError = typeof HttpError.Type

@@ -28,6 +28,7 @@ export const ERROR_STATUS: { readonly [Tag in ApiRefusal["_tag"]]: 400 | 401 | 4
   DaemonStopping: 409,
   RecordUnreadable: 409,
   SendFailed: 409,
+  TerminalUnavailable: 409,
   BodyTooLarge: 413,
   UnknownProfile: 422,
   RepoMissing: 422,

@@ -19,6 +19,7 @@ import { DispatchBody } from "../sessions/dispatchBody.js"
 import { PREFLIGHT_HEADERS, corsHeaders, isPreflight } from "./cors.js"
 import type { Feed } from "./feed.js"
 import { streamTerminal } from "./terminalStream.js"
+import { type TtyBridge, sizeProblem } from "./ttyBridge.js"
 import { WIRE_LIMITS, type WebsocketSlots, decodeSegment, parseTarget, refuseUpgrade } from "./wireGuards.js"
 
 /** Request bodies larger than this are refused with 413. */
@@ -124,6 +125,8 @@ export interface ApiServerOptions {
   readonly allowedOrigins: ReadonlyArray<string>
   readonly feed: Pick<Feed, "handleUpgrade">
   readonly websockets: WebsocketSlots
+  /** The live terminals (`/v1/sessions/:bead/tty`). */
+  readonly tty: TtyBridge
 }
 
 /** The node socket of an upgrade request while the app decides on it (see `upgrade` below). */
@@ -230,6 +233,20 @@ export const makeApiServer = (
               })
             })
           )
+        )
+        .handleRaw("tty", ({ path, request }) =>
+          Effect.gen(function* () {
+            // The viewer's size; a bad one is refused before anything is attached.
+            const query = new URL(request.url, "http://localhost").searchParams
+            const size = { cols: Number(query.get("cols") ?? 80), rows: Number(query.get("rows") ?? 24) }
+            const problem = sizeProblem(size.cols, size.rows)
+            if (problem !== null) return yield* new InvalidRequest({ problem })
+            yield* ops.transcriptOf(path.bead)
+            const session = yield* options.tty.liveSession(path.bead)
+            return yield* takeOver(request, (req, socket, head) =>
+              options.tty.serve(req, socket, head, { bead: path.bead, session, size, pingMs: WIRE_LIMITS.websocketPingMs })
+            )
+          })
         )
     )
     const OperationsLive = HttpApiBuilder.group(WardenApi, "operations", (handlers) =>

@@ -6,6 +6,7 @@ import { DaemonEventSink } from "../daemon/supervisionLayer.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
 import { Feed, FeedStreams } from "./feed.js"
 import { closeTerminalStreams } from "./terminalStream.js"
+import { makeTtyBridge } from "./ttyBridge.js"
 import { WIRE_LIMITS, WebsocketSlots, guardClientErrors, serverOptions } from "./wireGuards.js"
 
 /** The daemon could not listen on its address; `detail` says why (another daemon, another program, an error). */
@@ -120,10 +121,12 @@ export const apiLayer = (options: { readonly allowedOrigins: ReadonlyArray<strin
       const feed = yield* FeedService
       // Written as "../server/httpApi.js": the CLI's bundle leaves out exactly that path (package.json's build, --external).
       const { makeApiServer } = yield* Effect.promise(() => import("../server/httpApi.js"))
-      const api = yield* makeApiServer({ allowedOrigins: options.allowedOrigins, feed, websockets: listener.websockets })
+      const tty = yield* makeTtyBridge
+      const api = yield* makeApiServer({ allowedOrigins: options.allowedOrigins, feed, websockets: listener.websockets, tty })
       listener.serve(api.request, api.upgrade)
+      // The live terminals' tmux clients are gone before the server waits for its connections.
       yield* Effect.addFinalizer(() =>
-        Effect.async<void>((resume) => {
+        Effect.zipRight(tty.closeAll, Effect.async<void>((resume) => {
           // server.close waits for every connection, upgraded ones included: websockets are asked to
           // close first, and whatever is still open after the grace is cut.
           feed.close()
@@ -133,7 +136,7 @@ export const apiLayer = (options: { readonly allowedOrigins: ReadonlyArray<strin
             listener.server.closeAllConnections()
             listener.websockets.destroyAll()
           }, WIRE_LIMITS.shutdownGraceMs).unref()
-        })
+        }))
       )
     })
   )

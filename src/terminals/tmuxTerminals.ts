@@ -371,6 +371,9 @@ export const makeTmuxTerminals = (socket: string): TerminalsService => {
       ],
       // Same invocation, so the server runs these before it can notice the program exited.
       ["set-option", "-w", "-t", paneTarget(name), "remain-on-exit", "on"],
+      // The window keeps its own size whoever attaches: without it a small viewer (a phone) shrinks
+      // the agent's window, even when its client is read-only or sets ignore-size.
+      ["set-option", "-w", "-t", paneTarget(name), "window-size", "manual"],
       ["pipe-pane", "-O", "-t", paneTarget(name), escapeFormat(`cat >> ${shellQuote(transcript)}`)]
     )
 
