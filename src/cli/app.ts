@@ -21,6 +21,7 @@ import { attachCommand, drainCommand, logsCommand, retryCommand, tailCommand } f
 import { serviceVerbCommand, servicesCommand } from "./servicesCommand.js"
 import { argusCommand } from "./argusCommand.js"
 import { daemonCommand } from "./daemonCommand.js"
+import { dashboardCommand } from "./dashboardCommand.js"
 
 const workspace = Options.text("workspace").pipe(
   Options.withDescription("the workspace directory (default ~/.openclaw/workspace)"),
@@ -278,11 +279,15 @@ const argus = Command.make(
   (a) => withEnvironment((env) => argusCommand(env, a.once, a.json))
 ).pipe(Command.withDescription("Argus's last cycles: what it observed, decided, carried out or refused, and why"))
 
-const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor }
+const dashboard = Command.make("dashboard", { json }, (a) => withEnvironment((env) => dashboardCommand(env, a.json))).pipe(
+  Command.withDescription("print a one-time login URL for the daemon's web dashboard (it works once, within 60 s)")
+)
+
+const commands = { daemon, dashboard, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor }
 
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
-  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor])
+  Command.withSubcommands([daemon, dashboard, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor])
 )
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })

@@ -11,7 +11,7 @@ import { ServiceProcessesLive } from "../services/ServiceProcesses.js"
 import { SystemdUnitsLive } from "../services/SystemdUnits.js"
 import { notifierConfigOf, notifierLayer } from "../services/Notifier.js"
 import { ProcessesLive } from "../processes/Processes.js"
-import { HttpListener, apiLayer, feedLayer, listenLayer } from "../server/serverLayers.js"
+import { HttpListener, apiLayer, dashboardAuthLayer, feedLayer, listenLayer } from "../server/serverLayers.js"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { tmuxSocketProblem } from "../terminals/socketSafety.js"
 import { startHousekeeping } from "../workspace/housekeeping.js"
@@ -92,6 +92,7 @@ const readyLayer = (env: CliEnvironment, options: DaemonCommandOptions) =>
 export const daemonLayer = (env: CliEnvironment, options: DaemonCommandOptions) =>
   readyLayer(env, options).pipe(
     Layer.provideMerge(apiLayer({ allowedOrigins: options.allowedOrigins })),
+    Layer.provideMerge(dashboardAuthLayer),
     Layer.provideMerge(operationsLayer),
     Layer.provideMerge(supervisionLayer),
     Layer.provideMerge(snapshotSaverLayer),
