@@ -68,7 +68,7 @@ const LOGIN_PAGE = page(
   '<p>Logged in. Opening the dashboard&hellip;</p><noscript><p><a href="/">Open the dashboard</a></p></noscript>',
   LOGIN_SCRIPT
 )
-const LOGIN_CSP = `default-src 'none'; script-src '${LOGIN_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`
+const LOGIN_CSP = `default-src 'none'; script-src 'sha256-${LOGIN_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`
 
 const HOW_TO_LOG_IN = "Run <code>warden dashboard</code> on the server for a one-time login link."
 
