@@ -283,11 +283,11 @@ const dashboard = Command.make("dashboard", { json }, (a) => withEnvironment((en
   Command.withDescription("print a one-time login URL for the daemon's web dashboard (it works once, within 60 s)")
 )
 
-const commands = { daemon, dashboard, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor }
+const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, dashboard, doctor }
 
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
-  Command.withSubcommands([daemon, dashboard, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor])
+  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, dashboard, doctor])
 )
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })
