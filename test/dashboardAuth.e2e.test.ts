@@ -115,6 +115,8 @@ describe("the dashboard's login", () => {
 
   it("a login code works once: its second use is a 401 page that says how to get a new one, with no cookie", async () => {
     const url = new URL(await loginUrl())
+    // A HEAD (a link checker's) does not use the code up.
+    expect((await raw("HEAD", `${url.pathname}${url.search}`)).status).toBe(405)
     expect((await raw("GET", `${url.pathname}${url.search}`)).status).toBe(200)
     const again = await raw("GET", `${url.pathname}${url.search}`)
     expect(again.status).toBe(401)

@@ -165,8 +165,9 @@ export const makeDashboardPages = (options: DashboardPagesOptions) => {
     const method = req.method ?? "GET"
     const reading = method === "GET" || method === "HEAD"
     if (url.pathname === "/logout") return method === "POST" ? logout(req, res) : methodNotAllowed(req, res, "POST")
+    // GET only: a HEAD (a link checker's, say) must not use the code up.
+    if (url.pathname === "/login") return method === "GET" ? login(req, res, url) : methodNotAllowed(req, res, "GET")
     if (!reading) return methodNotAllowed(req, res, "GET, HEAD")
-    if (url.pathname === "/login") return login(req, res, url)
     // Browsers fetch the manifest and its icons without cookies: served to anyone.
     if (url.pathname === "/manifest.webmanifest") return serveFile(req, res, path.join(publicDir, "manifest.webmanifest"))
     if (url.pathname.startsWith("/icons/")) return serveFile(req, res, fileUnder(path.join(publicDir, "icons"), url.pathname.slice("/icons/".length)))
