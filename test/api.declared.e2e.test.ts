@@ -28,7 +28,9 @@ const README_ROUTES = [
   "GET /v1/services",
   "POST /v1/services/{name}/{verb}",
   "GET /v1/argus",
-  "POST /v1/argus/cycle"
+  "POST /v1/argus/cycle",
+  "POST /v1/dashboard/login",
+  "GET /v1/dashboard/session"
 ].sort()
 
 /** The routes of the API definition itself, as OpenAPI writes paths. */

@@ -23,6 +23,7 @@ import { argusCommand } from "./argusCommand.js"
 import { daemonCommand } from "./daemonCommand.js"
 import { vizCommand } from "./vizCommand.js"
 import { VIZ_FORMATS } from "../viz/render.js"
+import { dashboardCommand } from "./dashboardCommand.js"
 
 const workspace = Options.text("workspace").pipe(
   Options.withDescription("the workspace directory (default ~/.openclaw/workspace)"),
@@ -294,11 +295,15 @@ const viz = Command.make(
   }
 ).pipe(Command.withDescription("draw a statechart from its machine's definition, optionally marked with a session's history"))
 
-const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor, viz }
+const dashboard = Command.make("dashboard", { json }, (a) => withEnvironment((env) => dashboardCommand(env, a.json))).pipe(
+  Command.withDescription("print a one-time login URL for the daemon's web dashboard (it works once, within 60 s)")
+)
+
+const commands = { daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, dashboard, doctor, viz }
 
 const cli = warden.pipe(
   Command.withDescription("Warden: supervises AI coding agents working on beads in durable tmux sessions"),
-  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, doctor, viz])
+  Command.withSubcommands([daemon, dispatch, preflight, verify, signal, ps, show, logs, attach, cancel, retry, send, tail, drain, services, argus, dashboard, doctor, viz])
 )
 
 const run = Command.run(cli, { name: "warden", version: "0.1.0" })

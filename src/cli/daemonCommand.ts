@@ -12,7 +12,7 @@ import { SystemdUnitsLive } from "../services/SystemdUnits.js"
 import { notifierConfigOf, notifierLayer } from "../services/Notifier.js"
 import { advisorLayer } from "../argus/ArgusAdvisor.js"
 import { ProcessesLive } from "../processes/Processes.js"
-import { HttpListener, apiLayer, feedLayer, listenLayer } from "../server/serverLayers.js"
+import { HttpListener, apiLayer, dashboardAuthLayer, feedLayer, listenLayer } from "../server/serverLayers.js"
 import { processStartTicks } from "../sessions/supervisorLiveness.js"
 import { PtyViewersLive } from "../terminals/ptyViewer.js"
 import { tmuxSocketProblem } from "../terminals/socketSafety.js"
@@ -95,6 +95,7 @@ export const daemonLayer = (env: CliEnvironment, options: DaemonCommandOptions) 
   readyLayer(env, options).pipe(
     Layer.provideMerge(apiLayer({ allowedOrigins: options.allowedOrigins })),
     Layer.provideMerge(PtyViewersLive),
+    Layer.provideMerge(dashboardAuthLayer),
     Layer.provideMerge(operationsLayer),
     Layer.provideMerge(supervisionLayer),
     Layer.provideMerge(snapshotSaverLayer),

@@ -257,6 +257,16 @@ const ArgusSchema = Schema.Struct({
   orphanCycles: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 100)), { default: () => 3 })
 })
 
+/** The dashboard's login (see `src/server/dashboardAuth.ts`): how long a login link and a session live. */
+const DashboardSchema = Schema.Struct({
+  /** A one-time login link (`warden dashboard`) is refused this many seconds after it was made. */
+  loginCodeSeconds: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 3600)), { default: () => 60 }),
+  /** A dashboard session no request used for this many minutes is over. */
+  sessionIdleMinutes: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 7 * 24 * 60)), { default: () => 12 * 60 }),
+  /** A dashboard session is over this many hours after its login, however busy. */
+  sessionHours: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 30 * 24)), { default: () => 7 * 24 })
+})
+
 export const ConfigSchema = Schema.Struct({
   $schema: Schema.optional(Schema.String),
   /** Workspace directory; `--workspace` and `WARDEN_WORKSPACE` win over it. */
@@ -297,6 +307,7 @@ export const ConfigSchema = Schema.Struct({
   verification: Schema.optionalWith(VerificationSchema, { default: () => Schema.decodeSync(VerificationSchema)({}) }),
   profiles: Schema.optionalWith(Schema.Record({ key: Schema.String, value: ProfileSchema }), { default: () => ({}) }),
   argus: Schema.optionalWith(ArgusSchema, { default: () => Schema.decodeSync(ArgusSchema)({}) }),
+  dashboard: Schema.optionalWith(DashboardSchema, { default: () => Schema.decodeSync(DashboardSchema)({}) }),
   /**
    * The sessions' notifying step: a command run once per finished attempt with the seed's wake text
    * (`Agent <bead> <status> (<s>s, <agent>, attempt <n>/<max>, reason: <reason>)`) as `{text}`, e.g.

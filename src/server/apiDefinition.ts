@@ -26,7 +26,7 @@ import {
 } from "../daemon/errors.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { DispatchBody } from "../sessions/dispatchBody.js"
-import { BodyTooLarge, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, TerminalUnavailable, Unauthorized, UpgradeRequired } from "./apiErrors.js"
+import { BodyTooLarge, CrossSiteRefused, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, TerminalUnavailable, Unauthorized, UpgradeRequired } from "./apiErrors.js"
 import { DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
 import { onTheWire } from "./errorStatus.js"
 
@@ -44,9 +44,12 @@ export const BeadParam = Schema.String.pipe(
 )
 const beadPath = Schema.Struct({ bead: BeadParam })
 
-/** Token and origin: on every group but health, for HTTP and websocket alike (`auth.ts`). */
+/**
+ * Token (or the dashboard's session cookie) and origin: on every group but health, for HTTP and websocket
+ * alike (`authorize` in `httpApi.ts`).
+ */
 export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
-  failure: Schema.Union(onTheWire(Unauthorized), onTheWire(OriginRefused)),
+  failure: Schema.Union(onTheWire(Unauthorized), onTheWire(OriginRefused), onTheWire(CrossSiteRefused)),
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
 
@@ -240,6 +243,22 @@ export class OperationsGroup extends HttpApiGroup.make("operations")
   .add(HttpApiEndpoint.get("openapi", "/v1/openapi.json").addSuccess(Schema.Unknown.annotations({ description: "this document" })))
   .middleware(Authorization) {}
 
+/**
+ * The dashboard's login: a one-time login URL for a holder of the token (never for a cookie), and the
+ * session's CSRF token for the page (with the cookie).
+ */
+export class DashboardGroup extends HttpApiGroup.make("dashboard")
+  .add(
+    withBody(HttpApiEndpoint.post("login", "/v1/dashboard/login"), EmptyBody).addSuccess(
+      Schema.Struct({
+        url: Schema.String.annotations({ description: "http://<host>:<port>/login?code=<code>: works once, within the login code's lifetime (60 s by default)" }),
+        expires_at: Schema.String
+      })
+    )
+  )
+  .add(HttpApiEndpoint.get("session", "/v1/dashboard/session").addSuccess(Schema.Struct({ csrf: Schema.String, expires_at: Schema.String })))
+  .middleware(Authorization) {}
+
 export class WardenApi extends HttpApi.make("warden")
   .add(HealthGroup)
   .add(DispatchGroup)
@@ -248,8 +267,10 @@ export class WardenApi extends HttpApi.make("warden")
   .add(ServicesGroup)
   .add(ArgusGroup)
   .add(OperationsGroup)
+  .add(DashboardGroup)
   .addError(onTheWire(Unauthorized))
   .addError(onTheWire(OriginRefused))
+  .addError(onTheWire(CrossSiteRefused))
   .addError(onTheWire(MalformedRequest))
   .addError(onTheWire(NoSuchEndpoint))
   .addError(onTheWire(MethodNotAllowed))

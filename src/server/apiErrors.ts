@@ -8,13 +8,33 @@ import { Schema } from "effect"
 
 /** No token, a wrong one, or a scheme other than Bearer. */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
-  /** `missing`: no bearer token was sent; `wrong`: one was, and it is not the daemon's. */
-  reason: Schema.Literal("missing", "wrong")
+  /**
+   * `missing`: no bearer token was sent (nor a session cookie); `wrong`: one was, and it is not the daemon's;
+   * `session`: the dashboard's session cookie is unknown or has expired (or this endpoint needs one).
+   */
+  reason: Schema.Literal("missing", "wrong", "session")
 }) {
   override get message(): string {
     return this.reason === "wrong"
       ? "the bearer token is not this daemon's (the token is in state/api-token of the daemon's workspace)"
-      : "a bearer token is required (Authorization: Bearer <the token in state/api-token>)"
+      : this.reason === "session"
+        ? "no live dashboard session: run `warden dashboard` for a new login link"
+        : "a bearer token is required (Authorization: Bearer <the token in state/api-token>)"
+  }
+}
+
+/**
+ * A request authenticated by the dashboard's session cookie that changes state (or opens a websocket) and
+ * does not show it comes from the dashboard itself: `origin` (its Origin, Sec-Fetch-Site or Referer is not
+ * the daemon's own origin, or it says none), `csrf` (no X-Warden-CSRF header, or not this session's token).
+ */
+export class CrossSiteRefused extends Schema.TaggedError<CrossSiteRefused>()("CrossSiteRefused", {
+  reason: Schema.Literal("origin", "csrf")
+}) {
+  override get message(): string {
+    return this.reason === "origin"
+      ? "a request with the dashboard's session cookie that changes state must come from the dashboard's own origin"
+      : "the X-Warden-CSRF header is missing or is not this session's token (GET /v1/dashboard/session gives it)"
   }
 }
 
@@ -68,5 +88,5 @@ export class TerminalUnavailable extends Schema.TaggedError<TerminalUnavailable>
   }
 }
 
-export const HttpError = Schema.Union(Unauthorized, OriginRefused, MalformedRequest, NoSuchEndpoint, MethodNotAllowed, UpgradeRequired, BodyTooLarge, TerminalUnavailable)
+export const HttpError = Schema.Union(Unauthorized, OriginRefused, CrossSiteRefused, MalformedRequest, NoSuchEndpoint, MethodNotAllowed, UpgradeRequired, BodyTooLarge, TerminalUnavailable)
 export type HttpError = typeof HttpError.Type

@@ -15,6 +15,7 @@ export const ERROR_STATUS: { readonly [Tag in ApiRefusal["_tag"]]: 400 | 401 | 4
   MalformedRequest: 400,
   Unauthorized: 401,
   OriginRefused: 403,
+  CrossSiteRefused: 403,
   UnknownBead: 404,
   NoSession: 404,
   NoRetryRequest: 404,

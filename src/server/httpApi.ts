@@ -12,7 +12,7 @@ import { Effect, Either, Layer, type Redacted, Schema } from "effect"
 import { formatIssues } from "../config/formatIssues.js"
 import { InvalidRequest } from "../daemon/errors.js"
 import { DaemonOperations } from "../daemon/operations.js"
-import { BodyTooLarge, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, Unauthorized, UpgradeRequired } from "./apiErrors.js"
+import { BodyTooLarge, CrossSiteRefused, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, Unauthorized, UpgradeRequired } from "./apiErrors.js"
 import { Authorization, WardenApi } from "./apiDefinition.js"
 import { DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
 import { DispatchBody } from "../sessions/dispatchBody.js"
@@ -20,6 +20,9 @@ import { PREFLIGHT_HEADERS, corsHeaders, isPreflight } from "./cors.js"
 import type { Feed } from "./feed.js"
 import { streamTerminal } from "./terminalStream.js"
 import { type TtyBridge, sizeProblem } from "./ttyBridge.js"
+import { DashboardAuth, secretsMatch } from "./dashboardAuth.js"
+import { dashboardPublicDir, isDashboardPath, makeDashboardPages } from "./dashboardPages.js"
+import { CSRF_HEADER, changesState, requestSite, sessionIdOf } from "./sessionCookie.js"
 import { WIRE_LIMITS, type WebsocketSlots, decodeSegment, parseTarget, refuseUpgrade } from "./wireGuards.js"
 
 /** Request bodies larger than this are refused with 413. */
@@ -37,21 +40,54 @@ export const tokenMatches = (header: string | undefined, token: string): boolean
 /** Whether a request asks for a websocket (the upgrade path runs the same app as plain requests). */
 const isUpgrade = (headers: http.IncomingHttpHeaders): boolean => (headers.upgrade ?? "").toLowerCase() === "websocket"
 
+/** The dashboard's side of `authorize`: its sessions, and the daemon's own origins its pages come from. */
+export interface DashboardGate {
+  readonly ownOrigins: ReadonlyArray<string>
+  readonly sessions: DashboardAuth["Type"]
+}
+
+/**
+ * A request that carries the dashboard's session cookie instead of the token: the session must be live
+ * (401), and if the request changes state or opens a websocket, it must come from the daemon's own origin
+ * and (a websocket cannot carry headers) carry the session's CSRF token (403).
+ */
+const authorizeSession = (
+  request: { readonly headers: http.IncomingHttpHeaders; readonly method?: string | undefined },
+  id: string,
+  gate: DashboardGate
+): Effect.Effect<void, Unauthorized | CrossSiteRefused> =>
+  Effect.flatMap(gate.sessions.session(id), (session): Effect.Effect<void, Unauthorized | CrossSiteRefused> => {
+    if (session._tag === "None") return Effect.fail(new Unauthorized({ reason: "session" }))
+    const upgrading = isUpgrade(request.headers)
+    if (!upgrading && !changesState(request.method)) return Effect.void
+    if (requestSite(request.headers, gate.ownOrigins) !== "same-origin") return Effect.fail(new CrossSiteRefused({ reason: "origin" }))
+    if (upgrading) return Effect.void
+    const csrf = request.headers[CSRF_HEADER]
+    return secretsMatch(typeof csrf === "string" ? csrf : undefined, session.value.csrf) ? Effect.void : Effect.fail(new CrossSiteRefused({ reason: "csrf" }))
+  })
+
 /**
  * The one check of who may call the API, for HTTP and websocket alike: an
- * `Origin` must be one given with `--allow-origin` (403), and the bearer
- * token must match (401). Browsers cannot set headers on a websocket, so an
- * upgrade may carry the token as `?token=` instead.
+ * `Origin` must be one given with `--allow-origin` or the daemon's own (403),
+ * and the bearer token must match (401). Browsers cannot set headers on a
+ * websocket, so an upgrade may carry the token as `?token=` instead. With the
+ * `dashboard` gate, a request without a token may carry the dashboard's
+ * session cookie instead (see `authorizeSession`).
  */
 export const authorize = (
-  request: { readonly headers: http.IncomingHttpHeaders; readonly url: string },
+  request: { readonly headers: http.IncomingHttpHeaders; readonly url: string; readonly method?: string | undefined },
   token: string,
-  allowedOrigins: ReadonlyArray<string>
-): Effect.Effect<void, Unauthorized | OriginRefused> => {
+  allowedOrigins: ReadonlyArray<string>,
+  dashboard?: DashboardGate
+): Effect.Effect<void, Unauthorized | OriginRefused | CrossSiteRefused> => {
   const origin = request.headers.origin
-  if (origin !== undefined && !allowedOrigins.includes(origin)) return Effect.fail(new OriginRefused({ origin }))
+  if (origin !== undefined && !allowedOrigins.includes(origin) && !(dashboard?.ownOrigins.includes(origin) ?? false)) {
+    return Effect.fail(new OriginRefused({ origin }))
+  }
   const query = isUpgrade(request.headers) ? (parseTarget(request.url)?.searchParams.get("token") ?? null) : null
   const header = request.headers.authorization ?? (query === null ? undefined : `Bearer ${query}`)
+  const sessionId = header === undefined && dashboard !== undefined ? sessionIdOf(request.headers) : null
+  if (sessionId !== null) return authorizeSession(request, sessionId, dashboard!)
   if (tokenMatches(header, token)) return Effect.void
   return Effect.fail(new Unauthorized({ reason: header === undefined || !/^bearer[ \t]+\S/i.test(header) ? "missing" : "wrong" }))
 }
@@ -123,6 +159,8 @@ export const declaredRoutes = (): ReadonlyArray<{ readonly group: string; readon
 
 export interface ApiServerOptions {
   readonly allowedOrigins: ReadonlyArray<string>
+  /** The daemon's own origins (`http://127.0.0.1:PORT`, `http://localhost:PORT`); the first is the login URL's. */
+  readonly ownOrigins: ReadonlyArray<string>
   readonly feed: Pick<Feed, "handleUpgrade">
   readonly websockets: WebsocketSlots
   /** The live terminals (`/v1/sessions/:bead/tty`). */
@@ -151,10 +189,12 @@ export const makeApiServer = (
     readonly upgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void
   },
   never,
-  DaemonOperations
+  DaemonOperations | DashboardAuth
 > =>
   Effect.gen(function* () {
     const ops = yield* DaemonOperations
+    const gate: DashboardGate = { ownOrigins: options.ownOrigins, sessions: yield* DashboardAuth }
+    const authorizeRequest = (request: Parameters<typeof authorize>[0]) => authorize(request, ops.token, options.allowedOrigins, gate)
     const pending = new WeakMap<http.IncomingMessage, PendingUpgrade>()
     const routes = declaredRoutes()
 
@@ -175,7 +215,7 @@ export const makeApiServer = (
       Authorization.of({
         // The platform's bearer decoder drops seven characters of whatever is sent: the raw request is checked instead.
         bearer: (_decoded: Redacted.Redacted) =>
-          Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => authorize(request, ops.token, options.allowedOrigins))
+          Effect.flatMap(HttpServerRequest.HttpServerRequest, authorizeRequest)
       })
     )
     const HealthLive = HttpApiBuilder.group(WardenApi, "health", (handlers) => handlers.handle("health", () => ops.health))
@@ -254,6 +294,28 @@ export const makeApiServer = (
         .handle("metrics", () => Effect.map(ops.metrics, (metrics) => HttpServerResponse.text(metrics.body, { contentType: metrics.contentType })))
         .handle("openapi", () => Effect.succeed(OpenApi.fromApi(WardenApi)))
     )
+    const DashboardLive = HttpApiBuilder.group(WardenApi, "dashboard", (handlers) =>
+      handlers
+        .handleRaw("login", ({ request }) =>
+          Effect.gen(function* () {
+            yield* decodeBody(request, EmptyBody)
+            // A login code is for a holder of the token only: a session cannot make codes to outlive itself.
+            if (!tokenMatches(request.headers.authorization, ops.token)) return yield* new Unauthorized({ reason: "missing" })
+            const login = yield* gate.sessions.issueCode
+            return { url: `${options.ownOrigins[0]}/login?code=${login.code}`, expires_at: new Date(login.expiresAt).toISOString() }
+          })
+        )
+        .handle("session", () =>
+          Effect.gen(function* () {
+            const request = yield* HttpServerRequest.HttpServerRequest
+            const id = sessionIdOf(request.headers)
+            const session = id === null ? null : yield* gate.sessions.session(id)
+            if (session === null || session._tag === "None") return yield* new Unauthorized({ reason: "session" })
+            return { csrf: session.value.csrf, expires_at: new Date(session.value.expiresAt).toISOString() }
+          })
+        )
+    )
+    const pages = makeDashboardPages({ publicDir: dashboardPublicDir(), auth: gate.sessions, authorize: (req) => authorizeRequest({ headers: req.headers, url: req.url ?? "/", method: req.method }) })
 
     /**
      * Around the routes: CORS (the preflight answered before the token is checked, since browsers send
@@ -290,7 +352,7 @@ export const makeApiServer = (
           // An upgrade is for a websocket endpoint only (an upgrade request never runs a plain route's action).
           const upgrading = pending.has(NodeHttpServerRequest.toIncomingMessage(request))
           if (upgrading && !routes.some((route) => route.group === "streams" && route.pattern.test(url.pathname))) {
-            yield* authorize(request, ops.token, options.allowedOrigins)
+            yield* authorizeRequest(request)
             return yield* new NoSuchEndpoint({ path: url.pathname })
           }
           return yield* Effect.catchAll(routed, (error) => {
@@ -299,7 +361,7 @@ export const makeApiServer = (
             }
             if (error._tag !== "RouteNotFound") return Effect.fail(error as never)
             return Effect.gen(function* () {
-              if (url.pathname !== "/healthz") yield* authorize(request, ops.token, options.allowedOrigins)
+              if (url.pathname !== "/healthz") yield* authorizeRequest(request)
               if (url.pathname.split("/").some((segment) => decodeSegment(segment) === null)) {
                 return yield* new MalformedRequest({ problem: `malformed percent-encoding in the path ${url.pathname}` })
               }
@@ -313,7 +375,7 @@ export const makeApiServer = (
     )
 
     const layer = Layer.mergeAll(HttpApiBuilder.api(WardenApi), Gateway).pipe(
-      Layer.provide([HealthLive, DispatchLive, SessionsLive, ServicesLive, ArgusLive, StreamsLive, OperationsLive]),
+      Layer.provide([HealthLive, DispatchLive, SessionsLive, ServicesLive, ArgusLive, StreamsLive, OperationsLive, DashboardLive]),
       Layer.provide(AuthorizationLive),
       Layer.provideMerge(HttpApiBuilder.Router.Live),
       Layer.provideMerge(HttpApiBuilder.Middleware.layer)
@@ -329,6 +391,7 @@ export const makeApiServer = (
         res.end(body)
         return
       }
+      if (isDashboardPath(new URL(req.url ?? "/", "http://localhost").pathname)) return pages.serve(req, res)
       handler(req, res)
     }
     const upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {

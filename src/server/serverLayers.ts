@@ -1,10 +1,13 @@
 import * as http from "node:http"
 import type { Duplex } from "node:stream"
 import { Context, Data, Effect, Layer } from "effect"
+import { DaemonSettings } from "../daemon/resources.js"
 import { runningDaemon } from "../daemon/runningDaemon.js"
 import { DaemonEventSink } from "../daemon/supervisionLayer.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
+import { DashboardAuth, makeMemoryDashboardAuth } from "./dashboardAuth.js"
 import { Feed, FeedStreams } from "./feed.js"
+import { ownOriginsOf } from "./sessionCookie.js"
 import { closeTerminalStreams } from "./terminalStream.js"
 import { makeTtyBridge } from "./ttyBridge.js"
 import { WIRE_LIMITS, WebsocketSlots, guardClientErrors, serverOptions } from "./wireGuards.js"
@@ -107,6 +110,18 @@ export const feedLayer = (options: { readonly paths: WorkspacePaths; readonly wi
     })
   )
 
+/** The dashboard's login codes and sessions, in memory (a restart ends every session), with the config's lifetimes. */
+export const dashboardAuthLayer = Layer.effect(
+  DashboardAuth,
+  Effect.map(DaemonSettings, ({ config }) =>
+    makeMemoryDashboardAuth({
+      loginCodeMs: config.dashboard.loginCodeSeconds * 1000,
+      sessionIdleMs: config.dashboard.sessionIdleMinutes * 60_000,
+      sessionMaxMs: config.dashboard.sessionHours * 3_600_000
+    })
+  )
+)
+
 /**
  * Serves the declared API (`httpApi.ts`) on the listener. Its code
  * (@effect/platform-node's server) is loaded here only, so no other command
@@ -122,7 +137,13 @@ export const apiLayer = (options: { readonly allowedOrigins: ReadonlyArray<strin
       // Written as "../server/httpApi.js": the CLI's bundle leaves out exactly that path (package.json's build, --external).
       const { makeApiServer } = yield* Effect.promise(() => import("../server/httpApi.js"))
       const tty = yield* makeTtyBridge
-      const api = yield* makeApiServer({ allowedOrigins: options.allowedOrigins, feed, websockets: listener.websockets, tty })
+      const api = yield* makeApiServer({
+        allowedOrigins: options.allowedOrigins,
+        ownOrigins: ownOriginsOf(listener.host, listener.port),
+        feed,
+        websockets: listener.websockets,
+        tty
+      })
       listener.serve(api.request, api.upgrade)
       // The live terminals' tmux clients are gone before the server waits for its connections.
       yield* Effect.addFinalizer(() =>
