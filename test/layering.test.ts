@@ -19,7 +19,8 @@ const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["src/viz"],
   ["src/server"],
   ["src/cli"],
-  ["src/demo", "src/bench"]
+  // The dashboard: its static files, and the page's own code (run in the browser, bundled by the build).
+  ["src/demo", "src/bench", "src/dashboard"]
 ]
 
 /** What `machines/` may import besides its own files: nothing of `src/`, Effect or Node. */
