@@ -14,9 +14,9 @@ const importsOf = (file: string): string[] =>
   [...fs.readFileSync(path.join(root, file), "utf8").matchAll(/^(?:import|export)\b[^"']*?from\s+["']([^"']+)["']/gms)].map((m) => m[1]!)
 
 describe("the agent session lifecycle's files", () => {
-  it("src imports the session's domain types from agentSession.types.ts; only the seam imports the machine", () => {
+  it("src imports the session's domain types from agentSession.types.ts; only the seam runs the machine and only the visualizer's catalogue draws it", () => {
     const machineImporters = sourceFiles("src").filter((file) => importsOf(file).some((spec) => spec.endsWith("/agentSession.machine.js")))
-    expect(machineImporters).toEqual([path.join("src", "sessions", "sessionActors.ts")])
+    expect(machineImporters).toEqual([path.join("src", "sessions", "sessionActors.ts"), path.join("src", "viz", "machineCatalog.ts")])
     const typeImporters = sourceFiles("src").filter((file) => importsOf(file).some((spec) => spec.endsWith("/agentSession.types.js")))
     expect(typeImporters.length).toBeGreaterThanOrEqual(10)
   })
