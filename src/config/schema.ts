@@ -307,6 +307,14 @@ export const ConfigSchema = Schema.Struct({
   verification: Schema.optionalWith(VerificationSchema, { default: () => Schema.decodeSync(VerificationSchema)({}) }),
   profiles: Schema.optionalWith(Schema.Record({ key: Schema.String, value: ProfileSchema }), { default: () => ({}) }),
   argus: Schema.optionalWith(ArgusSchema, { default: () => Schema.decodeSync(ArgusSchema)({}) }),
+  /**
+   * Also send the actor tree's machine events, in `@statelyai/inspect`'s shape, to a websocket server such as
+   * `npx @statelyai/inspect`'s `createInspectorServer` (`ws://localhost:8080`), so Stately's inspector shows the
+   * machines live. Off when absent. Contexts and event payloads are never sent.
+   */
+  statelyInspector: Schema.optional(
+    Schema.Struct({ url: Schema.String.pipe(Schema.pattern(/^wss?:\/\/[^\s]+$/, { message: () => "a ws:// or wss:// URL" })) })
+  ),
   dashboard: Schema.optionalWith(DashboardSchema, { default: () => Schema.decodeSync(DashboardSchema)({}) }),
   /**
    * The sessions' notifying step: a command run once per finished attempt with the seed's wake text

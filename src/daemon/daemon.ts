@@ -78,6 +78,8 @@ export interface DaemonOptions {
   readonly concurrency: number
   readonly quotas: Readonly<Record<string, number>>
   readonly log: (message: string, detail?: Record<string, unknown>) => void
+  /** Every inspection event of the tree, also in `@statelyai/inspect`'s shape, when `statelyInspector` is configured. */
+  readonly inspection?: (event: InspectionEvent) => void
 }
 
 /** A bead the tree supervises: its request and spec, its recorder, and its child actor once spawned. */
@@ -366,6 +368,7 @@ export class Daemon {
    */
   private observe(inspection: InspectionEvent): void {
     if (this.stopping) return
+    this.options.inspection?.(inspection)
     const rootItem = feedOfRootEvent(inspection, process.pid)
     if (rootItem !== null) this.options.events?.(rootItem.topic, rootItem.type, rootItem.data)
     this.services.observe(inspection)

@@ -8,6 +8,7 @@ import { DaemonOperations, operationsFromDaemon } from "./operations.js"
 import { ApiToken, DaemonSettings, QuarantinedState, WorkspaceLock } from "./resources.js"
 import { SnapshotSaver } from "./snapshotPersistence.js"
 import { argusLogic, argusPolicy } from "./argusActors.js"
+import { statelyInspection } from "./statelyInspection.js"
 import type { EffectRunner } from "../sessions/effectRunner.js"
 import type { Terminals } from "../terminals/Terminals.js"
 import { serviceChildLogic, servicePolicy, stopServicesWithDaemon } from "../services/serviceActors.js"
@@ -52,7 +53,11 @@ export const supervisionLayer = Layer.scoped(
         .then((deliveries) => {
           for (const d of deliveries) if (!d.ok) settings.log("alert not delivered", { problem, channel: d.channel, reason: d.detail })
         })
-    const daemon = new Daemon({ ...settings, events: sink.publish, alert }, runner, persistence, quarantined, {
+    // Stately's inspector, when configured: loaded only then, stopped with the tree.
+    const url = settings.config.statelyInspector?.url
+    const stately = url === undefined ? null : yield* Effect.promise(() => statelyInspection(url, settings.log))
+    if (stately !== null) yield* Effect.addFinalizer(() => Effect.sync(() => stately.stop()))
+    const daemon = new Daemon({ ...settings, events: sink.publish, alert, ...(stately === null ? {} : { inspection: stately.inspect }) }, runner, persistence, quarantined, {
       logic: serviceChildLogic(runner, services, settings.paths),
       policyOf: (_name, config) => ({ ...servicePolicy(config) }),
       stopWithDaemon: (running) => stopServicesWithDaemon(runner, services, settings.paths, running)
