@@ -18,6 +18,8 @@ import {
   UnknownProfile,
   UnknownService,
   ArgusDisabled,
+  NoHistory,
+  NoTranscript,
   isDaemonError
 } from "../src/daemon/errors.js"
 import { ApiRefusal, ERROR_STATUS, statusOf } from "../src/server/errorStatus.js"
@@ -45,7 +47,9 @@ const CASES: ReadonlyArray<readonly [DaemonError, number, string]> = [
   [new SendFailed({ session: "agent-bd-1", reason: "no session" }), 409, "could not send to agent-bd-1: no session"],
   [new ServiceUnavailable({ reason: "disk full" }), 503, "the daemon cannot do this now: disk full"],
   [new UnknownService({ name: "nope", configured: ["web", "gw"] }), 404, "no service nope; configured: gw, web"],
-  [new ArgusDisabled(), 409, "Argus is not enabled: set argus.enabled in the config and restart the daemon"]
+  [new ArgusDisabled(), 409, "Argus is not enabled: set argus.enabled in the config and restart the daemon"],
+  [new NoHistory({ bead: "bd-1" }), 404, "no machine history for bead bd-1: the daemon writes one for each session it runs"],
+  [new NoTranscript({ bead: "bd-1" }), 404, "no transcript of bead bd-1 is kept in the workspace"]
 ]
 
 describe("the daemon's domain errors", () => {
