@@ -30,7 +30,14 @@ const README_ROUTES = [
   "GET /v1/argus",
   "POST /v1/argus/cycle",
   "POST /v1/dashboard/login",
-  "GET /v1/dashboard/session"
+  "GET /v1/dashboard/session",
+  "GET /v1/machines",
+  "GET /v1/machines/{name}/svg",
+  "GET /v1/machines/{name}/graph",
+  "GET /v1/sessions/{bead}/history",
+  "GET /v1/sessions/{bead}/transcript",
+  "GET /v1/history",
+  "GET /v1/memory"
 ].sort()
 
 /** The routes of the API definition itself, as OpenAPI writes paths. */

@@ -40,6 +40,8 @@ import {
   ServiceUnavailable,
   UnknownBead,
   ArgusDisabled,
+  NoHistory,
+  NoTranscript,
   isDaemonError
 } from "./errors.js"
 import type { HistoryEntry, SessionView } from "../records/buildRecords.js"
@@ -47,6 +49,7 @@ import { MachineEventSource, beadOfActor, type MachineEvent } from "./machineEve
 import { SnapshotPersistence } from "./snapshotPersistence.js"
 import { followSession, type FollowedSession } from "./sessionSlots.js"
 import { StallWatch } from "./stallWatch.js"
+import { readHistory, readMemory, readTranscript } from "./sessionFiles.js"
 import { RecentFailures } from "./recentFailures.js"
 import { feedOfRootEmitted, feedOfRootEvent, recordsWrittenData, sessionStateData } from "./treeFeed.js"
 import { checkDispatchTarget } from "./dispatchChecks.js"
@@ -587,6 +590,26 @@ export class Daemon {
     const [run, result] = read
     if (run === null) throw new UnknownBead({ bead })
     return { run, result }
+  }
+
+  /** A bead's machine history, for replay: every session the daemon ran of it, as `state/history/<bead>.jsonl` holds it. */
+  history(bead: string): { readonly file: string; readonly text: string } {
+    const history = readHistory(this.options.paths, bead)
+    if (history === null) throw new NoHistory({ bead })
+    return history
+  }
+
+  /** The transcript of a bead's latest attempt, as its run record names it (live or finished), for download. */
+  async transcript(bead: string): Promise<{ readonly file: string; readonly text: Buffer; readonly truncated: boolean }> {
+    const { run } = await this.show(bead)
+    const transcript = readTranscript(this.options.paths, run.transcript_path)
+    if (transcript === null) throw new NoTranscript({ bead })
+    return transcript
+  }
+
+  /** The memory notes of a day (`memory/<date>.md`), and the days that have notes. */
+  memory(date: string): ReturnType<typeof readMemory> {
+    return readMemory(this.options.paths, date)
   }
 
   /** The transcript of a bead's current attempt, for the terminal stream. */

@@ -146,6 +146,20 @@ export class ArgusDisabled extends Schema.TaggedError<ArgusDisabled>()("ArgusDis
   }
 }
 
+/** The daemon never ran a session of this bead, so it has no machine history (`state/history/<bead>.jsonl`). */
+export class NoHistory extends Schema.TaggedError<NoHistory>()("NoHistory", { bead: Schema.String }) {
+  override get message(): string {
+    return `no machine history for bead ${this.bead}: the daemon writes one for each session it runs`
+  }
+}
+
+/** The bead's record names no transcript in the workspace (never launched, or removed by retention). */
+export class NoTranscript extends Schema.TaggedError<NoTranscript>()("NoTranscript", { bead: Schema.String }) {
+  override get message(): string {
+    return `no transcript of bead ${this.bead} is kept in the workspace`
+  }
+}
+
 /** Every refusal of the daemon's operations. */
 export const DaemonError = Schema.Union(
   UnknownBead,
@@ -163,7 +177,9 @@ export const DaemonError = Schema.Union(
   SendFailed,
   ServiceUnavailable,
   UnknownService,
-  ArgusDisabled
+  ArgusDisabled,
+  NoHistory,
+  NoTranscript
 )
 export type DaemonError = typeof DaemonError.Type
 

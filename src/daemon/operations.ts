@@ -20,7 +20,9 @@ import {
   type UnknownBead,
   type UnknownProfile,
   type UnknownService,
-  type ArgusDisabled
+  type ArgusDisabled,
+  type NoHistory,
+  type NoTranscript
 } from "./errors.js"
 import type { ServiceView } from "./serviceSupervision.js"
 import type { QueueItem } from "./WorkQueue.js"
@@ -88,6 +90,12 @@ export class DaemonOperations extends Context.Tag("warden/DaemonOperations")<
     readonly argus: Effect.Effect<ReturnType<Daemon["argus"]>>
     /** Runs an Argus cycle now and gives it once audited. */
     readonly argusCycle: Effect.Effect<Awaited<ReturnType<Daemon["argusCycle"]>>, ArgusDisabled>
+    /** A bead's machine history (the text of `state/history/<bead>.jsonl`), for replay. */
+    readonly history: (bead: string) => Effect.Effect<{ readonly file: string; readonly text: string }, NoHistory>
+    /** The transcript of a bead's latest attempt (its last 16 MiB), for download. */
+    readonly transcript: (bead: string) => Effect.Effect<{ readonly file: string; readonly text: Buffer; readonly truncated: boolean }, UnknownBead | RecordUnreadable | NoTranscript | ServiceUnavailable>
+    /** A day's memory notes (`YYYY-MM-DD`), and the days that have some. */
+    readonly memory: (date: string) => Effect.Effect<{ readonly date: string; readonly text: string; readonly dates: ReadonlyArray<string> }>
     /** The Prometheus exposition of the daemon's metrics. */
     readonly metrics: Effect.Effect<{ contentType: string; body: string }, ServiceUnavailable>
   }
@@ -127,5 +135,8 @@ export const operationsFromDaemon = (
   argus: Effect.sync(() => daemon.argus()),
   argusCycle: call(() => daemon.argusCycle()),
   serviceCommand: (name, verb) => call(() => daemon.services.command(name, verb)),
+  history: (bead) => call(() => daemon.history(bead)),
+  transcript: (bead) => call(() => daemon.transcript(bead)),
+  memory: (date) => Effect.sync(() => daemon.memory(date)),
   metrics: Effect.tryPromise({ try: metrics, catch: (error) => new ServiceUnavailable({ reason: `metrics: ${(error as Error).message}` }) })
 })

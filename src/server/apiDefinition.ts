@@ -13,6 +13,8 @@ import {
   InvalidRequest,
   NoRetryRequest,
   NoSession,
+  NoHistory,
+  NoTranscript,
   NotRunning,
   RecordUnreadable,
   RepoMissing,
@@ -26,7 +28,7 @@ import {
 } from "../daemon/errors.js"
 import { BEAD_ID } from "../sessions/dispatchSpec.js"
 import { DispatchBody } from "../sessions/dispatchBody.js"
-import { BodyTooLarge, CrossSiteRefused, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, TerminalUnavailable, Unauthorized, UpgradeRequired } from "./apiErrors.js"
+import { BodyTooLarge, CrossSiteRefused, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, TerminalUnavailable, Unauthorized, UnknownMachine, UpgradeRequired } from "./apiErrors.js"
 import { DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
 import { onTheWire } from "./errorStatus.js"
 
@@ -76,7 +78,10 @@ const wire = {
   ArgusDisabled: onTheWire(ArgusDisabled),
   BodyTooLarge: onTheWire(BodyTooLarge),
   UpgradeRequired: onTheWire(UpgradeRequired),
-  TerminalUnavailable: onTheWire(TerminalUnavailable)
+  TerminalUnavailable: onTheWire(TerminalUnavailable),
+  NoHistory: onTheWire(NoHistory),
+  NoTranscript: onTheWire(NoTranscript),
+  UnknownMachine: onTheWire(UnknownMachine)
 }
 
 const withBody = <Name extends string, S extends Schema.Schema.Any>(endpoint: HttpApiEndpoint.HttpApiEndpoint<Name, "POST">, body: S) =>
@@ -232,6 +237,60 @@ const ArgusCycleView = Schema.Struct({
   )
 })
 
+const MachineName = Schema.Struct({ name: Schema.String })
+const DateParam = Schema.String.pipe(Schema.pattern(/^\d{4}-\d{2}-\d{2}$/, { message: () => "a date YYYY-MM-DD" }))
+const GroupSummary = Schema.Struct({
+  name: Schema.String,
+  runs: Schema.Number,
+  done: Schema.Number,
+  pass_rate: Schema.Number,
+  mean_duration_seconds: Schema.NullOr(Schema.Number),
+  cost_usd: Schema.NullOr(Schema.Number)
+})
+
+/** What the dashboard reads besides the records: the machines drawn, a session's replay, the history of runs, the memory notes. */
+export class ViewsGroup extends HttpApiGroup.make("views")
+  .add(HttpApiEndpoint.get("machines", "/v1/machines").addSuccess(Schema.Struct({ machines: Schema.Array(Schema.String) })))
+  .add(
+    HttpApiEndpoint.get("machineSvg", "/v1/machines/:name/svg")
+      .setPath(MachineName)
+      .addSuccess(HttpApiSchema.Text({ contentType: "image/svg+xml" }).annotations({ description: "the machine drawn from its definition, as `warden viz NAME` draws it" }))
+      .addError(wire.UnknownMachine)
+  )
+  .add(
+    HttpApiEndpoint.get("machineGraph", "/v1/machines/:name/graph")
+      .setPath(MachineName)
+      .addSuccess(Schema.Unknown.annotations({ description: "the machine's graph and layout, as `warden viz NAME --format json` prints it" }))
+      .addError(wire.UnknownMachine)
+  )
+  .add(
+    HttpApiEndpoint.get("history", "/v1/sessions/:bead/history")
+      .setPath(beadPath)
+      .addSuccess(Schema.Struct({ bead: Schema.String, steps: Schema.Array(Schema.Unknown) }))
+      .addError(wire.NoHistory)
+      .addError(wire.RecordUnreadable)
+  )
+  .add(
+    HttpApiEndpoint.get("transcript", "/v1/sessions/:bead/transcript")
+      .setPath(beadPath)
+      .addSuccess(HttpApiSchema.Text({ contentType: "text/plain; charset=utf-8" }).annotations({ description: "the latest attempt's transcript (its last 16 MiB), as a download" }))
+      .addError(wire.UnknownBead)
+      .addError(wire.NoTranscript)
+      .addError(wire.RecordUnreadable)
+      .addError(wire.ServiceUnavailable)
+  )
+  .add(
+    HttpApiEndpoint.get("runs", "/v1/history")
+      .addSuccess(Schema.Struct({ runs: Schema.Array(Schema.Unknown), by_profile: Schema.Array(GroupSummary), by_template: Schema.Array(GroupSummary) }))
+      .addError(wire.ServiceUnavailable)
+  )
+  .add(
+    HttpApiEndpoint.get("memory", "/v1/memory")
+      .setUrlParams(Schema.Struct({ date: Schema.optional(DateParam) }))
+      .addSuccess(Schema.Struct({ date: Schema.String, text: Schema.String, dates: Schema.Array(Schema.String) }))
+  )
+  .middleware(Authorization) {}
+
 /** Argus, the watchdog: its last cycles, and a cycle now. */
 export class ArgusGroup extends HttpApiGroup.make("argus")
   .add(HttpApiEndpoint.get("argus", "/v1/argus").addSuccess(Schema.Struct({ enabled: Schema.Boolean, cycles: Schema.Array(ArgusCycleView) })))
@@ -266,6 +325,7 @@ export class WardenApi extends HttpApi.make("warden")
   .add(StreamsGroup)
   .add(ServicesGroup)
   .add(ArgusGroup)
+  .add(ViewsGroup)
   .add(OperationsGroup)
   .add(DashboardGroup)
   .addError(onTheWire(Unauthorized))

@@ -88,5 +88,12 @@ export class TerminalUnavailable extends Schema.TaggedError<TerminalUnavailable>
   }
 }
 
-export const HttpError = Schema.Union(Unauthorized, OriginRefused, CrossSiteRefused, MalformedRequest, NoSuchEndpoint, MethodNotAllowed, UpgradeRequired, BodyTooLarge, TerminalUnavailable)
+/** `warden viz`'s machines are agentSession, supervisor, service and argus: another name is refused with them. */
+export class UnknownMachine extends Schema.TaggedError<UnknownMachine>()("UnknownMachine", { name: Schema.String, machines: Schema.Array(Schema.String) }) {
+  override get message(): string {
+    return `no machine ${this.name}: the machines are ${this.machines.join(", ")}`
+  }
+}
+
+export const HttpError = Schema.Union(Unauthorized, OriginRefused, CrossSiteRefused, MalformedRequest, NoSuchEndpoint, MethodNotAllowed, UpgradeRequired, BodyTooLarge, TerminalUnavailable, UnknownMachine)
 export type HttpError = typeof HttpError.Type

@@ -10,15 +10,17 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Effect, Either, Layer, type Redacted, Schema } from "effect"
 import { formatIssues } from "../config/formatIssues.js"
-import { InvalidRequest } from "../daemon/errors.js"
+import { InvalidRequest, RecordUnreadable } from "../daemon/errors.js"
 import { DaemonOperations } from "../daemon/operations.js"
-import { BodyTooLarge, CrossSiteRefused, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, Unauthorized, UpgradeRequired } from "./apiErrors.js"
+import { BodyTooLarge, CrossSiteRefused, MalformedRequest, MethodNotAllowed, NoSuchEndpoint, OriginRefused, Unauthorized, UnknownMachine, UpgradeRequired } from "./apiErrors.js"
 import { Authorization, WardenApi } from "./apiDefinition.js"
 import { DrainBody, EmptyBody, InputBody, SignalBody } from "./apiSchemas.js"
 import { DispatchBody } from "../sessions/dispatchBody.js"
 import { PREFLIGHT_HEADERS, corsHeaders, isPreflight } from "./cors.js"
 import type { Feed } from "./feed.js"
 import { streamTerminal } from "./terminalStream.js"
+import { historySteps, machineDrawing, machineNames, runHistory } from "./dashboardData.js"
+import { localDate } from "../records/buildRecords.js"
 import { type TtyBridge, sizeProblem } from "./ttyBridge.js"
 import { DashboardAuth, secretsMatch } from "./dashboardAuth.js"
 import { dashboardAssetsDir, dashboardPublicDir, isDashboardPath, makeDashboardPages } from "./dashboardPages.js"
@@ -252,6 +254,46 @@ export const makeApiServer = (
     const ArgusLive = HttpApiBuilder.group(WardenApi, "argus", (handlers) =>
       handlers.handle("argus", () => ops.argus).handleRaw("argusCycle", ({ request }) => Effect.zipRight(decodeBody(request, EmptyBody), ops.argusCycle))
     )
+    const drawing = (name: string, format: "svg" | "json") =>
+      Effect.gen(function* () {
+        const drawn = machineDrawing(name, format)
+        if (drawn === null) return yield* new UnknownMachine({ name, machines: machineNames })
+        return yield* Effect.promise(() => drawn)
+      })
+    const ViewsLive = HttpApiBuilder.group(WardenApi, "views", (handlers) =>
+      handlers
+        .handle("machines", () => Effect.succeed({ machines: machineNames }))
+        .handle("machineSvg", ({ path }) => drawing(path.name, "svg"))
+        .handle("machineGraph", ({ path }) => Effect.map(drawing(path.name, "json"), (json): unknown => JSON.parse(json)))
+        .handle("history", ({ path }) =>
+          Effect.gen(function* () {
+            const history = yield* ops.history(path.bead)
+            // The decisions and their evidence are in the run record; without a readable one, steps carry none.
+            const run = yield* ops.show(path.bead).pipe(
+              Effect.map((shown) => shown.run),
+              Effect.catchTag("UnknownBead", () => Effect.succeed(null)),
+              Effect.catchTag("ServiceUnavailable", () => Effect.succeed(null))
+            )
+            const replay = historySteps(path.bead, history, run)
+            if (!replay.ok) return yield* new RecordUnreadable({ bead: path.bead, file: history.file, reason: replay.problem })
+            return { bead: path.bead, steps: replay.steps }
+          })
+        )
+        .handle("transcript", ({ path }) =>
+          Effect.map(ops.transcript(path.bead), (transcript) =>
+            HttpServerResponse.uint8Array(transcript.text, {
+              contentType: "text/plain; charset=utf-8",
+              headers: {
+                "content-disposition": `attachment; filename="${path.bead}.log"`,
+                "x-content-type-options": "nosniff",
+                ...(transcript.truncated ? { "x-warden-truncated": "true" } : {})
+              }
+            })
+          )
+        )
+        .handle("runs", () => Effect.map(ops.records, (records) => runHistory(records.sessions)))
+        .handle("memory", ({ urlParams }) => ops.memory(urlParams.date ?? localDate(Date.now())))
+    )
     const StreamsLive = HttpApiBuilder.group(WardenApi, "streams", (handlers) =>
       handlers
         .handleRaw("feed", ({ request }) =>
@@ -375,7 +417,7 @@ export const makeApiServer = (
     )
 
     const layer = Layer.mergeAll(HttpApiBuilder.api(WardenApi), Gateway).pipe(
-      Layer.provide([HealthLive, DispatchLive, SessionsLive, ServicesLive, ArgusLive, StreamsLive, OperationsLive, DashboardLive]),
+      Layer.provide([HealthLive, DispatchLive, SessionsLive, ServicesLive, ArgusLive, ViewsLive, StreamsLive, OperationsLive, DashboardLive]),
       Layer.provide(AuthorizationLive),
       Layer.provideMerge(HttpApiBuilder.Router.Live),
       Layer.provideMerge(HttpApiBuilder.Middleware.layer)

@@ -81,7 +81,9 @@ export const serviceChildLogic = (runtime: ServiceRunner, services: Readonly<Rec
                 // A unit that runs is watched as it is; only one that does not is started.
                 const before = yield* units.show(config.unit!)
                 if (before.activeState === "active" || before.activeState === "activating") return { ok: true as const, pid: before.mainPid ?? 0, at: Date.now() }
-                yield* units.start(config.unit!)
+                // The first launch starts the unit; the policy's later ones restart it (`systemctl restart`, which
+                // also clears a failed unit's state), always after `terminate` saw it stopped.
+                yield* input.attempt > 1 ? units.restart(config.unit!) : units.start(config.unit!)
                 const shown = yield* units.show(config.unit!)
                 return { ok: true as const, pid: shown.mainPid ?? 0, at: Date.now() }
               })
