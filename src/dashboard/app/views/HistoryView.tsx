@@ -9,25 +9,24 @@ import { duration, money } from "./format.js"
 const passRateBars = (groups: ReadonlyArray<HistoryGroup>) =>
   groups.map((group) => ({ label: group.name, value: group.pass_rate, text: `${Math.round(group.pass_rate * 100)}% of ${group.runs}` }))
 
-const today = () => {
-  const d = new Date()
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`
-}
-
 const Memory = () => {
-  const [date, setDate] = useState(today())
-  const [memory, setMemory] = useState<{ text: string; dates: ReadonlyArray<string> } | null>(null)
+  // null: the daemon's today (its memory files are named by the server's local date).
+  const [date, setDate] = useState<string | null>(null)
+  const [memory, setMemory] = useState<{ date: string; text: string; dates: ReadonlyArray<string> } | null>(null)
   const [problem, setProblem] = useState<string | null>(null)
   useEffect(() => {
     setProblem(null)
-    getJson<{ date: string; text: string; dates: string[] }>(`/v1/memory?date=${date}`).then(setMemory, (error) => setProblem(messageOf(error)))
+    getJson<{ date: string; text: string; dates: string[] }>(date === null ? "/v1/memory" : `/v1/memory?date=${date}`).then((answer) => {
+      setMemory(answer)
+      setDate(answer.date)
+    }, (error) => setProblem(messageOf(error)))
   }, [date])
-  const dates = [...new Set([date, ...(memory?.dates ?? [])])].sort().reverse()
+  const dates = [...new Set([...(date === null ? [] : [date]), ...(memory?.dates ?? [])])].sort().reverse()
   return (
     <section class="panel">
       <div class="bar">
         <h2>Memory</h2>
-        <select aria-label="day" value={date} onChange={(e) => setDate((e.currentTarget as HTMLSelectElement).value)}>
+        <select aria-label="day" value={date ?? ""} onChange={(e) => setDate((e.currentTarget as HTMLSelectElement).value)}>
           {dates.map((d) => (
             <option value={d}>{d}</option>
           ))}

@@ -80,7 +80,7 @@ const Why = ({ run }: { run: RunRecord }) => (
       </ul>
     )}
     <p>
-      <a class="button" href={`/v1/sessions/${encodeURIComponent(run.bead)}/transcript`} download={`${run.bead}.transcript.txt`}>
+      <a class="button" href={`/v1/sessions/${encodeURIComponent(run.bead)}/transcript`} download>
         Download the transcript
       </a>
     </p>

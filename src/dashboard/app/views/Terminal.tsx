@@ -101,7 +101,7 @@ export const LiveTerminal = ({ bead }: { bead: string }) => {
       {otherHolds ? <div class="banner" role="status">Another viewer ({control.holder}) holds control of this terminal.</div> : null}
       {holding ? <div class="banner mine" role="status">You hold control: your keys go to the agent.</div> : null}
       {problem === null ? null : <div class="refusal">{problem}</div>}
-      <div class="terminal" ref={host} />
+      <div class="tty" ref={host} />
     </div>
   )
 }
