@@ -2,7 +2,7 @@ import { useState } from "preact/hooks"
 import { messageOf, post } from "../api.js"
 import { useDashboard } from "../store.js"
 import type { ServiceView } from "../types.js"
-import { clock } from "./format.js"
+import { clock, topState } from "./format.js"
 
 const ServiceRow = ({ service }: { service: ServiceView }) => {
   const [problem, setProblem] = useState<string | null>(null)
@@ -14,7 +14,7 @@ const ServiceRow = ({ service }: { service: ServiceView }) => {
   return (
     <li class="row" data-service={service.name} data-state={service.state}>
       <span class="bead">{service.name}</span>
-      <span class={`state s-${service.state}`} data-field="state">
+      <span class={`state s-${topState(service.state)}`} data-field="state">
         {service.state}
       </span>
       <dl>

@@ -24,7 +24,7 @@ export const Evidence = ({ detail }: { detail: unknown }) => {
 const Decision = ({ decision, label }: { decision: DecisionRecord | StepDecision; label: string }) => (
   <div class="decision">
     <div>
-      <strong>{label}</strong> {decision.kind} by <code>{decision.source}</code> at {clock(decision.at)}
+      <strong>{label}:</strong> {decision.kind} by <code>{decision.source}</code> at {clock(decision.at)}
     </div>
     <Evidence detail={decision.detail} />
   </div>
@@ -33,7 +33,7 @@ const Decision = ({ decision, label }: { decision: DecisionRecord | StepDecision
 const Why = ({ run }: { run: RunRecord }) => (
   <section class="panel why">
     <h2>Why</h2>
-    {run.completion === null ? <p class="muted">No decision has ended this attempt yet.</p> : <Decision decision={run.completion} label="ended by" />}
+    {run.completion === null ? <p class="muted">No decision has ended this attempt yet.</p> : <Decision decision={run.completion} label="completion" />}
     {run.failure_reason === null ? null : (
       <p>
         failure reason: <code>{run.failure_reason}</code>
@@ -74,7 +74,7 @@ const Why = ({ run }: { run: RunRecord }) => (
           <li>
             attempt {attempt.attempt}: <strong>{attempt.outcome}</strong>
             {attempt.failure_reason === null ? "" : ` (${attempt.failure_reason})`}
-            {attempt.completion === null ? null : <Decision decision={attempt.completion} label="ended by" />}
+            {attempt.completion === null ? null : <Decision decision={attempt.completion} label="completion" />}
           </li>
         ))}
       </ul>
@@ -219,7 +219,7 @@ export const SessionView = ({ bead }: { bead: string }) => {
           ) : null}
         </div>
         {replayAt === null ? null : <Replay steps={steps} at={replayAt} setAt={setReplayAt} />}
-        <Statechart machine="agentSession" current={marks.current} visited={marks.visited} />
+        <Statechart machine="agentSession" current={marks.current} visited={marks.visited} stamp={replayAt === null ? "live" : `step ${replayAt}`} />
       </section>
       {record === null ? null : <Why run={record} />}
       {record?.output_summary ? (

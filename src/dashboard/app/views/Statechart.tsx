@@ -19,7 +19,18 @@ const machineSvg = (machine: string): Promise<string> => {
  * its parents, `visited` for the states passed through, by toggling the
  * classes the SVG's own stylesheet draws (`g.state[data-state]`).
  */
-export const Statechart = ({ machine, current, visited }: { machine: string; current: ReadonlyArray<string>; visited: ReadonlySet<string> }) => {
+export const Statechart = ({
+  machine,
+  current,
+  visited,
+  stamp
+}: {
+  machine: string
+  current: ReadonlyArray<string>
+  visited: ReadonlySet<string>
+  /** What the marks show (`live`, `step N`), set as `data-marked` once they are drawn. */
+  stamp: string
+}) => {
   const host = useRef<HTMLDivElement>(null)
   const [svg, setSvg] = useState<string | null>(null)
   const [problem, setProblem] = useState<string | null>(null)
@@ -40,7 +51,8 @@ export const Statechart = ({ machine, current, visited }: { machine: string; cur
       node.classList.toggle("lit", lit.has(id))
       node.classList.toggle("visited", !lit.has(id) && visited.has(id))
     }
-  }, [svg, machine, current, visited])
+    element.dataset.marked = stamp
+  }, [svg, machine, current, visited, stamp])
   return (
     <div class="statechart-panel">
       {problem === null ? null : <p class="refusal">{problem}</p>}
