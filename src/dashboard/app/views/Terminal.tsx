@@ -24,7 +24,7 @@ export const LiveTerminal = ({ bead }: { bead: string }) => {
 
   useEffect(() => {
     const element = host.current!
-    const term = new XTerm({ convertEol: false, cursorBlink: false, fontSize: 13, scrollback: 2000, theme: { background: "#11151c" } })
+    const term = new XTerm({ convertEol: false, cursorBlink: false, fontSize: 13, scrollback: 2000, theme: { background: "#11151c", foreground: "#e6edf3" } })
     const fit = new FitAddon()
     term.loadAddon(fit)
     term.open(element)
