@@ -20,6 +20,9 @@ import { clearedSessionCookie, sessionCookie, sessionIdOf } from "./sessionCooki
 /** Where the dashboard's files are: Warden's own checkout, so the daemon serves the files of the code it runs. */
 export const dashboardPublicDir = (): string => path.join(wardenHome(), "src", "dashboard", "public")
 
+/** Where the page's bundle is: `dist/dashboard/assets/` (app.js, app.css), built by `npm run build` from `src/dashboard/app/`. */
+export const dashboardAssetsDir = (): string => path.join(wardenHome(), "dist", "dashboard", "assets")
+
 /** The paths this module answers; everything else is the API's. */
 export const isDashboardPath = (pathname: string): boolean =>
   pathname === "/" ||
@@ -44,7 +47,9 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 
 /** On every page: nothing from elsewhere, no framing, no sniffing, no referrer, no cache. */
 const PAGE_HEADERS: Readonly<Record<string, string>> = {
-  "content-security-policy": "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  // style-src allows inline styles because @xterm/xterm (6.0, no nonce option) writes its cell sizes and theme
+  // into <style> elements it creates, and the statechart SVG carries its own <style>; scripts stay 'self' only.
+  "content-security-policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
   "referrer-policy": "no-referrer",
@@ -107,6 +112,8 @@ const fileUnder = (dir: string, relative: string): string | null => {
 
 export interface DashboardPagesOptions {
   readonly publicDir: string
+  /** The built bundle's folder, served under `/assets/`. */
+  readonly assetsDir: string
   readonly auth: DashboardAuth["Type"]
   /** The API's own check (token or cookie, origin, cross-site): the same one every route runs. */
   readonly authorize: (req: http.IncomingMessage) => Effect.Effect<void, Unauthorized | OriginRefused | CrossSiteRefused>
@@ -173,7 +180,7 @@ export const makeDashboardPages = (options: DashboardPagesOptions) => {
     if (url.pathname.startsWith("/icons/")) return serveFile(req, res, fileUnder(path.join(publicDir, "icons"), url.pathname.slice("/icons/".length)))
     if (!(await authorized(req, res))) return
     if (url.pathname === "/") return serveFile(req, res, path.join(publicDir, "index.html"))
-    return serveFile(req, res, fileUnder(path.join(publicDir, "assets"), url.pathname.slice("/assets/".length)))
+    return serveFile(req, res, fileUnder(options.assetsDir, url.pathname.slice("/assets/".length)))
   }
 
   return {

@@ -23,7 +23,7 @@ import { historySteps, machineDrawing, machineNames, runHistory } from "./dashbo
 import { localDate } from "../records/buildRecords.js"
 import { type TtyBridge, sizeProblem } from "./ttyBridge.js"
 import { DashboardAuth, secretsMatch } from "./dashboardAuth.js"
-import { dashboardPublicDir, isDashboardPath, makeDashboardPages } from "./dashboardPages.js"
+import { dashboardAssetsDir, dashboardPublicDir, isDashboardPath, makeDashboardPages } from "./dashboardPages.js"
 import { CSRF_HEADER, changesState, requestSite, sessionIdOf } from "./sessionCookie.js"
 import { WIRE_LIMITS, type WebsocketSlots, decodeSegment, parseTarget, refuseUpgrade } from "./wireGuards.js"
 
@@ -357,7 +357,7 @@ export const makeApiServer = (
           })
         )
     )
-    const pages = makeDashboardPages({ publicDir: dashboardPublicDir(), auth: gate.sessions, authorize: (req) => authorizeRequest({ headers: req.headers, url: req.url ?? "/", method: req.method }) })
+    const pages = makeDashboardPages({ publicDir: dashboardPublicDir(), assetsDir: dashboardAssetsDir(), auth: gate.sessions, authorize: (req) => authorizeRequest({ headers: req.headers, url: req.url ?? "/", method: req.method }) })
 
     /**
      * Around the routes: CORS (the preflight answered before the token is checked, since browsers send
