@@ -251,6 +251,9 @@ describe("the dashboard in Chromium", () => {
       const decided = told.find((text) => /completion: done by /.test(text))
       expect(decided, told.join("\n----\n")).toBeDefined()
       expect(decided).toContain("WARDEN_DONE")
+      // The records, as `warden show --json` gives them.
+      await page.click('[data-panel="records"] summary')
+      expect(JSON.parse(await page.locator('[data-panel="records"] pre').innerText())).toMatchObject({ bead: "bd-web1", lifecycle_state: "done" })
       await screenshot(page, "replay")
     }
   }, 30_000)

@@ -228,6 +228,17 @@ export const SessionView = ({ bead }: { bead: string }) => {
           <pre class="screen">{record.output_summary}</pre>
         </section>
       ) : null}
+      {record === null ? null : (
+        <section class="panel" data-panel="records">
+          <h2>Records</h2>
+          <details>
+            <summary>
+              The run record (<code>state/runs/{bead}.json</code>, as <code>warden show {bead} --json</code> gives it)
+            </summary>
+            <pre class="screen">{JSON.stringify(record, null, 2)}</pre>
+          </details>
+        </section>
+      )}
     </section>
   )
 }
