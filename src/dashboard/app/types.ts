@@ -85,45 +85,11 @@ export interface ArgusCycle {
   readonly decisions: ReadonlyArray<ArgusDecision>
 }
 
-export interface StepDecision {
-  readonly kind: string
-  readonly source: string
-  readonly at: string
-  readonly detail: unknown
-  readonly completion: boolean
-}
-
-/** One step of a session's recorded history (src/viz/replay.ts's `ReplayStep`). */
-export interface ReplayStep {
-  readonly n: number
-  readonly at: number
-  readonly value: unknown
-  readonly states: ReadonlyArray<string>
-  readonly status: string
-  readonly event: { readonly type: string; readonly label: string; readonly at: number | null; readonly source: string | null }
-  readonly attempt: number
-  readonly decisions: ReadonlyArray<StepDecision>
-}
-
-export interface HistoryRun {
-  readonly bead: string
-  readonly profile: string
-  readonly template: string | null
-  readonly status: string
-  readonly attempt: number
-  readonly duration_seconds: number | null
-  readonly cost_usd: number | null
-  readonly finished_at: string | null
-}
-
-export interface HistoryGroup {
-  readonly name: string
-  readonly runs: number
-  readonly done: number
-  readonly pass_rate: number
-  readonly mean_duration_seconds: number | null
-  readonly cost_usd: number | null
-}
+// The server's own shapes, as types only (nothing of the server is bundled): one declaration each.
+import { FINAL_STATES as LIFECYCLE_FINAL_STATES } from "../../../machines/agentSession.types.js"
+import type { ReplayStep, StepDecision } from "../../viz/replay.js"
+import type { GroupSummary as HistoryGroup, RunSummary as HistoryRun } from "../../server/dashboardData.js"
+export type { HistoryGroup, HistoryRun, ReplayStep, StepDecision }
 
 export interface HistoryAnswer {
   readonly runs: ReadonlyArray<HistoryRun>
@@ -141,4 +107,4 @@ export interface FeedMessage {
 }
 
 /** The lifecycle's final states: a session in one has no live terminal. */
-export const FINAL_STATES: ReadonlySet<string> = new Set(["done", "failed", "timeout", "cancelled"])
+export const FINAL_STATES: ReadonlySet<string> = new Set(LIFECYCLE_FINAL_STATES)
