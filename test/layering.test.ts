@@ -5,7 +5,7 @@ import ts from "typescript"
 import { describe, expect, it } from "vitest"
 
 /**
- * The layering of the code, lowest first (notes/layers.md says what each folder
+ * The layering of the code, lowest first (the README's Architecture section says what each folder
  * owns). A module may import from its own layer and the layers below it, never
  * from a layer above. Folders of one layer may import each other.
  */
