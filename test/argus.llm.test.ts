@@ -3,7 +3,9 @@ import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { decideByRules, validate } from "../machines/argus.rules.js"
 import { emptyMemory, type ArgusPolicy, type Observations } from "../machines/argus.types.js"
-import { AdvisorFailed, ArgusAdvisor } from "../src/argus/ArgusAdvisor.js"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import { AdvisorFailed, ArgusAdvisor, advisorLayer } from "../src/argus/ArgusAdvisor.js"
 import { LLM_LIMITS, PROMPT_MARKER, argusPrompt, findings, parseAnswer } from "../src/argus/llmContract.js"
 import { decideWithAdvisor } from "../src/argus/llmDecider.js"
 
@@ -207,5 +209,39 @@ describe("the validator over generated LLM answers", () => {
       }),
       { seed: 1512, numRuns: 400 }
     )
+  })
+})
+
+describe("the Messages API advisor's refusals name what to fix", () => {
+  const ask = (env: Record<string, string>, baseUrl: string) =>
+    Effect.runPromise(
+      Effect.flip(
+        Effect.flatMap(ArgusAdvisor, (advisor) => advisor.ask({ system: "s", user: "u" })).pipe(
+          Effect.provide(advisorLayer("llm", { via: "messages-api", baseUrl, model: "m", apiKeyEnv: "ARGUS_KEY", timeoutSeconds: 5, command: "claude" }, env))
+        )
+      )
+    )
+
+  it("a missing key says which variable, and that it belongs in the daemon's environment", async () => {
+    const failed = await ask({}, "http://127.0.0.1:9")
+    expect(failed.reason).toBe("unset")
+    expect(failed.message).toMatch(/^the environment variable ARGUS_KEY \(the API key, argus\.llm\.apiKeyEnv\) is not set in the daemon's environment/)
+  })
+
+  it("an HTTP error names the URL it was posted to (a base URL ending in /v1 is the usual mistake)", async () => {
+    const server = http.createServer((req, res) => {
+      res.writeHead(404, { "content-type": "application/json" })
+      res.end(JSON.stringify({ type: "error", error: { type: "not_found_error", message: `no ${req.url}` } }))
+    })
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`
+      const failed = await ask({ ARGUS_KEY: "sk-secret-key" }, base)
+      expect(failed.reason).toBe("down")
+      expect(failed.message).toContain(`HTTP 404 from POST ${base}/v1/messages: `)
+      expect(failed.message).not.toContain("sk-secret-key")
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 })

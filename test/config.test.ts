@@ -85,6 +85,15 @@ describe("configuration", () => {
     expect(readme).toContain(`at profiles.x.prompt.mode: ${error.issues[1]!.message}`)
   })
 
+  it("a Stately inspector URL a websocket client cannot open is refused at load, naming the field", () => {
+    for (const url of ["ws://localhost:99999", "ws://[bad", "ws://:8080", "http://localhost:8080", "localhost:8080"]) {
+      expect(issuesOf(writeConfig({ statelyInspector: { url } })).issues, url).toEqual([
+        { path: "statelyInspector.url", message: "a ws:// or wss:// URL with a host and a valid port, such as ws://localhost:8080" }
+      ])
+    }
+    expect(Either.isRight(loadConfigSync({ config: writeConfig({ statelyInspector: { url: "ws://127.0.0.1:8080" } }), env: {} }))).toBe(true)
+  })
+
   it("a file that is not JSON, or missing, is refused naming the file", () => {
     const notJson = writeConfig("{ nope")
     expect(issuesOf(notJson).message).toContain(notJson)

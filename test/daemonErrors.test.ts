@@ -48,7 +48,7 @@ const CASES: ReadonlyArray<readonly [DaemonError, number, string]> = [
   [new ServiceUnavailable({ reason: "disk full" }), 503, "the daemon cannot do this now: disk full"],
   [new UnknownService({ name: "nope", configured: ["web", "gw"] }), 404, "no service nope; configured: gw, web"],
   [new ArgusDisabled(), 409, "Argus is not enabled: set argus.enabled in the config and restart the daemon"],
-  [new NoHistory({ bead: "bd-1" }), 404, "no machine history for bead bd-1: the daemon writes one for each session it runs"],
+  [new NoHistory({ bead: "bd-1" }), 404, "no machine history for bead bd-1: each session of it, run by the daemon or by dispatch --wait, writes one"],
   [new NoTranscript({ bead: "bd-1" }), 404, "no transcript of bead bd-1 is kept in the workspace"]
 ]
 

@@ -44,6 +44,10 @@ const clip = (text: string, key: string): string => {
 
 const MAX_TOKENS = 1_024
 
+/** Why there is no key: the variable the config names is not in the daemon's own environment (a client's does not count). */
+export const missingKey = (config: Pick<AdvisorConfig, "apiKeyEnv">): string =>
+  `the environment variable ${config.apiKeyEnv} (the API key, argus.llm.apiKeyEnv) is not set in the daemon's environment: set it where the daemon starts (its systemd unit's EnvironmentFile) and restart it`
+
 /** The Messages API (`POST {baseUrl}/v1/messages`, not streamed), the key in `x-api-key`. */
 const messagesApi = (config: AdvisorConfig, env: Record<string, string | undefined>): ArgusAdvisor["Type"] => {
   const base = advisorBaseUrl(config, env)
@@ -53,7 +57,7 @@ const messagesApi = (config: AdvisorConfig, env: Record<string, string | undefin
     ask: (prompt) =>
       Effect.gen(function* () {
         const key = env[config.apiKeyEnv] ?? ""
-        if (key === "") return yield* new AdvisorFailed({ reason: "unset", detail: `the environment variable ${config.apiKeyEnv} (the API key) is not set` })
+        if (key === "") return yield* new AdvisorFailed({ reason: "unset", detail: missingKey(config) })
         const response = yield* Effect.tryPromise({
           try: async (signal) => {
             const answer = await fetch(`${base}/v1/messages`, {
@@ -78,7 +82,7 @@ const messagesApi = (config: AdvisorConfig, env: Record<string, string | undefin
                   detail: `cannot reach ${base}: ${(error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message}`
                 })
         })
-        if (response.status !== 200) return yield* new AdvisorFailed({ reason: "down", detail: `HTTP ${response.status}: ${clip(response.body, key)}` })
+        if (response.status !== 200) return yield* new AdvisorFailed({ reason: "down", detail: `HTTP ${response.status} from POST ${base}/v1/messages: ${clip(response.body, key)}` })
         return yield* textOfMessage(response.body)
       })
   }

@@ -1,4 +1,6 @@
 import * as fs from "node:fs"
+import { MachineEventSource } from "../daemon/machineEvents.js"
+import { MachineHistory } from "../daemon/machineHistory.js"
 import { Effect, Exit } from "effect"
 import { SessionRunner } from "../sessions/runSession.js"
 import { isFinalState } from "../../machines/agentSession.types.js"
@@ -55,13 +57,20 @@ export const dispatchCommand = (env: CliEnvironment, request: DispatchRequest, o
     const spec = yield* buildSpec(env, request).pipe(Effect.mapError(refusedAsCliError))
     const logger = openLogger(env.paths, { bead: spec.bead }, env.config.retention)
     const progress = new Progress(spec.bead, options.json ? process.stderr : process.stdout, cliFor(env))
+    const machineEvents = new MachineEventSource()
+    const history = new MachineHistory(env.paths, (message, detail) => logger.info(detail ?? {}, message))
     const runner = new SessionRunner(spec, env.runtime, {
       onState: (view, entry) => {
         progress.state(view, entry)
         logger.info({ state: view.state, attempt: entry.attempt, attemptId: view.context.attemptId }, "state")
       },
       onIgnored: (reason) => progress.line(`  ignored a signal: ${reason}`),
-      log: (message, detail) => logger.info(detail ?? {}, message)
+      log: (message, detail) => logger.info(detail ?? {}, message),
+      // Its machine history, as the daemon keeps it: `warden viz --session` replays a foreground session too.
+      inspect: (event) => {
+        const machineEvent = machineEvents.take(event)
+        if (machineEvent !== null) history.append(machineEvent)
+      }
     })
     progress.start()
     runner.start()

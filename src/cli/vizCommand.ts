@@ -49,7 +49,7 @@ export const vizCommand = (options: VizOptions, env: CliEnvironment | null) =>
         new CliError({
           message:
             (error as NodeJS.ErrnoException).code === "ENOENT"
-              ? `no machine history for bead ${bead}: ${file} does not exist (the daemon writes it for the sessions it runs)`
+              ? `no machine history for bead ${bead}: ${file} does not exist (each session run by the daemon or by dispatch --wait writes one; runs from before this version have none)`
               : `cannot read ${file}: ${(error as Error).message}`
         })
     })

@@ -239,6 +239,22 @@ const ArgusLlmSchema = Schema.Struct({
   command: Schema.optionalWith(Schema.NonEmptyString, { default: () => "claude" })
 })
 
+/** A `ws://` or `wss://` URL that a websocket client can open (a host, a port within 1-65535). */
+const WebsocketUrl = Schema.String.pipe(
+  Schema.filter(
+    (text) => {
+      try {
+        const url = new URL(text)
+        return (url.protocol === "ws:" || url.protocol === "wss:") && url.hostname !== ""
+      } catch {
+        // Not a URL at all (a bad port, a broken host): refused with the message below.
+        return false
+      }
+    },
+    { message: () => "a ws:// or wss:// URL with a host and a valid port, such as ws://localhost:8080" }
+  )
+)
+
 /** Argus, the watchdog: a cycle on an interval, deciding by rules, acting only within its allowlist. */
 const ArgusSchema = Schema.Struct({
   enabled: Schema.optionalWith(Schema.Boolean, { default: () => false }),
@@ -312,9 +328,7 @@ export const ConfigSchema = Schema.Struct({
    * `npx @statelyai/inspect`'s `createInspectorServer` (`ws://localhost:8080`), so Stately's inspector shows the
    * machines live. Off when absent. Contexts and event payloads are never sent.
    */
-  statelyInspector: Schema.optional(
-    Schema.Struct({ url: Schema.String.pipe(Schema.pattern(/^wss?:\/\/[^\s]+$/, { message: () => "a ws:// or wss:// URL" })) })
-  ),
+  statelyInspector: Schema.optional(Schema.Struct({ url: WebsocketUrl })),
   dashboard: Schema.optionalWith(DashboardSchema, { default: () => Schema.decodeSync(DashboardSchema)({}) }),
   /**
    * The sessions' notifying step: a command run once per finished attempt with the seed's wake text

@@ -1,4 +1,3 @@
-import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Cause, Effect, Either, Exit, Option } from "effect"
@@ -46,6 +45,7 @@ import {
 } from "./errors.js"
 import type { HistoryEntry, SessionView } from "../records/buildRecords.js"
 import { MachineEventSource, beadOfActor, type MachineEvent } from "./machineEvents.js"
+import { MachineHistory } from "./machineHistory.js"
 import { SnapshotPersistence } from "./snapshotPersistence.js"
 import { followSession, type FollowedSession } from "./sessionSlots.js"
 import { StallWatch } from "./stallWatch.js"
@@ -118,7 +118,7 @@ export class Daemon {
   /** Failed attempts of the last hour, by reason: one of Argus's observations. */
   private readonly failures = new RecentFailures(60 * 60 * 1000)
   /** The history folder exists (made at the first machine event, not at every one). */
-  private historyReady = false
+  private readonly machineHistory: MachineHistory
   /** The supervised services: children of the same root (`service:<name>`). */
   readonly services: ServiceSupervision
 
@@ -158,6 +158,7 @@ export class Daemon {
       if (session === undefined) throw new Error(`no session of ${bead} is supervised`)
       return { spec: session.spec, hooks: { records: () => session.recorder.records(), log: options.log, detaching: () => this.stopping } }
     }
+    this.machineHistory = new MachineHistory(options.paths, options.log)
     this.stallWatch = new StallWatch(options.config.argus.stalledSeconds * 1000, (bead, state) => {
       options.log("a session stalled too long: Argus looks now", { bead, state })
       this.supervisor.system.get("argus")?.send({ type: "CYCLE", at: Date.now() })
@@ -451,18 +452,7 @@ export class Daemon {
   /** A machine's state or event: to the feed, and to its bead's history (kept as long as its records, for replay). */
   private machineEvent(event: MachineEvent): void {
     this.options.events?.("machines", event.kind === "state" ? "machine.state" : "machine.event", event)
-    const bead = beadOfActor(event.actor)
-    if (bead === null) return
-    try {
-      if (!this.historyReady) {
-        fs.mkdirSync(this.options.paths.history, { recursive: true })
-        this.historyReady = true
-      }
-      fs.appendFileSync(this.options.paths.historyFile(bead), `${JSON.stringify(event)}\n`)
-    } catch (error) {
-      // The history serves replay only: a full disk must not stop supervision. Said once per failure in the log.
-      this.options.log("machine history not written", { bead, reason: (error as Error).message })
-    }
+    this.machineHistory.append(event)
   }
 
   /**

@@ -149,7 +149,7 @@ export class ArgusDisabled extends Schema.TaggedError<ArgusDisabled>()("ArgusDis
 /** The daemon never ran a session of this bead, so it has no machine history (`state/history/<bead>.jsonl`). */
 export class NoHistory extends Schema.TaggedError<NoHistory>()("NoHistory", { bead: Schema.String }) {
   override get message(): string {
-    return `no machine history for bead ${this.bead}: the daemon writes one for each session it runs`
+    return `no machine history for bead ${this.bead}: each session of it, run by the daemon or by dispatch --wait, writes one`
   }
 }
 

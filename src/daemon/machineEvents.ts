@@ -3,8 +3,8 @@ import type { InspectionEvent } from "xstate"
 /**
  * The machine-level events of the actor tree, as the feed carries them (topic
  * `machines`) and each bead's history keeps them: a state entered, an event
- * received, per actor. Made from the root's inspection events; convertible to
- * `@statelyai/inspect`'s event shape (`toStatelyInspectEvent`).
+ * received, per actor. Made from the root's inspection events (Stately's
+ * inspector gets the raw ones, converted by its own package: statelyInspection.ts).
  */
 export type MachineEvent =
   | {
@@ -27,7 +27,10 @@ export type MachineEvent =
       readonly actor: string
       readonly session_id: string
       readonly root_id: string
-      /** Who sent it: an actor's id, or null for the world outside the tree (the daemon, the API). */
+      /**
+       * Who sent it: an actor's system id (`supervisor`, `session:<bead>`), or for an actor a state invoked its id
+       * (`0.agentSession.running`); null for the world outside the tree (the daemon, the API).
+       */
       readonly source: string | null
       /** The event's type and its time; payloads stay out (operator text, screens: they are in the records where they belong). */
       readonly event: { readonly type: string; readonly at?: number }
@@ -103,7 +106,7 @@ export class MachineEventSource {
         actor: actorName(ref),
         session_id: ref.sessionId,
         root_id: inspection.rootId,
-        source: source === undefined ? null : actorName(source),
+        source: source === undefined ? null : (source.systemId ?? source.id),
         event: typeof at === "number" ? { type, at } : { type },
         coalesced,
         at: this.now()
@@ -118,30 +121,3 @@ const isMachine = (ref: unknown): boolean => {
   const logic = (ref as { logic?: { config?: unknown; root?: unknown } }).logic
   return logic !== undefined && logic.config !== undefined && logic.root !== undefined
 }
-
-/**
- * The same event in `@statelyai/inspect`'s shape (`@xstate.snapshot` /
- * `@xstate.event`), for a user who attaches Stately's inspector.
- */
-export const toStatelyInspectEvent = (event: MachineEvent, id: string) =>
-  event.kind === "state"
-    ? {
-        type: "@xstate.snapshot" as const,
-        _version: "0.0.1",
-        id,
-        createdAt: new Date(event.at).toString(),
-        rootId: event.root_id,
-        sessionId: event.session_id,
-        event: { type: event.event },
-        snapshot: { value: event.value, status: event.status, tags: event.tags, context: {} }
-      }
-    : {
-        type: "@xstate.event" as const,
-        _version: "0.0.1",
-        id,
-        createdAt: new Date(event.at).toString(),
-        rootId: event.root_id,
-        sessionId: event.session_id,
-        sourceId: event.source ?? undefined,
-        event: event.event
-      }

@@ -28,7 +28,14 @@ export const statelyInspection = async (url: string, log: (message: string, deta
   const waiting: string[] = []
   const connect = () => {
     if (stopped) return
-    const ws = new WebSocket(url)
+    let ws: WebSocket
+    try {
+      ws = new WebSocket(url)
+    } catch (error) {
+      // The config checks the URL; a client that still cannot be made is logged, and the daemon goes on without it.
+      log("Stately's inspector cannot be reached: its URL is refused", { url, reason: (error as Error).message })
+      return
+    }
     socket = ws
     ws.on("open", () => {
       warned = false

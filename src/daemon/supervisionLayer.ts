@@ -16,7 +16,7 @@ import type { ServiceProcesses } from "../services/ServiceProcesses.js"
 import type { HealthProbes } from "../services/HealthProbes.js"
 import type { SystemdUnits } from "../services/SystemdUnits.js"
 import { Notifier } from "../services/Notifier.js"
-import type { ArgusAdvisor } from "../argus/ArgusAdvisor.js"
+import { missingKey, type ArgusAdvisor } from "../argus/ArgusAdvisor.js"
 
 /** Where the daemon reports what happens: the feed's streams, provided by the server's feed layer (or a test's list). */
 export class DaemonEventSink extends Context.Tag("warden/DaemonEventSink")<DaemonEventSink, { readonly publish: DaemonEvents }>() {}
@@ -68,8 +68,14 @@ export const supervisionLayer = Layer.scoped(
 )
 
 /** Argus, as the config enables it: its policy (the allowlist's facts) fixed at start, its logic made from the daemon's world. */
-const argusFor = (runner: EffectRunner<Terminals | ArgusAdvisor>, settings: { readonly config: Parameters<typeof argusPolicy>[0]; readonly paths: Parameters<typeof argusLogic>[2] }) => {
+const argusFor = (
+  runner: EffectRunner<Terminals | ArgusAdvisor>,
+  settings: { readonly config: Parameters<typeof argusPolicy>[0]; readonly paths: Parameters<typeof argusLogic>[2]; readonly log: (message: string) => void }
+) => {
   const policy = argusPolicy(settings.config)
+  const llm = settings.config.argus.llm
+  // Said once at start rather than only in each cycle's `decider`: until then a calm machine never asks the model.
+  if (settings.config.argus.decider === "llm" && llm.via === "messages-api" && (process.env[llm.apiKeyEnv] ?? "") === "") settings.log(`argus: ${missingKey(llm)}; the rules decide until then`)
   return { logic: (world: Parameters<typeof argusLogic>[1]) => argusLogic(runner, world, settings.paths, policy), input: { policy } }
 }
 

@@ -1,5 +1,6 @@
 import { createActor, type Actor } from "xstate"
 import type { Outcome } from "../../machines/agentSession.types.js"
+import { sessionSystemId } from "../../machines/supervisor.machine.js"
 import type { HistoryEntry, SessionView } from "../records/buildRecords.js"
 import type { DispatchSpec } from "./dispatchSpec.js"
 import { provideSession, type SessionServices } from "./sessionActors.js"
@@ -27,7 +28,12 @@ export class SessionRunner {
     this.recorder = new SessionRecorder(spec, runtime, observer)
     const log = observer.log ?? (() => undefined)
     const logic = provideSession(spec, runtime, { records: () => this.recorder.records(), log })
-    this.actor = createActor(logic, { input: { bead: spec.bead, policy: spec.profile.policy } })
+    // The same system id as the daemon's child of this bead, so its machine history reads the same.
+    this.actor = createActor(logic, {
+      input: { bead: spec.bead, policy: spec.profile.policy },
+      systemId: sessionSystemId(spec.bead),
+      ...(observer.inspect === undefined ? {} : { inspect: observer.inspect })
+    })
     this.finished = new Promise((resolve, reject) => {
       this.actor.subscribe({
         next: (snapshot) => {

@@ -1,3 +1,4 @@
+import type { InspectionEvent } from "xstate"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
@@ -25,6 +26,8 @@ export interface SessionObserver {
   readonly log?: (message: string, detail?: Record<string, unknown>) => void
   /** Both records reached the disk. */
   readonly onRecords?: (run: RunRecord, result: ResultRecord) => void
+  /** Every inspection event of the session's actor (the foreground CLI keeps its machine history with it). */
+  readonly inspect?: (event: InspectionEvent) => void
 }
 
 /** The session as the records see it: its flattened state, whether it is over, its context. */
