@@ -46,8 +46,9 @@ const loggedIn = async (viewport: { width: number; height: number }): Promise<Pa
   const page = await context.newPage()
   page.on("pageerror", (error) => problems.push(`${viewport.width}: ${error.message}`))
   page.on("console", (message) => {
-    // The dispatch this file has refused on purpose is the one error a page may log.
-    if (message.type() === "error" && !message.text().includes("status of 422")) problems.push(`${viewport.width}: ${message.text()}`)
+    // The dispatch this file has refused on purpose, and the beads it asks for that are unknown or invalid, are the errors a page may log.
+    const onPurpose = message.text().includes("status of 422") || /\/v1\/sessions\/(bd-nope|bad%20id)(\/|$)/.test(message.location().url)
+    if (message.type() === "error" && !onPurpose) problems.push(`${viewport.width}: ${message.text()}`)
   })
   await page.goto(url)
   await page.waitForURL(`${daemon!.base}/`)
@@ -139,6 +140,45 @@ describe("the dashboard in Chromium", () => {
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width)
   })
 
+  it("fits the header at both widths: the title shown, Log out on one line, every tab on the screen", async () => {
+    for (const page of [phone, desktop]) {
+      const header = await page.evaluate(() => {
+        const logout = document.querySelector<HTMLElement>(".top button")!
+        const text = document.createRange()
+        text.selectNodeContents(logout)
+        return {
+          brand: document.querySelector(".top .brand")!.getBoundingClientRect().width,
+          logout: logout.innerText,
+          logoutLines: new Set([...text.getClientRects()].map((r) => Math.round(r.top))).size,
+          right: Math.max(...[...document.querySelectorAll(".top > *, .top nav a")].map((e) => e.getBoundingClientRect().right)),
+          tabs: [...document.querySelectorAll<HTMLElement>(".top nav a")].map((a) => a.innerText)
+        }
+      })
+      const width = page.viewportSize()!.width
+      expect(header.brand, `the title at ${width} px`).toBeGreaterThan(0)
+      expect(header.logout).toBe("Log out")
+      expect(header.logoutLines, `Log out's lines at ${width} px`).toBe(1)
+      expect(header.right).toBeLessThanOrEqual(width)
+      expect(header.tabs).toEqual(["Sessions", "Services", "History"])
+    }
+    await screenshot(phone, "header")
+  })
+
+  it("says once, on a used login link's page, that a link works once", async () => {
+    const answer = await ws.warden("dashboard", "--json")
+    const { url } = JSON.parse(answer.stdout) as { url: string }
+    const context = await browser!.newContext({ viewport: PHONE })
+    contexts.push(context)
+    const page = await context.newPage()
+    await page.goto(url)
+    await page.waitForURL(`${daemon!.base}/`)
+    expect((await page.goto(url))?.status()).toBe(401)
+    const text = await page.locator("body").innerText()
+    expect(text).toContain("This login link was already used.")
+    expect(text.match(/works once/g), text).toHaveLength(1)
+    await context.close()
+  })
+
   it("dispatches from the form and the row moves through the states live", async () => {
     await desktop.goto(`${daemon!.base}/#/sessions`)
     await watchRowStates(desktop, "bd-web1")
@@ -180,12 +220,16 @@ describe("the dashboard in Chromium", () => {
       await page.locator('g.state.lit[data-state="agentSession.running.waitingInput"]').waitFor()
     }
     expect(await terminalText(phone)).toContain("agent-says-hello")
-    expect(await phone.locator('g.state.lit[data-state="agentSession.running"]').count()).toBe(1)
+    // Lit: the state and its compound parents; the machine's root box (always active) is not.
+    const lit = await phone.locator("g.state.lit").evaluateAll((nodes) => nodes.map((n) => n.getAttribute("data-state")).sort())
+    expect(lit).toEqual(["agentSession.running", "agentSession.running.waitingInput"])
     await screenshot(phone, "session")
     await screenshot(desktop, "session")
     // Read-only until control is taken: a key typed now is not sent.
     await phone.locator(".tty").click()
     await phone.keyboard.type("n")
+    // The desktop follows the rest at full size: the marks move there live too.
+    await desktop.click('[data-action="full-size"]')
     await phone.click("text=Take control")
     await phone.locator(".banner.mine").waitFor()
     await desktop.locator(".terminal-panel .banner", { hasText: "Another viewer" }).waitFor()
@@ -196,8 +240,65 @@ describe("the dashboard in Chromium", () => {
     const answerFile = path.join(repo, "answer.txt")
     expect(await eventually(() => fs.existsSync(answerFile) && fs.readFileSync(answerFile, "utf8"), 10_000, "the agent's answer")).toBe("answer=y\n")
     await phone.locator('[data-view="session"] [data-field="state"]', { hasText: /^done$/ }).waitFor({ timeout: 20_000 })
-    await desktop.locator('g.state.lit[data-state="agentSession.done"]').waitFor()
+    await desktop.locator('.statechart.full g.state.lit[data-state="agentSession.done"]').waitFor()
   }, 40_000)
+
+  it("shows the statechart at full size on demand, scrolled to the lit state", async () => {
+    for (const page of [phone, desktop]) {
+      // A fresh view (the desktop left its chart at full size in the test before).
+      await page.goto(`${daemon!.base}/#/sessions`)
+      await page.goto(`${daemon!.base}/#/sessions/bd-web1`)
+      await page.locator('.statechart[data-marked="live"] g.state.lit[data-state="agentSession.done"]').waitFor()
+      const width = page.viewportSize()!.width
+      // Fitted by default: no wider than its box.
+      expect(await page.locator(".statechart").evaluate((box) => box.scrollWidth <= box.clientWidth + 1)).toBe(true)
+      await page.click('[data-action="full-size"]')
+      const shown = await page.locator(".statechart.full").evaluate((box) => {
+        const svg = box.querySelector("svg")!
+        const frame = box.getBoundingClientRect()
+        const lit = box.querySelector('g.state.lit[data-state="agentSession.done"]')!.getBoundingClientRect()
+        return {
+          natural: Number(svg.getAttribute("width")),
+          drawn: svg.getBoundingClientRect().width,
+          scrolls: box.scrollWidth > box.clientWidth || box.scrollHeight > box.clientHeight,
+          frame: [frame.left, frame.top, frame.right, frame.bottom], lit: [lit.left, lit.top, lit.right, lit.bottom],
+          litInView: lit.left >= frame.left && lit.right <= frame.right && lit.top >= frame.top && lit.bottom <= frame.bottom
+        }
+      })
+      expect(Math.abs(shown.drawn - shown.natural), `the SVG at its own width at ${width} px`).toBeLessThanOrEqual(1)
+      expect(shown.scrolls).toBe(true)
+      expect(shown.litInView, `the lit state in the box at ${width} px: ${JSON.stringify(shown)}`).toBe(true)
+      await screenshot(page, "statechart-full")
+      await page.click('[data-action="full-size"]')
+      await page.locator(".statechart:not(.full)").waitFor()
+    }
+  }, 20_000)
+
+  it("clears a view's error banner when the operator leaves that view", async () => {
+    await phone.goto(`${daemon!.base}/#/sessions/bad%20id`)
+    await phone.locator(".errors", { hasText: "400: invalid bead id" }).waitFor({ timeout: 5_000 })
+    for (const tab of ["#/services", "#/history", "#/sessions"]) {
+      await phone.click(`.top a.tab[href="${tab}"]`)
+      await phone.locator(`.top a.tab.current[href="${tab}"]`).waitFor()
+      expect(await phone.locator(".errors").count(), `a banner on ${tab}`).toBe(0)
+    }
+  })
+
+  it("shows an unknown bead as unknown: no controls, no terminal, no statechart, no websocket", async () => {
+    const sockets: string[] = []
+    phone.on("websocket", (socket) => sockets.push(socket.url()))
+    await phone.goto(`${daemon!.base}/#/sessions/bd-nope`)
+    await phone.locator('[data-view="session"]', { hasText: "No bead bd-nope in this workspace" }).waitFor({ timeout: 5_000 })
+    const view = phone.locator('[data-view="session"]')
+    expect(await view.locator("button").count()).toBe(0)
+    expect(await phone.locator(".terminal-panel, .statechart").count()).toBe(0)
+    expect(await view.locator('a[href="#/sessions"]').count()).toBe(1)
+    expect(await phone.locator(".errors").count()).toBe(0)
+    expect(sockets).toEqual([])
+    await screenshot(phone, "unknown-bead")
+    await phone.click('[data-view="session"] a[href="#/sessions"]')
+    await phone.locator('[data-view="sessions"]').waitFor()
+  })
 
   it("cancels a running session from the page", async () => {
     await dispatchFromForm(desktop, "bd-web2", "echo waiting-forever; sleep 300")
@@ -264,6 +365,22 @@ describe("the dashboard in Chromium", () => {
       await page.locator('[data-view="history"] li.row[data-bead="bd-web1"]').waitFor()
       expect(await page.locator("figure.chart svg").count()).toBeGreaterThanOrEqual(2)
       await page.locator("pre.memory", { hasText: "bd-web1" }).waitFor()
+      // Every chart's labels and values whole: inside their chart, none cut inside its own box.
+      const clipped = await page.locator("figure.chart").evaluateAll((figures) =>
+        figures.flatMap((figure) => {
+          const style = getComputedStyle(figure)
+          const outer = figure.getBoundingClientRect()
+          const left = outer.left + figure.clientLeft + parseFloat(style.paddingLeft)
+          const right = outer.left + figure.clientLeft + figure.clientWidth - parseFloat(style.paddingRight)
+          return [...figure.querySelectorAll(".chart-label, .chart-value")]
+            .filter((text) => {
+              const box = text.getBoundingClientRect()
+              return box.left < left - 0.5 || box.right > right + 0.5 || text.scrollWidth > Math.ceil(box.width)
+            })
+            .map((text) => `${figure.querySelector("figcaption")?.textContent}: ${text.textContent}`)
+        })
+      )
+      expect(clipped, `clipped at ${page.viewportSize()!.width} px`).toEqual([])
       await screenshot(page, "history")
     }
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width)

@@ -45,7 +45,7 @@ export class LoginRefused extends Schema.TaggedError<LoginRefused>()("LoginRefus
 }) {
   override get message(): string {
     return this.reason === "used"
-      ? "this login link was already used: a link works once"
+      ? "this login link was already used"
       : this.reason === "expired"
         ? "this login link has expired"
         : "this login link is not valid"

@@ -79,10 +79,11 @@ const HOW_TO_LOG_IN = "Run <code>warden dashboard</code> on the server for a one
 
 const NOT_LOGGED_IN_PAGE = page("Warden: not logged in", `<h1>Not logged in</h1><p>${HOW_TO_LOG_IN}</p>`)
 
+/** Why the link was refused (a sentence of its own), then the rule, said once. */
 const loginRefusedPage = (sentence: string, codeLifetimeMs: number) =>
   page(
     "Warden: login link refused",
-    `<h1>Login link refused</h1><p>${escapeHtml(sentence)}. A login link works once, within ${Math.round(codeLifetimeMs / 1000)} seconds.</p><p>${HOW_TO_LOG_IN}</p>`
+    `<h1>Login link refused</h1><p>${escapeHtml(sentence.charAt(0).toUpperCase() + sentence.slice(1))}. A login link works once, within ${Math.round(codeLifetimeMs / 1000)} seconds.</p><p>${HOW_TO_LOG_IN}</p>`
   )
 
 const send = (

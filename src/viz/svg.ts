@@ -1,7 +1,7 @@
 import { COMPOUND_HEADER, EDGE_FONT, STATE_FONT, type GraphLayout } from "./layout.js"
 import type { VizGraph } from "./machineGraph.js"
 
-/** States to mark: `current` (lit: the state the session is in, with its parents) and `visited` (passed through earlier). */
+/** States to mark: `current` (lit: the state the session is in, with its compound parents, never the machine's root) and `visited` (passed through earlier). */
 export interface StateMarks {
   readonly current: ReadonlySet<string>
   readonly visited: ReadonlySet<string>
@@ -11,7 +11,8 @@ export const NO_MARKS: StateMarks = { current: new Set(), visited: new Set() }
 
 /**
  * The classes the dashboard toggles to light a state from the feed: `lit` on
- * the current state's box (and its parents'), `visited` on the states passed
+ * the current state's box (and its compound parents', not the root's: the
+ * root is always active, and lit it would fill the chart), `visited` on the states passed
  * through. Each box is `g.state[data-state="<state id>"]`.
  */
 export const LIT_CLASS = "lit"

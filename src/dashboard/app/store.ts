@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks"
-import { getJson, messageOf } from "./api.js"
+import { ApiError, getJson, messageOf } from "./api.js"
 import { FeedConnection } from "./feed.js"
 import { type ArgusCycle, FINAL_STATES, type FeedMessage, type QueueItem, type RunRecord, type ServiceView } from "./types.js"
 
@@ -31,6 +31,9 @@ export interface DashboardState {
   argus: { enabled: boolean; cycles: ReadonlyArray<ArgusCycle> }
   machines: Map<string, MachineMarks>
   live: { feed: boolean; machines: boolean }
+  /** The session rows have been asked for once (answered or refused): a bead without a row is then one the daemon does not list. */
+  listed: boolean
+  /** The errors of the view on screen (cleared on navigation: an error belongs to the view that caused it). */
   errors: ReadonlyArray<string>
 }
 
@@ -41,6 +44,7 @@ const state: DashboardState = {
   argus: { enabled: false, cycles: [] },
   machines: new Map(),
   live: { feed: false, machines: false },
+  listed: false,
   errors: []
 }
 
@@ -93,8 +97,20 @@ const rowOfQueued = (item: QueueItem): SessionRow => ({
   record: null
 })
 
-const noteError = (what: string, error: unknown) => {
+/**
+ * Notes an error for the banner. `view` is the address the request was made
+ * from: an answer that comes back after the operator left that view is not
+ * shown on the next one. Background loads (`null`) show on the current view.
+ */
+const noteError = (what: string, error: unknown, view: string | null = null) => {
+  if (view !== null && view !== location.hash) return
   state.errors = [...state.errors.slice(-4), `${what}: ${messageOf(error)}`]
+  changed()
+}
+
+const clearErrors = () => {
+  if (state.errors.length === 0) return
+  state.errors = []
   changed()
 }
 
@@ -106,7 +122,7 @@ export const loadAll = async (): Promise<void> => {
       for (const item of queue.queue) rows.set(item.bead, rowOfQueued(item))
       for (const record of sessions.sessions) if (!record.unreadable) rows.set(record.bead, { ...rowOfRecord(record), priority: rows.get(record.bead)?.priority ?? null })
       state.sessions = rows
-    }, (error) => noteError("sessions", error)),
+    }, (error) => noteError("sessions", error)).finally(() => void (state.listed = true)),
     getJson<{ draining: boolean }>("/healthz").then((health) => void (state.draining = health.draining), (error) => noteError("health", error)),
     getJson<{ services: ServiceView[] }>("/v1/services").then((answer) => void (state.services = answer.services), (error) => noteError("services", error)),
     getJson<{ enabled: boolean; cycles: ArgusCycle[] }>("/v1/argus").then((answer) => void (state.argus = { enabled: answer.enabled, cycles: answer.cycles }), (error) => noteError("argus", error))
@@ -114,8 +130,13 @@ export const loadAll = async (): Promise<void> => {
   changed()
 }
 
-/** One bead's row again, from its record (after `records.written`). */
-export const refreshSession = async (bead: string): Promise<RunRecord | null> => {
+/**
+ * One bead's row again, from its record (after `records.written`, or when its
+ * view opens). `missing` when the daemon has no record of it (404, left to the
+ * caller to say); any other refusal is noted for the banner, and answers null.
+ */
+export const refreshSession = async (bead: string): Promise<RunRecord | "missing" | null> => {
+  const view = location.hash
   try {
     const answer = await getJson<{ run: RunRecord }>(`/v1/sessions/${encodeURIComponent(bead)}`)
     const before = state.sessions.get(bead)
@@ -123,7 +144,8 @@ export const refreshSession = async (bead: string): Promise<RunRecord | null> =>
     changed()
     return answer.run
   } catch (error) {
-    noteError(bead, error)
+    if (error instanceof ApiError && error.status === 404) return "missing"
+    noteError(bead, error, view)
     return null
   }
 }
@@ -222,6 +244,7 @@ export const startDashboard = (): void => {
     state.live = { ...state.live, [which]: live }
     changed()
   }
+  addEventListener("hashchange", clearErrors)
   void loadAll()
   new FeedConnection("sessions,records,queue,daemon,services,argus", { onEvent: applyEvent, onResync: () => void loadAll(), onStatus: status("feed") }).open()
   new FeedConnection("machines", { onEvent: applyEvent, onResync: () => undefined, onStatus: status("machines") }).open()

@@ -130,13 +130,22 @@ export const SessionView = ({ bead }: { bead: string }) => {
   const now = useNow()
   const row = dashboard.sessions.get(bead)
   const [run, setRun] = useState<RunRecord | null>(null)
+  // The record's answer: `asking` until it comes, `missing` on a 404, `refused` on another error (in the banner).
+  const [asked, setAsked] = useState<"asking" | "found" | "missing" | "refused">("asking")
   const [steps, setSteps] = useState<ReadonlyArray<ReplayStep>>([])
   const [problem, setProblem] = useState<string | null>(null)
   const [replayAt, setReplayAt] = useState<number | null>(null)
   const [actionProblem, setActionProblem] = useState<string | null>(null)
 
   const load = () => {
-    void refreshSession(bead).then((record) => record !== null && setRun(record))
+    void refreshSession(bead).then((record) => {
+      if (record === "missing") setAsked("missing")
+      else if (record === null) setAsked("refused")
+      else {
+        setRun(record)
+        setAsked("found")
+      }
+    })
     getJson<{ steps: ReplayStep[] }>(`/v1/sessions/${encodeURIComponent(bead)}/history`).then(
       (answer) => setSteps(answer.steps),
       (error) => setProblem(`history: ${messageOf(error)}`)
@@ -163,6 +172,24 @@ export const SessionView = ({ bead }: { bead: string }) => {
     for (const id of live.current) visited.delete(id)
     marks = { current: live.current, visited }
   } else marks = marksAt(steps, steps.length)
+
+  // Until the daemon is known to hold this bead (a row, a queue item or a record), show no controls and open no terminal.
+  if (row === undefined && record === null) {
+    const unknown = asked === "missing" && dashboard.listed
+    return (
+      <section class="view" data-view="session" data-bead={bead} data-known={unknown ? "no" : "asking"}>
+        <div class="bar">
+          <a href="#/sessions" class="button quiet">
+            ← Sessions
+          </a>
+          <h1>{bead}</h1>
+        </div>
+        <p class={unknown ? "panel unknown-bead" : "muted"}>
+          {unknown ? `No bead ${bead} in this workspace.` : asked === "refused" ? `The daemon's record of ${bead} cannot be read.` : `Asking the daemon for ${bead}…`}
+        </p>
+      </section>
+    )
+  }
 
   const act = (verb: "cancel" | "retry") => {
     setActionProblem(null)
