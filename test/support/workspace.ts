@@ -123,8 +123,10 @@ export const makeWorkspace = (extraConfig: Record<string, unknown> = {}, extraEn
       const token = fs.readFileSync(path.join(workspace, "state", "api-token"), "utf8").trim()
       return { child, port: info.port, token, base: `http://127.0.0.1:${info.port}` }
     },
+    /** Ends the workspace's tmux server and removes its folder (the workspace, its repos, its config). */
     cleanup: () => {
       spawnSync("tmux", ["-S", socket, "kill-server"])
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
     }
   }
 }
