@@ -110,6 +110,15 @@ describe("the daemon", () => {
     await eventually(() => ws.readRun("bd-drain")?.lifecycle_state === "done", 20_000, "admitted after the drain")
   })
 
+  it("a dispatch the daemon refuses as invalid is a usage error (exit 2) naming the field", async () => {
+    const repo = ws.makeRepo("repo-invalid")
+    const out = await ws.warden("dispatch", "bd-invalid", "--repo", repo, "--agent", "shell", "--command", "true", "--max-retries", "0")
+    expect(out.status).toBe(2)
+    expect(out.stderr).toContain("the daemon refused (422): maxRetries: Expected a number between 1 and 20, actual 0")
+    const unknownProfile = await ws.warden("dispatch", "bd-invalid", "--repo", repo, "--agent", "no-such-profile", "--prompt", "x")
+    expect(unknownProfile.status).toBe(2)
+  })
+
   it("a second daemon for the same workspace is refused", async () => {
     const second = await ws.warden("daemon", "--port", "0")
     expect(second.status).not.toBe(0)

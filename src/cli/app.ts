@@ -62,7 +62,7 @@ const dispatchOptions = {
   command: optionalText("command", "for the custom profile: the command line to run (sh -c)"),
   timeout: Options.integer("timeout").pipe(Options.withDescription("deadline per attempt, seconds"), Options.optional),
   stall: Options.integer("stall").pipe(Options.withDescription("no output for this many seconds is a stall"), Options.optional),
-  maxRetries: Options.integer("max-retries").pipe(Options.withDescription("most attempts (the seed's max_retries)"), Options.optional),
+  maxRetries: Options.integer("max-retries").pipe(Options.withDescription("attempts in all, 1 to 20 (the seed's max_retries counts attempts, not retries)"), Options.optional),
   priority: Options.integer("priority").pipe(Options.withDescription("0 (most urgent) to 4, for the daemon's queue"), Options.withDefault(2))
 }
 

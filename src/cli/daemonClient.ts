@@ -20,7 +20,12 @@ export const callDaemon = (paths: WorkspacePaths, info: DaemonInfo, method: "GET
     catch: (error) => new CliError({ message: `the daemon (pid ${info.pid}, port ${info.port}) did not answer: ${(error as Error).message}` })
   }).pipe(
     Effect.flatMap(({ status, json }) =>
-      status >= 400 ? Effect.fail(new CliError({ message: `the daemon refused (${status}): ${String(json.error)}` })) : Effect.succeed(json)
+      status >= 400
+        ? Effect.fail(
+            // A request the daemon finds malformed or invalid (400, 422) is the user's input: a usage error, exit 2.
+            new CliError({ message: `the daemon refused (${status}): ${String(json.error)}`, ...(status === 400 || status === 422 ? { exitCode: 2 } : {}) })
+          )
+        : Effect.succeed(json)
     )
   )
 
