@@ -14,7 +14,12 @@ describe("the CLI's usage errors and help", () => {
   it.each([
     [["dispatch"], /^warden: Expected to find option: '--repo'; Expected to find option: '--agent'\nusage: warden dispatch --repo text --agent text .*<bead>\n/],
     [["show"], /^warden: Missing argument <bead>\nusage: warden show \[--json\] <bead>\n/],
-    [["ps", "--jsn"], /^warden: Received unknown argument: '--jsn'\nusage: warden ps \[--json\]\n/],
+    [["ps", "--jsn"], /^warden: unknown option --jsn \(did you mean --json\?\)\nusage: warden ps \[--json\]\n/],
+    [["dashboard", "--jsno"], /^warden: unknown option --jsno \(did you mean --json\?\)\nusage: warden dashboard \[--json\]\n/],
+    [["viz", "agentSession", "--format", "png"], /^warden: --format must be one of svg, json, mermaid, not "png"\nusage: warden viz /],
+    [["viz", "agentSession", "--format=png"], /^warden: --format must be one of svg, json, mermaid, not "png"\n/],
+    [["viz", "agentSession", "--at", "abc"], /^warden: --at must be an integer, not "abc"\n/],
+    [["dispatch", "bd-x", "--repo", ".", "--agent", "custom", "--priority", "high"], /^warden: --priority must be an integer, not "high"\n/],
     [["frobnicate"], /^warden: unknown command "frobnicate"\nusage: warden .*commands: daemon, dispatch/],
     [["frobnicate", "--help"], /^warden: unknown command "frobnicate"/],
     [["dispach"], /^warden: unknown command "dispach" \(did you mean dispatch\?\)/],

@@ -10,7 +10,7 @@ import * as Usage from "@effect/cli/Usage"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, Config, Console, Effect, Exit, Option } from "effect"
 import { splitGlobals } from "./argv.js"
-import { bracketRepeated, closest, errorLine, tidyHelp } from "./helpText.js"
+import { bracketRepeated, closest, errorLine, explainParseError, tidyHelp } from "./helpText.js"
 import { CliError, openEnvironment, type GlobalOptions } from "./environment.js"
 import { dispatchCommand, preflightCommand, verifyCommand } from "./sessionCommands.js"
 import { cancelCommand, psCommand, sendCommand, showCommand } from "./controlCommands.js"
@@ -314,8 +314,8 @@ const subcommandOf = (argv: ReadonlyArray<string>): string | null => {
   return rest[0] !== undefined && !rest[0].startsWith("-") ? rest[0] : null
 }
 
-/** Says what is wrong with the command line, then the command's usage; exit 2, as Unix commands do. */
-const usageError = (message: string, name: string | null) =>
+/** Says what is wrong with the command line (naming the option, from its usage and `argv`), then the command's usage; exit 2, as Unix commands do. */
+const usageError = (message: string, name: string | null, argv: ReadonlyArray<string> = []) =>
   Effect.sync(() => {
     const command: Command.Command<string, never, never, never> | undefined =
       name === null ? undefined : (commands[name as keyof typeof commands] as unknown as Command.Command<string, never, never, never>)
@@ -323,7 +323,8 @@ const usageError = (message: string, name: string | null) =>
       command === undefined
         ? `usage: warden [--workspace DIR] [--config FILE] <command> ...; commands: ${Object.keys(commands).join(", ")}; warden --help for more`
         : `usage: ${bracketRepeated(tidyHelp(HelpDoc.toAnsiText(Usage.getHelp(Command.getUsage(command))), false).trim().replace(/^\$ /, ""))}\n       warden ${name} --help for more`
-    process.stderr.write(`warden: ${message}\n${usage.startsWith("usage: warden") ? usage : usage.replace(/^usage: /, "usage: warden ")}\n`)
+    const said = command === undefined ? message : explainParseError(message, argv, usage)
+    process.stderr.write(`warden: ${said}\n${usage.startsWith("usage: warden") ? usage : usage.replace(/^usage: /, "usage: warden ")}\n`)
     process.exitCode = 2
   })
 
@@ -348,7 +349,7 @@ export const runApp = (argv: ReadonlyArray<string>): void => {
   Effect.flatMap(tidied, (console) =>
     run(argv).pipe(
       Effect.withConsole(console),
-      Effect.catchIf(ValidationError.isValidationError, () => usageError(errorLine(parseErrors.join("\n")) || "invalid command line", name))
+      Effect.catchIf(ValidationError.isValidationError, () => usageError(errorLine(parseErrors.join("\n")) || "invalid command line", name, argv))
     )
   ).pipe(
     Effect.catchTag("CliError", (error) =>

@@ -67,3 +67,46 @@ export const closest = (typed: string, names: ReadonlyArray<string>): string | n
   return ranked[0] !== undefined && ranked[0].d <= 2 ? ranked[0].name : null
 }
 
+
+/**
+ * @effect/cli's parse errors, said with the option they are about (it names neither the option of a bad
+ * value nor a close option for an unknown one): `--format png` gives `--format must be one of svg, json,
+ * mermaid, not "png"`, `--at abc` gives `--at must be an integer, not "abc"`, `--jsn` gives `unknown
+ * option --jsn (did you mean --json?)`. `usage` is the command's usage line, which lists its options
+ * (`--format svg | json | mermaid`, `--at integer`); a message it cannot place is returned as it is.
+ */
+export const explainParseError = (message: string, argv: ReadonlyArray<string>, usage: string): string => {
+  const options = [...new Set([...usage.matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0]))]
+  const typed = (option: string): string | undefined => {
+    for (let i = 0; i < argv.length; i++) {
+      const arg = argv[i]!
+      if (arg.startsWith(`${option}=`)) return arg.slice(option.length + 1)
+      if (arg === option) return argv[i + 1]
+    }
+    return undefined
+  }
+  const unknown = /^Received unknown argument: '(.*)'$/.exec(message)
+  if (unknown !== null && unknown[1]!.startsWith("--")) {
+    const given = unknown[1]!.split("=")[0]!
+    const guess = closest(given, options)
+    return `unknown option ${given}${guess === null ? "" : ` (did you mean ${guess}?)`}`
+  }
+  const cases = /^Expected one of the following cases: (.+)$/.exec(message)
+  if (cases !== null) {
+    const allowed = cases[1]!.split(", ")
+    for (const choice of usage.matchAll(/(--[a-z][a-z-]*) ((?:[\w-]+ \| )+[\w-]+)/g)) {
+      const value = typed(choice[1]!)
+      if (value !== undefined && !allowed.includes(value) && choice[2]!.split(" | ").join(", ") === cases[1]) {
+        return `${choice[1]} must be one of ${allowed.join(", ")}, not ${JSON.stringify(value)}`
+      }
+    }
+  }
+  const notInteger = /^'(.*)' is not a integer$/.exec(message)
+  if (notInteger !== null) {
+    for (const option of usage.matchAll(/(--[a-z][a-z-]*) integer/g)) {
+      if (typed(option[1]!) === notInteger[1]) return `${option[1]} must be an integer, not ${JSON.stringify(notInteger[1])}`
+    }
+    return `${JSON.stringify(notInteger[1])} is not an integer`
+  }
+  return message
+}
