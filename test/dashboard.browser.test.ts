@@ -365,6 +365,8 @@ describe("the dashboard in Chromium", () => {
       await page.locator('[data-view="history"] li.row[data-bead="bd-web1"]').waitFor()
       expect(await page.locator("figure.chart svg").count()).toBeGreaterThanOrEqual(2)
       await page.locator("pre.memory", { hasText: "bd-web1" }).waitFor()
+      // A run says how it ended in Warden's words (the seed's status would call a cancelled run failed).
+      expect(await page.locator('[data-view="history"] li.row[data-bead="bd-web2"] .state').innerText()).toBe("cancelled")
       // Every chart's labels and values whole: inside their chart, none cut inside its own box.
       const clipped = await page.locator("figure.chart").evaluateAll((figures) =>
         figures.flatMap((figure) => {

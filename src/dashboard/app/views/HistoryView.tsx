@@ -64,7 +64,7 @@ export const HistoryView = () => {
             />
             <BarChart
               title="Latest runs' durations"
-              bars={runs.slice(0, 12).map((run) => ({ label: run.bead, value: run.duration_seconds ?? 0, text: `${duration(run.duration_seconds)} ${run.status}` }))}
+              bars={runs.slice(0, 12).map((run) => ({ label: run.bead, value: run.duration_seconds ?? 0, text: `${duration(run.duration_seconds)} ${run.outcome ?? run.status}` }))}
             />
           </div>
           <p>
@@ -76,7 +76,7 @@ export const HistoryView = () => {
                 <a class="bead" href={sessionHref(run.bead)}>
                   {run.bead}
                 </a>
-                <span class={`state s-${run.status}`}>{run.status}</span>
+                <span class={`state s-${run.outcome ?? run.status}`} title={`the seed's status: ${run.status}`}>{run.outcome ?? run.status}</span>
                 <dl>
                   <dt>profile</dt>
                   <dd>{run.profile}</dd>
