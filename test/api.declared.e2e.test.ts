@@ -21,6 +21,7 @@ const README_ROUTES = [
   "POST /v1/sessions/{bead}/signal",
   "POST /v1/sessions/{bead}/input",
   "GET /v1/queue",
+  "GET /v1/dispatch/choices",
   "GET /v1/feed",
   "GET /v1/sessions/{bead}/terminal",
   "GET /v1/sessions/{bead}/tty",

@@ -63,6 +63,9 @@ const dispatchFromForm = async (page: Page, bead: string, command: string) => {
   await page.locator("details.dispatch summary").click()
   await page.fill('input[name="bead"]', bead)
   await page.fill('input[name="repo"]', repo)
+  // The daemon's profiles and templates are offered as the fields' suggestions.
+  await page.locator('#dispatch-profiles option[value="shell"]').waitFor({ state: "attached" })
+  expect(await page.locator("#dispatch-templates option").evaluateAll((options) => options.map((o) => (o as HTMLOptionElement).value))).toContain("feature")
   await page.fill('input[name="agent"]', "shell")
   await page.fill('textarea[name="prompt"]', "answer the question")
   await page.fill('input[name="command"]', command)

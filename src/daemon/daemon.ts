@@ -49,7 +49,7 @@ import { MachineHistory } from "./machineHistory.js"
 import { SnapshotPersistence } from "./snapshotPersistence.js"
 import { followSession, type FollowedSession } from "./sessionSlots.js"
 import { StallWatch } from "./stallWatch.js"
-import { readHistory, readMemory, readTranscript } from "./sessionFiles.js"
+import { listTemplates, readHistory, readMemory, readTranscript } from "./sessionFiles.js"
 import { RecentFailures } from "./recentFailures.js"
 import { feedOfRootEmitted, feedOfRootEvent, recordsWrittenData, sessionStateData } from "./treeFeed.js"
 import { checkDispatchTarget } from "./dispatchChecks.js"
@@ -598,6 +598,14 @@ export class Daemon {
     const transcript = readTranscript(this.options.paths, run.transcript_path)
     if (transcript === null) throw new NoTranscript({ bead })
     return transcript
+  }
+
+  /** What a dispatch may name: the configured profiles (and whether each runs a command), the templates (the workspace's and Warden's). */
+  dispatchChoices(): { readonly profiles: ReadonlyArray<{ readonly name: string; readonly runs_command: boolean }>; readonly templates: ReadonlyArray<string> } {
+    const profiles = Object.entries(this.options.config.profiles)
+      .map(([name, profile]) => ({ name, runs_command: profile.args.some((arg) => arg.includes("{command}")) }))
+      .sort((a, b) => a.name.localeCompare(b.name))
+    return { profiles, templates: listTemplates(this.options.paths.templates) }
   }
 
   /** The memory notes of a day (`memory/<date>.md`), and the days that have notes. */

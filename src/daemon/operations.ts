@@ -94,6 +94,8 @@ export class DaemonOperations extends Context.Tag("warden/DaemonOperations")<
     readonly history: (bead: string) => Effect.Effect<{ readonly file: string; readonly text: string }, NoHistory>
     /** The transcript of a bead's latest attempt (its last 16 MiB), for download. */
     readonly transcript: (bead: string) => Effect.Effect<{ readonly file: string; readonly text: Buffer; readonly truncated: boolean }, UnknownBead | RecordUnreadable | NoTranscript | ServiceUnavailable>
+    /** What a dispatch may name: the profiles (and whether each runs a command) and the templates. */
+    readonly dispatchChoices: Effect.Effect<ReturnType<Daemon["dispatchChoices"]>>
     /** A day's memory notes (`YYYY-MM-DD`), and the days that have some. */
     readonly memory: (date: string) => Effect.Effect<{ readonly date: string; readonly text: string; readonly dates: ReadonlyArray<string> }>
     /** The Prometheus exposition of the daemon's metrics. */
@@ -138,5 +140,6 @@ export const operationsFromDaemon = (
   history: (bead) => call(() => daemon.history(bead)),
   transcript: (bead) => call(() => daemon.transcript(bead)),
   memory: (date) => Effect.sync(() => daemon.memory(date)),
+  dispatchChoices: Effect.sync(() => daemon.dispatchChoices()),
   metrics: Effect.tryPromise({ try: metrics, catch: (error) => new ServiceUnavailable({ reason: `metrics: ${(error as Error).message}` }) })
 })

@@ -1,5 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { templateNamePattern, templateNames } from "../templates/render.js"
 import type { WorkspacePaths } from "../workspace/paths.js"
 
 /** The most of a transcript a download gives: its last 16 MiB. */
@@ -65,4 +66,20 @@ export const readMemory = (paths: WorkspacePaths, date: string): { readonly date
     text = ""
   }
   return { date, text, dates }
+}
+
+/** The templates a dispatch may name: Warden's own and the workspace's (`<workspace>/templates/<name>.md`), sorted. */
+export const listTemplates = (workspaceDir: string): ReadonlyArray<string> => {
+  let own: string[] = []
+  try {
+    own = fs
+      .readdirSync(workspaceDir)
+      .filter((name) => name.endsWith(".md"))
+      .map((name) => name.slice(0, -".md".length))
+      .filter((name) => templateNamePattern.test(name))
+  } catch {
+    // No templates of the workspace's own.
+    own = []
+  }
+  return [...new Set([...templateNames, ...own])].sort()
 }

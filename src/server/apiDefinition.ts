@@ -114,6 +114,14 @@ export class DispatchGroup extends HttpApiGroup.make("dispatch")
       .addError(wire.ServiceUnavailable)
   )
   .add(withBody(HttpApiEndpoint.post("drain", "/v1/drain"), DrainBody).addSuccess(Schema.Struct({ draining: Schema.Boolean })))
+  .add(
+    HttpApiEndpoint.get("choices", "/v1/dispatch/choices").addSuccess(
+      Schema.Struct({
+        profiles: Schema.Array(Schema.Struct({ name: Schema.String, runs_command: Schema.Boolean })),
+        templates: Schema.Array(Schema.String)
+      })
+    )
+  )
   .add(HttpApiEndpoint.get("queue", "/v1/queue").addSuccess(Schema.Struct({ queue: Schema.Array(Schema.Unknown) })).addError(wire.ServiceUnavailable))
   .middleware(Authorization) {}
 

@@ -226,6 +226,7 @@ export const makeApiServer = (
         .handleRaw("dispatch", ({ request }) => Effect.flatMap(decodeBody(request, DispatchBody), ops.dispatch))
         .handleRaw("drain", ({ request }) => Effect.flatMap(decodeBody(request, DrainBody), (body) => ops.drain(body.on)))
         .handle("queue", () => Effect.map(ops.queue, (queue) => ({ queue })))
+        .handle("choices", () => ops.dispatchChoices)
     )
     const SessionsLive = HttpApiBuilder.group(WardenApi, "sessions", (handlers) =>
       handlers

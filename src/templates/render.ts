@@ -52,7 +52,8 @@ const variableNames: ReadonlySet<string> = new Set<keyof TemplateVars>([
   "status_file"
 ])
 
-const templateNamePattern = /^[a-z0-9][a-z0-9-]*$/
+/** A template's name: lower-case letters, digits and dashes (so it is a plain file name). */
+export const templateNamePattern = /^[a-z0-9][a-z0-9-]*$/
 const variableNamePattern = /^[A-Za-z0-9._-]+$/
 
 const isFile = (file: string): boolean => {

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks"
-import { messageOf, post } from "../api.js"
+import { getJson, messageOf, post } from "../api.js"
 import { sessionHref } from "../route.js"
 import { type SessionRow, useDashboard } from "../store.js"
 import { FINAL_STATES } from "../types.js"
@@ -40,9 +40,20 @@ const Actions = ({ row }: { row: SessionRow }) => {
   )
 }
 
+interface DispatchChoices {
+  readonly profiles: ReadonlyArray<{ readonly name: string; readonly runs_command: boolean }>
+  readonly templates: ReadonlyArray<string>
+}
+
 const DispatchForm = () => {
   const [problem, setProblem] = useState<string | null>(null)
   const [sent, setSent] = useState<string | null>(null)
+  // The profiles and templates the daemon knows, offered as suggestions (any text may still be sent: the API names what it refuses).
+  const [choices, setChoices] = useState<DispatchChoices>({ profiles: [], templates: [] })
+  useEffect(() => {
+    getJson<DispatchChoices>("/v1/dispatch/choices").then(setChoices, () => undefined)
+  }, [])
+  const commandProfiles = choices.profiles.filter((p) => p.runs_command).map((p) => p.name)
   const submit = async (event: Event) => {
     event.preventDefault()
     const form = event.currentTarget as HTMLFormElement
@@ -80,7 +91,12 @@ const DispatchForm = () => {
           Repository <input name="repo" required placeholder="/srv/repos/app" autocomplete="off" />
         </label>
         <label>
-          Profile <input name="agent" required placeholder="claude" autocomplete="off" />
+          Profile <input name="agent" required placeholder="claude" autocomplete="off" list="dispatch-profiles" />
+          <datalist id="dispatch-profiles">
+            {choices.profiles.map((p) => (
+              <option value={p.name} />
+            ))}
+          </datalist>
         </label>
         <label>
           Priority
@@ -93,13 +109,23 @@ const DispatchForm = () => {
           </select>
         </label>
         <label>
-          Template <input name="template" placeholder="(none)" autocomplete="off" />
+          Template <input name="template" placeholder="(none)" autocomplete="off" list="dispatch-templates" />
+          <datalist id="dispatch-templates">
+            {choices.templates.map((t) => (
+              <option value={t} />
+            ))}
+          </datalist>
         </label>
         <label class="wide">
           Prompt <textarea name="prompt" rows={3} placeholder="what to do (or a template)" />
         </label>
         <label class="wide">
-          Command <input name="command" placeholder="for a command profile" autocomplete="off" />
+          Command{" "}
+          <input
+            name="command"
+            placeholder={commandProfiles.length === 0 ? "for a command profile" : `for ${commandProfiles.join(", ")}`}
+            autocomplete="off"
+          />
         </label>
         <button type="submit" class="primary">
           Dispatch
