@@ -27,8 +27,11 @@ const ws = makeWorkspace({
 })
 const repo = ws.makeRepo("repo")
 
-/** The agent asks before it goes on; its answer goes to answer.txt in its repo. */
-const ASKER = `echo agent-says-hello; printf 'Proceed? [y/n] '; IFS= read -r x; echo "answer=$x" > answer.txt; echo WARDEN_DONE`
+/**
+ * The agent asks before it goes on; its answer goes to answer.txt in its repo. It then says it is done and
+ * stays (the session ends it): the marker is then the only sign of completion, never a race with its exit.
+ */
+const ASKER = `echo agent-says-hello; printf 'Proceed? [y/n] '; IFS= read -r x; echo "answer=$x" > answer.txt; echo WARDEN_DONE; sleep 60`
 
 let daemon: Awaited<ReturnType<typeof ws.startDaemon>> | null = null
 let browser: Browser | null = null
