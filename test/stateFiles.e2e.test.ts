@@ -13,13 +13,15 @@ import { processesWithEnv } from "./support/processes.js"
 const started: Array<{ ws: Workspace; child: ChildProcess }> = []
 
 afterEach(async () => {
-  for (const { ws, child } of started.splice(0)) {
+  const ended = started.splice(0)
+  // Every daemon first (a workspace may have had several), then each workspace once.
+  for (const { child } of ended) {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill("SIGKILL")
       await new Promise((resolve) => child.once("exit", resolve))
     }
-    ws.cleanup()
   }
+  for (const ws of new Set(ended.map((entry) => entry.ws))) ws.cleanup()
 })
 
 const daemonOf = async (ws: Workspace, ...extra: string[]) => {
