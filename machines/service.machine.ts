@@ -6,8 +6,8 @@
  * intensity, systemd's `StartLimitBurst`) or exits with a code the policy says
  * not to restart (systemd's `RestartPreventExitStatus`).
  *
- *   starting ──ok──▶ running.healthy ⇄ running.unhealthy
- *      │ failed          │ EXITED          │ unhealthyAfter failing probes
+ *   starting ──ok──▶ running.checking ──probe passes──▶ running.healthy ⇄ running.unhealthy
+ *      │ failed          │ EXITED (any running state)           │ unhealthyAfter failing probes
  *      ▼                 ▼                 ▼
  *   backingOff ──after backoff──▶ restarting (terminating ▶ launching) ──ok──▶ running
  *   any of these ──STOP──▶ stopping ──▶ stopped ──START──▶ starting
@@ -28,7 +28,7 @@
  * Tags: `up` on `running` (both sub-states). `stopped` and `failed` are not
  * final: the operator can START (or RESTART) the service again.
  */
-import { emit, enqueueActions, fromCallback, fromPromise, setup, stopChild, assign } from "xstate"
+import { assign, emit, enqueueActions, fromCallback, fromPromise, not, setup, stopChild } from "xstate"
 import * as r from "./service.reducers.js"
 
 /** How the service is restarted; compiled from config (`services.<name>.restart` and friends) with defaults filled in. */
@@ -253,8 +253,23 @@ export const serviceMachine = setup({
         STOP: { target: "stopping", actions: "noteTime" },
         RESTART: { target: "restarting.terminating", actions: "noteTime" }
       },
-      initial: "healthy",
+      initial: "checking",
       states: {
+        /**
+         * Launched, not yet probed: healthy only once a probe passes (a process that runs is not yet a service
+         * that answers). Without a probe there is nothing to wait for: healthy at once.
+         */
+        checking: {
+          always: { guard: not("hasHealthCheck"), target: "healthy" },
+          on: {
+            HEALTH: [
+              { guard: "probePassed", target: "healthy", actions: ["recordHealth", "beginHealthyRun"] },
+              ...wedged,
+              { target: "unhealthy", actions: "recordHealth" }
+            ],
+            RESUME: { target: "checking", reenter: true, actions: "noteTime" }
+          }
+        },
         /** Probes pass (or there are none); staying here for `healthyResetMs` resets the backoff. */
         healthy: {
           after: { healthyReset: { actions: "resetBackoff" } },

@@ -259,9 +259,27 @@ describe("service machine (simulated clock)", () => {
     release()
     await h.until("running")
     expect(h.calls).toEqual(["launch#1", "terminate:101", "terminated:101", "launch#2"])
-    expect(h.state()).toBe("running.healthy")
+    // Running again, but not called healthy until its probe says so.
+    expect(h.state()).toBe("running.checking")
     expect(h.context()).toMatchObject({ pid: 102, restarts: 1, recentRestarts: [1_000_000] })
     expect(h.probe().input).toEqual({ name: "gateway" })
+    h.health(true)
+    expect(h.state()).toBe("running.healthy")
+  })
+
+  it("is running.checking, not healthy, from its launch until its first probe passes; a first probe that fails is unhealthy; without a probe it is healthy at once", async () => {
+    const probed = harness({ policy: policy({ hasHealthCheck: true }) })
+    await probed.until("running")
+    expect(probed.state()).toBe("running.checking")
+    probed.health(true)
+    expect(probed.state()).toBe("running.healthy")
+    const failing = harness({ policy: policy({ hasHealthCheck: true }) })
+    await failing.until("running")
+    failing.health(false)
+    expect(failing.state()).toBe("running.unhealthy")
+    const unprobed = harness({ policy: policy({ hasHealthCheck: false }) })
+    await unprobed.until("running")
+    expect(unprobed.state()).toBe("running.healthy")
   })
 
   it("terminates a wedged service for good when restarting it would exceed the limit", async () => {
