@@ -63,6 +63,18 @@ export const wakeText = (
   result: { readonly reason: string }
 ): string => `Agent ${run.bead} ${run.status} (${run.duration_seconds ?? 0}s, ${run.agent}, attempt ${run.attempt}/${run.max_retries ?? run.attempt}, reason: ${result.reason})`
 
+/**
+ * What the agent left on its screen: without tmux's note on a dead pane (remain-on-exit) and the blank rows
+ * below its last line, so a decision's screen evidence ends with the agent's own last lines (its marker, its
+ * report), not with "Pane is dead".
+ */
+export const agentLines = (screen: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const lines = screen.filter((line) => !/^Pane is dead \(/.test(line))
+  let end = lines.length
+  while (end > 0 && lines[end - 1]!.trim() === "") end -= 1
+  return lines.slice(0, end)
+}
+
 /** The output summary: the last 500 characters of the screen (the transcript's tail when the screen is gone). */
 export const outputSummaryOf = (screen: ReadonlyArray<string>): string | null => {
   const text = screen
@@ -164,7 +176,7 @@ export const sessionImplementations = (lookup: SessionLookup, runtime: EffectRun
             const format = spec.profile.config.output
             const report = format === "text" ? null : reportFromLines(format, transcriptLines(transcript, 16 * 1024 * 1024))
             const at = yield* Clock.currentTimeMillis
-            return { at, outputSummary: outputSummaryOf(screen), screen: screen.slice(-40), report }
+            return { at, outputSummary: outputSummaryOf(screen), screen: agentLines(screen).slice(-40), report }
           }),
           signal
         )
