@@ -34,7 +34,7 @@ describe("the daemon", () => {
     fs.writeFileSync(gate, "")
     expect(await exited(high), high.output()).toBe(0)
     expect(high.output()).toMatch(/bd-p-high {2}#1 {2}running\.working/)
-    await eventually(() => ws.readRun("bd-p-low")?.status === "done", 30_000, "the low-priority bead done")
+    await eventually(() => ws.readRun("bd-p-low")?.lifecycle_state === "done", 30_000, "the low-priority bead done")
     const started = (bead: string) => Date.parse(ws.readRun(bead).started_at_precise)
     expect(started("bd-p-first")).toBeLessThan(started("bd-p-high"))
     expect(started("bd-p-high")).toBeLessThan(started("bd-p-low"))
@@ -47,7 +47,9 @@ describe("the daemon", () => {
 
   it("refuses requests without the right token, from a foreign origin, and bad requests, with a reason and no change", async () => {
     const repo = ws.makeRepo("repo-refusals")
-    const before = fs.readdirSync(path.join(ws.workspace, "state", "runs")).sort()
+    // The records on disk (an atomic write's temporary file, from a record still being written, is not one).
+    const records = () => fs.readdirSync(path.join(ws.workspace, "state", "runs")).filter((name) => !name.startsWith(".")).sort()
+    const before = records()
     const noToken = await fetch(`${daemon.base}/v1/sessions`)
     expect(noToken.status).toBe(401)
     expect((await api("GET", "/v1/sessions", undefined, { authorization: "Bearer wrong" })).status).toBe(401)
@@ -71,7 +73,7 @@ describe("the daemon", () => {
     expect((await api("POST", "/v1/sessions/bd-never/cancel", {})).status).toBe(404)
     expect((await api("DELETE", "/v1/dispatch")).status).toBe(405)
     expect((await api("GET", "/v1/nothing")).status).toBe(404)
-    expect(fs.readdirSync(path.join(ws.workspace, "state", "runs")).sort()).toEqual(before)
+    expect(records()).toEqual(before)
   })
 
   it("logs, retry and tail through the CLI", async () => {
