@@ -198,14 +198,7 @@ const DECIDING_EVENTS: Readonly<Record<string, RegExp>> = {
   verification: /^xstate\.(done|error)\.actor\..*\.verifying$/
 }
 
-/** What to light for step `n` (1-based; the last step when null): its states current, every earlier step's states visited. */
-export const marksAt = (steps: ReadonlyArray<ReplayStep>, n: number | null): { current: Set<string>; visited: Set<string> } => {
-  const upTo = n ?? steps.length
-  const current = new Set(steps[upTo - 1]?.states ?? [])
-  const visited = new Set<string>()
-  for (const step of steps.slice(0, upTo - 1)) for (const id of step.states) if (!current.has(id)) visited.add(id)
-  return { current, visited }
-}
+export { marksAt } from "./marks.js"
 
 /** The lines that tell a step: its number, the event that caused it, the state reached, the decisions with their evidence. */
 export const stepCaption = (step: ReplayStep, total: number): ReadonlyArray<string> => {

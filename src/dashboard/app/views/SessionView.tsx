@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks"
 import { getJson, messageOf, post } from "../api.js"
 import { refreshSession, useDashboard } from "../store.js"
+import { marksAt } from "../../../viz/marks.js"
 import { type DecisionRecord, FINAL_STATES, type ReplayStep, type RunRecord, type StepDecision } from "../types.js"
 import { clock, elapsed, topState } from "./format.js"
 import { useNow } from "./SessionsView.js"
@@ -87,13 +88,6 @@ const Why = ({ run }: { run: RunRecord }) => (
   </section>
 )
 
-/** Step N's marks: its states lit, every earlier step's states visited (src/viz/replay.ts's `marksAt`). */
-const marksAt = (steps: ReadonlyArray<ReplayStep>, n: number): { current: ReadonlyArray<string>; visited: Set<string> } => {
-  const current = steps[n - 1]?.states ?? []
-  const visited = new Set<string>()
-  for (const step of steps.slice(0, n - 1)) for (const id of step.states) if (!current.includes(id)) visited.add(id)
-  return { current, visited }
-}
 
 const Replay = ({ steps, at, setAt }: { steps: ReadonlyArray<ReplayStep>; at: number; setAt: (n: number | null) => void }) => {
   const step = steps[at - 1]
@@ -164,14 +158,18 @@ export const SessionView = ({ bead }: { bead: string }) => {
   const live = dashboard.machines.get(`session:${bead}`)
   const lastStep = steps[steps.length - 1]
   let marks: { current: ReadonlyArray<string>; visited: ReadonlySet<string> }
-  if (replayAt !== null) marks = marksAt(steps, replayAt)
+  const marksOf = (n: number) => {
+    const { current, visited } = marksAt(steps, n)
+    return { current: [...current], visited }
+  }
+  if (replayAt !== null) marks = marksOf(replayAt)
   else if (live !== undefined && (lastStep === undefined || live.at >= lastStep.at)) {
     const visited = new Set(marksAt(steps, steps.length).visited)
     for (const id of lastStep?.states ?? []) visited.add(id)
     for (const id of live.visited) visited.add(id)
     for (const id of live.current) visited.delete(id)
     marks = { current: live.current, visited }
-  } else marks = marksAt(steps, steps.length)
+  } else marks = marksOf(steps.length)
 
   // Until the daemon is known to hold this bead (a row, a queue item or a record), show no controls and open no terminal.
   if (row === undefined && record === null) {
