@@ -77,9 +77,7 @@ export const agentLines = (screen: ReadonlyArray<string>): ReadonlyArray<string>
 
 /** The output summary: the last 500 characters of the screen (the transcript's tail when the screen is gone). */
 export const outputSummaryOf = (screen: ReadonlyArray<string>): string | null => {
-  const text = screen
-    // tmux's own note on a dead pane (remain-on-exit) is not the agent's output.
-    .filter((line) => !/^Pane is dead \(/.test(line))
+  const text = agentLines(screen)
     .join("\n")
     .replace(/\n{3,}/g, "\n\n")
     .trim()
