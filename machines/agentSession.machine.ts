@@ -44,14 +44,12 @@ import type {
 import * as guards from "./agentSession.guards.js"
 import { initialContext, type DecideParams } from "./agentSession.reducers.js"
 import * as reduce from "./agentSession.reducers.js"
+import { notProvided } from "./actorPlaceholder.js"
 
 /** The `decide` action with its params: what was decided (`kind`), from where (`source`), by which step (`step`). */
 const decide = (kind: DecideParams["kind"], source: DecideParams["source"], step?: DecideParams["step"]) =>
   ({ type: "decide", params: step === undefined ? { kind, source } : { kind, source, step } }) as const
 
-const notProvided = (name: string) => () => {
-  throw new Error(`agentSession: actor "${name}" is not provided; use machine.provide()`)
-}
 
 export const agentSessionMachine = setup({
   types: {
@@ -62,14 +60,14 @@ export const agentSessionMachine = setup({
     tags: {} as SessionTag
   },
   actors: {
-    preflight: fromPromise<PreflightOutput, AttemptRef>(notProvided("preflight")),
-    launch: fromPromise<LaunchOutput, AttemptRef>(notProvided("launch")),
-    watchAgent: fromCallback<SessionEvent, WatchInput>(notProvided("watchAgent")),
-    capture: fromPromise<CaptureOutput, CaptureInput>(notProvided("capture")),
-    verify: fromPromise<VerifyOutput, VerifyInput>(notProvided("verify")),
-    clean: fromPromise<StepOutput, CleanInput>(notProvided("clean")),
-    notify: fromPromise<NotifyOutput, ReportInput>(notProvided("notify")),
-    remember: fromPromise<StepOutput, ReportInput>(notProvided("remember"))
+    preflight: fromPromise<PreflightOutput, AttemptRef>(notProvided("agentSession", "preflight")),
+    launch: fromPromise<LaunchOutput, AttemptRef>(notProvided("agentSession", "launch")),
+    watchAgent: fromCallback<SessionEvent, WatchInput>(notProvided("agentSession", "watchAgent")),
+    capture: fromPromise<CaptureOutput, CaptureInput>(notProvided("agentSession", "capture")),
+    verify: fromPromise<VerifyOutput, VerifyInput>(notProvided("agentSession", "verify")),
+    clean: fromPromise<StepOutput, CleanInput>(notProvided("agentSession", "clean")),
+    notify: fromPromise<NotifyOutput, ReportInput>(notProvided("agentSession", "notify")),
+    remember: fromPromise<StepOutput, ReportInput>(notProvided("agentSession", "remember"))
   },
   delays: {
     /** Time left before the attempt's absolute deadline. */

@@ -30,6 +30,7 @@ import {
   type Decision,
   type Observations
 } from "./argus.types.js"
+import { notProvided } from "./actorPlaceholder.js"
 
 export interface ArgusInput {
   readonly policy: ArgusPolicy
@@ -93,9 +94,6 @@ export interface ArgusContext {
 
 export const MAX_CYCLES = 20
 
-const notProvided = (name: string) => () => {
-  throw new Error(`argus: actor "${name}" is not provided; use machine.provide()`)
-}
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
@@ -123,10 +121,10 @@ export const argusMachine = setup({
     input: {} as ArgusInput
   },
   actors: {
-    collect: fromPromise<Observations, void>(notProvided("collect")),
-    decide: fromPromise<DecideOutput, DecideInput>(notProvided("decide")),
-    act: fromPromise<ActOutput, ActInput>(notProvided("act")),
-    audit: fromPromise<void, AuditInput>(notProvided("audit"))
+    collect: fromPromise<Observations, void>(notProvided("argus", "collect")),
+    decide: fromPromise<DecideOutput, DecideInput>(notProvided("argus", "decide")),
+    act: fromPromise<ActOutput, ActInput>(notProvided("argus", "act")),
+    audit: fromPromise<void, AuditInput>(notProvided("argus", "audit"))
   },
   delays: {
     interval: ({ context }) => context.policy.intervalMs

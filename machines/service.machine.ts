@@ -30,6 +30,7 @@
  */
 import { assign, emit, enqueueActions, fromCallback, fromPromise, not, setup, stopChild } from "xstate"
 import * as r from "./service.reducers.js"
+import { notProvided } from "./actorPlaceholder.js"
 
 /** How the service is restarted; compiled from config (`services.<name>.restart` and friends) with defaults filled in. */
 export interface ServicePolicy {
@@ -137,9 +138,6 @@ export interface ServiceContext {
   readonly failureReason: string | null
 }
 
-const notProvided = (name: string) => () => {
-  throw new Error(`service: actor "${name}" is not provided; use machine.provide()`)
-}
 
 const failOverLimit = (cause: r.FailParams["cause"]) => ({ type: "failOverLimit", params: { cause } }) as const
 
@@ -168,10 +166,10 @@ export const serviceMachine = setup({
     tags: {} as "up"
   },
   actors: {
-    launch: fromPromise<LaunchOutput, LaunchInput>(notProvided("launch")),
-    watch: fromCallback<ServiceEvent, WatchInput>(notProvided("watch")),
-    probe: fromCallback<ServiceEvent, ProbeInput>(notProvided("probe")),
-    terminate: fromPromise<TerminateOutput, TerminateInput>(notProvided("terminate"))
+    launch: fromPromise<LaunchOutput, LaunchInput>(notProvided("service", "launch")),
+    watch: fromCallback<ServiceEvent, WatchInput>(notProvided("service", "watch")),
+    probe: fromCallback<ServiceEvent, ProbeInput>(notProvided("service", "probe")),
+    terminate: fromPromise<TerminateOutput, TerminateInput>(notProvided("service", "terminate"))
   },
   delays: {
     /** Time left before the absolute end of the backoff. */

@@ -17,6 +17,7 @@
  */
 import { assertEvent, assign, emit, enqueueActions, fromPromise, setup, type AnyActorLogic, type AnyActorRef } from "xstate"
 import type { SessionPolicy } from "./agentSession.types.js"
+import { notProvided } from "./actorPlaceholder.js"
 
 /** A bead the queue hands out. */
 export interface AdmittedItem {
@@ -114,10 +115,6 @@ export type SupervisorEmitted =
   /** A service child failed (an exception in its machine): it is no longer supervised until the daemon restarts. */
   | { readonly type: "serviceFailed"; readonly name: string; readonly error: unknown }
 
-const notProvided = () => {
-  throw new Error('supervisor: actor "claimNext" is not provided; use machine.provide()')
-}
-
 const beadOfChild = (context: SupervisorContext, id: string): string | undefined =>
   Object.keys(context.sessions).find((bead) => context.sessions[bead] === id)
 
@@ -135,13 +132,13 @@ export const supervisorMachine = setup({
   },
   actors: {
     /** Takes the most urgent admissible item from the queue; `blocked` lists the profiles at their quota. */
-    claimNext: fromPromise<AdmittedItem | null, { blocked: ReadonlyArray<string> }>(notProvided),
+    claimNext: fromPromise<AdmittedItem | null, { blocked: ReadonlyArray<string> }>(notProvided("supervisor", "claimNext")),
     /** A bead's session (the lifecycle machine with its effects), provided by the daemon; its input is a `SessionChildInput`. */
-    session: fromPromise<unknown, SessionChildInput>(notProvided) as AnyActorLogic,
+    session: fromPromise<unknown, SessionChildInput>(notProvided("supervisor", "session")) as AnyActorLogic,
     /** A supervised service (the service machine with its effects), provided by the daemon. */
-    service: fromPromise<unknown, ServiceChildInput>(notProvided) as AnyActorLogic,
+    service: fromPromise<unknown, ServiceChildInput>(notProvided("supervisor", "service")) as AnyActorLogic,
     /** Argus, the watchdog (its machine with allowlisted effects), provided by the daemon. */
-    argus: fromPromise<unknown, Readonly<Record<string, unknown>>>(notProvided) as AnyActorLogic
+    argus: fromPromise<unknown, Readonly<Record<string, unknown>>>(notProvided("supervisor", "argus")) as AnyActorLogic
   },
   guards: {
     canAdmit: ({ context }) => context.mayHaveWork && hasSlot(context),
