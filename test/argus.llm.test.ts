@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net"
 import { AdvisorFailed, ArgusAdvisor, advisorLayer } from "../src/argus/ArgusAdvisor.js"
 import { LLM_LIMITS, PROMPT_MARKER, argusPrompt, findings, parseAnswer } from "../src/argus/llmContract.js"
 import { decideWithAdvisor } from "../src/argus/llmDecider.js"
+import { argusPolicy } from "./support/argusPolicy.js"
 
 /**
  * Argus's LLM decider without a network: the seed's prompt contract read both ways, and the decider's
@@ -16,18 +17,7 @@ import { decideWithAdvisor } from "../src/argus/llmDecider.js"
  */
 const NOW = 1_800_000_000_000
 
-const policy: ArgusPolicy = {
-  intervalMs: 300_000,
-  dryRun: false,
-  maxActionsPerCycle: 5,
-  graceSeconds: 300,
-  orphanCycles: 3,
-  stalledSeconds: 900,
-  services: ["gateway"],
-  agentExecutables: ["/usr/bin/claude"],
-  agentsUid: 1000,
-  protectedPids: [1, 4242]
-}
+const policy: ArgusPolicy = argusPolicy()
 
 const calm: Observations = {
   at: NOW,

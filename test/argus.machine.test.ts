@@ -11,24 +11,13 @@ import {
 } from "../machines/argus.machine.js"
 import { validate } from "../machines/argus.rules.js"
 import type { ArgusPolicy, Observations, ProcessObservation } from "../machines/argus.types.js"
+import { argusPolicy } from "./support/argusPolicy.js"
 
 const START = 1_800_000_000_000
 const CLAUDE = "/opt/agents/bin/claude"
 const ALLOWED = new Set(["restart_service", "kill_pid", "kill_tmux", "alert", "log"])
 
-const policy = (over: Partial<ArgusPolicy> = {}): ArgusPolicy => ({
-  intervalMs: 300_000,
-  dryRun: false,
-  maxActionsPerCycle: 5,
-  graceSeconds: 300,
-  orphanCycles: 3,
-  stalledSeconds: 900,
-  services: ["gateway"],
-  agentExecutables: [CLAUDE],
-  agentsUid: 1000,
-  protectedPids: [1, 4242],
-  ...over
-})
+const policy = (over: Partial<ArgusPolicy> = {}): ArgusPolicy => argusPolicy({ agentExecutables: [CLAUDE], ...over })
 
 const orphan: ProcessObservation = {
   pid: 5001,

@@ -18,24 +18,14 @@ import {
   type Observations,
   type ProcessObservation
 } from "../machines/argus.types.js"
+import { argusPolicy } from "./support/argusPolicy.js"
 
 const NOW = 1_800_000_000_000
 const CLAUDE = "/opt/agents/bin/claude"
 const CODEX = "/opt/agents/bin/codex"
 
-const policy = (over: Partial<ArgusPolicy> = {}): ArgusPolicy => ({
-  intervalMs: 300_000,
-  dryRun: false,
-  maxActionsPerCycle: 5,
-  graceSeconds: 300,
-  orphanCycles: 3,
-  stalledSeconds: 900,
-  services: ["gateway", "mail"],
-  agentExecutables: [CLAUDE, CODEX],
-  agentsUid: 1000,
-  protectedPids: [1, 4242, 4200, 4300],
-  ...over
-})
+const policy = (over: Partial<ArgusPolicy> = {}): ArgusPolicy =>
+  argusPolicy({ services: ["gateway", "mail"], agentExecutables: [CLAUDE, CODEX], protectedPids: [1, 4242, 4200, 4300], ...over })
 
 const orphan = (over: Partial<ProcessObservation> = {}): ProcessObservation => ({
   pid: 5001,
