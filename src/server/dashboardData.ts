@@ -1,6 +1,6 @@
 import type { RunRecord } from "../records/recordSchema.js"
 import { sessionSystemId } from "../../machines/supervisor.machine.js"
-import { machineNamed, machineNames } from "../viz/machineCatalog.js"
+import { machineNamed } from "../viz/machineCatalog.js"
 import { renderMachine } from "../viz/render.js"
 import { attemptDecisions, parseHistory, replaySteps, type ReplayStep } from "../viz/replay.js"
 
@@ -26,7 +26,6 @@ export const machineDrawing = (name: string, format: "svg" | "json"): Promise<st
   return drawing
 }
 
-export { machineNames }
 
 /** A bead's replay steps from its history and run record, or why they cannot be read. */
 export const historySteps = (
