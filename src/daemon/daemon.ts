@@ -594,7 +594,13 @@ export class Daemon {
 
   /** The transcript of a bead's latest attempt, as its run record names it (live or finished), for download. */
   async transcript(bead: string): Promise<{ readonly file: string; readonly text: Buffer; readonly truncated: boolean }> {
-    const { run } = await this.show(bead)
+    // The run record only (it names the transcript): not the result record `show` reads too.
+    const run = await this.run(
+      Effect.flatMap(RecordStore, (store) => store.readRun(bead)).pipe(
+        Effect.mapError((error) => new RecordUnreadable({ bead, file: error.file, reason: error.message }))
+      )
+    )
+    if (run === null) throw new UnknownBead({ bead })
     const transcript = readTranscript(this.options.paths, run.transcript_path)
     if (transcript === null) throw new NoTranscript({ bead })
     return transcript
